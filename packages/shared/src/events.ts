@@ -1,0 +1,67 @@
+import type { ContainerState } from './operations/index.ts';
+import type { ErrorBody } from './errors.ts';
+import type { JobProgress } from './job.ts';
+
+/**
+ * Every event type lxcq publishes, with its `data`. Shared by worker (publishes), API (fans out)
+ * and client (consumes).
+ */
+export interface EventDataMap {
+  /** A container changed state; `source` is `external` when the change was made outside lxcq. */
+  'container.state': { from: ContainerState | 'UNKNOWN'; to: ContainerState; source: 'api' | 'external' };
+  /** A container appeared (created by lxcq or found on a host). */
+  'container.created': { source: 'api' | 'external' };
+  /** A container is gone. */
+  'container.destroyed': { source: 'api' | 'external' };
+  /** A container was renamed; the event's `container` is the new name. */
+  'container.renamed': { from: string; to: string };
+  /** A container moved to another host. */
+  'container.moved': { from: string; to: string };
+  /** A job was accepted and waits for its host. */
+  'job.queued': { operation: string; queuePosition: number };
+  /** A worker began the job. */
+  'job.active': { operation: string; attempt: number };
+  /** A running job reports progress. */
+  'job.progress': JobProgress;
+  /** The job ended well; `result` is the job's result. */
+  'job.completed': { operation: string; result: unknown };
+  /** The job ended with an error. */
+  'job.failed': { operation: string; error: ErrorBody };
+  /** The job was cancelled before (or while) running. */
+  'job.cancelled': { operation: string };
+  /** A host's worker registered or came back. */
+  'host.online': { capabilities: Record<string, unknown> };
+  /** A host missed its heartbeats. */
+  'host.offline': { lastSeen: string };
+  /** A host was drained (or undrained: `draining: false`). */
+  'host.draining': { draining: boolean };
+}
+
+export type EventType = keyof EventDataMap;
+export const EVENT_TYPES = [
+  'container.state',
+  'container.created',
+  'container.destroyed',
+  'container.renamed',
+  'container.moved',
+  'job.queued',
+  'job.active',
+  'job.progress',
+  'job.completed',
+  'job.failed',
+  'job.cancelled',
+  'host.online',
+  'host.offline',
+  'host.draining',
+] as const satisfies readonly EventType[];
+
+export interface LxcqEvent<T extends EventType = EventType> {
+  /** The cursor: the event's id in the Redis stream. */
+  id: string;
+  type: T;
+  time: string;
+  host?: string;
+  container?: string;
+  job?: string;
+  data: EventDataMap[T];
+}

@@ -1,0 +1,41 @@
+/**
+ * Every Redis key lxcq uses, in one place. All share a prefix (LXCQ_PREFIX, default "lxcq");
+ * wrap it in braces ("{lxcq}") to keep every key in one Redis Cluster hash slot.
+ */
+export function keys(prefix = 'lxcq') {
+  return {
+    prefix,
+    /** BullMQ's own prefix for the per-host queues. */
+    bullPrefix: `${prefix}:bull`,
+    /** The BullMQ queue name of a host. */
+    queue: (host: string) => `host.${host}`,
+    /** Hash: one job's record. */
+    job: (id: string) => `${prefix}:job:${id}`,
+    /** Sorted set of every job id by creation time (ms). */
+    jobs: `${prefix}:jobs`,
+    /** Sorted set of a container's job ids by creation time. */
+    containerJobs: (name: string) => `${prefix}:jobs:c:${name}`,
+    /** Sorted set of a lock name's unfinished job ids by submission sequence. */
+    pending: (name: string) => `${prefix}:pending:${name}`,
+    /** Counter giving every job its submission sequence. */
+    seq: `${prefix}:seq`,
+    /** String: the job id first submitted under an Idempotency-Key. */
+    idempotency: (key: string) => `${prefix}:idem:${key}`,
+    /** Hash: a container's inventory record (JSON in field `info`, owner in `host`). */
+    container: (name: string) => `${prefix}:container:${name}`,
+    /** Set of every known container name. */
+    containers: `${prefix}:containers`,
+    /** String with TTL: a name reserved by a queued create/clone/rename. */
+    nameClaim: (name: string) => `${prefix}:claim:${name}`,
+    /** Hash: a host's registration (JSON in `info`), heartbeat in `lastSeen`. */
+    host: (id: string) => `${prefix}:host:${id}`,
+    /** Set of every host id that ever registered. */
+    hosts: `${prefix}:hosts`,
+    /** Stream of every event. */
+    events: `${prefix}:events`,
+    /** Pub/sub channel telling a worker a job was cancelled. */
+    cancelChannel: `${prefix}:cancel`,
+  };
+}
+
+export type Keys = ReturnType<typeof keys>;

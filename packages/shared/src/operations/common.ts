@@ -1,0 +1,76 @@
+import Type, { type Static, type TSchema } from 'typebox';
+import { NAME_PATTERN } from '../names.ts';
+
+/** A container, snapshot, host or checkpoint name (see names.ts for the rule and why). */
+export const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 64 });
+
+export const ContainerState = Type.Union(
+  ['STOPPED', 'STARTING', 'RUNNING', 'STOPPING', 'ABORTING', 'FREEZING', 'FROZEN', 'THAWED'].map((s) =>
+    Type.Literal(s),
+  ),
+);
+export type ContainerState =
+  'STOPPED' | 'STARTING' | 'RUNNING' | 'STOPPING' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED';
+
+export const SnapshotInfo = Type.Object({
+  name: Type.String(),
+  comment: Type.Optional(Type.String()),
+  createdAt: Type.Optional(Type.String()),
+});
+export type SnapshotInfo = Static<typeof SnapshotInfo>;
+
+/** What lxcq knows of a container: the record the worker keeps in Redis and most jobs return. */
+export const ContainerInfo = Type.Object({
+  name: Type.String(),
+  host: Type.String(),
+  state: ContainerState,
+  pid: Type.Optional(Type.Integer()),
+  ips: Type.Optional(Type.Array(Type.String())),
+  snapshots: Type.Optional(Type.Array(SnapshotInfo)),
+  checkpoints: Type.Optional(Type.Array(Type.String())),
+  config: Type.Optional(Type.Record(Type.String(), Type.String())),
+  updatedAt: Type.String(),
+});
+export type ContainerInfo = Static<typeof ContainerInfo>;
+
+export const Empty = Type.Object({}, { additionalProperties: false });
+
+/** Which names a job locks: operations on one name run one at a time in submission order. */
+export type LockFn<P> = (container: string, payload: P) => string[];
+
+export interface OperationDef<
+  N extends string = string,
+  P extends TSchema = TSchema,
+  R extends TSchema = TSchema,
+> {
+  name: N;
+  summary: string;
+  /** Payload besides the container name. */
+  payload: P;
+  result: R;
+  /** A queued job can always be cancelled; this says whether a running one can be. */
+  cancellableWhileRunning: boolean;
+  locks: LockFn<Static<P>>;
+  /** Runs against a container that must already exist (all but create). */
+  needsContainer: boolean;
+  /** Refused with LXCQ_NOT_IMPLEMENTED until the multi-host work lands. */
+  implemented: boolean;
+}
+
+export function defineOperation<N extends string, P extends TSchema, R extends TSchema>(
+  def: Omit<OperationDef<N, P, R>, 'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented'> &
+    Partial<
+      Pick<OperationDef<N, P, R>, 'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented'>
+    >,
+): OperationDef<N, P, R> {
+  return {
+    locks: (container) => [container],
+    needsContainer: true,
+    cancellableWhileRunning: false,
+    implemented: true,
+    ...def,
+  };
+}
+
+export const object = <T extends Record<string, TSchema>>(props: T) =>
+  Type.Object(props, { additionalProperties: false });

@@ -1,0 +1,34 @@
+import Type from 'typebox';
+import { ContainerInfo, Name, defineOperation, object } from './common.ts';
+
+/** Images for the `download` template (images.linuxcontainers.org style: dist/release/arch). */
+export const DownloadImage = object({
+  dist: Type.String({ pattern: '^[a-z0-9._-]{1,32}$' }),
+  release: Type.String({ pattern: '^[a-z0-9._-]{1,32}$' }),
+  arch: Type.String({ pattern: '^[a-z0-9._-]{1,16}$' }),
+  variant: Type.Optional(Type.String({ pattern: '^[a-z0-9._-]{1,32}$' })),
+});
+
+/** Image tarballs for the `local` template, named inside the worker's images directory. */
+export const LocalImage = object({ rootfs: Name, metadata: Type.Optional(Name) });
+
+export const create = defineOperation({
+  name: 'create',
+  summary:
+    'Create a container from a template (busybox, download, local image tarballs), optionally with config and started.',
+  payload: object({
+    template: Type.Union([
+      Type.Literal('busybox'),
+      Type.Literal('download'),
+      Type.Literal('local'),
+      Type.Literal('oci'),
+    ]),
+    download: Type.Optional(DownloadImage),
+    local: Type.Optional(LocalImage),
+    oci: Type.Optional(object({ url: Type.String({ pattern: '^(docker|oci):[^\\s]{1,512}$' }) })),
+    config: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }))),
+    start: Type.Optional(Type.Boolean()),
+  }),
+  result: ContainerInfo,
+  needsContainer: false,
+});
