@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LxcqError, assertConfigAllowed, checkConfigItem } from '../src/index.ts';
+import type { LxcqError} from '../src/index.ts';
+import { assertConfigAllowed, checkConfigItem } from '../src/index.ts';
 
 describe('config-key policy', () => {
   it.each([
