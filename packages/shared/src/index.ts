@@ -6,3 +6,4 @@ export * from './job.ts';
 export * from './events.ts';
 export * from './keys.ts';
 export * from './auth.ts';
+export * from './store.ts';

@@ -33,8 +33,10 @@ export function keys(prefix = 'lxcq') {
     hosts: `${prefix}:hosts`,
     /** Stream of every event. */
     events: `${prefix}:events`,
-    /** Pub/sub channel telling a worker a job was cancelled. */
-    cancelChannel: `${prefix}:cancel`,
+    /** Pub/sub channel carrying the id of every job that ended (wakes API waiters). */
+    jobDone: `${prefix}:jobdone`,
+    /** List: a job's log lines (state changes, progress stages, errors). */
+    jobLog: (id: string) => `${prefix}:joblog:${id}`,
   };
 }
 

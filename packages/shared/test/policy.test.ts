@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { LxcqError} from '../src/index.ts';
+import type { LxcqError } from '../src/index.ts';
 import { assertConfigAllowed, checkConfigItem } from '../src/index.ts';
 
 describe('config-key policy', () => {

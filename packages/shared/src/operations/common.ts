@@ -4,11 +4,16 @@ import { NAME_PATTERN } from '../names.ts';
 /** A container, snapshot, host or checkpoint name (see names.ts for the rule and why). */
 export const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 64 });
 
-export const ContainerState = Type.Union(
-  ['STOPPED', 'STARTING', 'RUNNING', 'STOPPING', 'ABORTING', 'FREEZING', 'FROZEN', 'THAWED'].map((s) =>
-    Type.Literal(s),
-  ),
-);
+export const ContainerState = Type.Union([
+  Type.Literal('STOPPED'),
+  Type.Literal('STARTING'),
+  Type.Literal('RUNNING'),
+  Type.Literal('STOPPING'),
+  Type.Literal('ABORTING'),
+  Type.Literal('FREEZING'),
+  Type.Literal('FROZEN'),
+  Type.Literal('THAWED'),
+]);
 export type ContainerState =
   'STOPPED' | 'STARTING' | 'RUNNING' | 'STOPPING' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED';
 

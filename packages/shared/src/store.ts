@@ -1,0 +1,368 @@
+import type { Redis } from 'ioredis';
+import type { ErrorBody } from './errors.ts';
+import type { EventDataMap, EventType, LxcqEvent } from './events.ts';
+import type { Job, JobProgress, JobState } from './job.ts';
+import type { Keys } from './keys.ts';
+import type { ContainerInfo } from './operations/index.ts';
+
+/** Job fields stored one per hash field (JSON-encoded), so updates touch only what changed. */
+const JOB_FIELDS = [
+  'id',
+  'operation',
+  'container',
+  'host',
+  'state',
+  'payload',
+  'progress',
+  'result',
+  'error',
+  'createdAt',
+  'startedAt',
+  'finishedAt',
+  'attempts',
+  'requestId',
+  'locks',
+  'seq',
+] as const;
+
+export interface StoredJob extends Job {
+  locks: string[];
+  seq: number;
+}
+
+export interface HostInfo {
+  id: string;
+  /** online: heartbeat fresh; offline: missed heartbeats; draining: online but takes no new containers. */
+  status: 'online' | 'offline' | 'draining';
+  draining: boolean;
+  lastSeen: string;
+  startedAt: string;
+  lxcpath: string;
+  capabilities: {
+    liblxcVersion: string;
+    criu: boolean;
+    criuMessage?: string;
+    cores: number;
+    memoryBytes: number;
+    freeMemoryBytes: number;
+    containers: number;
+    running: number;
+  };
+}
+
+// Moves a job from one of the allowed states to another and writes the given fields, atomically.
+// KEYS[1] job hash; ARGV[1] allowed states (comma list), ARGV[2] new state (JSON), then field/value pairs.
+const TRANSITION = `
+local cur = redis.call('HGET', KEYS[1], 'state')
+if not cur then return -1 end
+local st = cjson.decode(cur)
+local ok = false
+for s in string.gmatch(ARGV[1], '[^,]+') do if s == st then ok = true end end
+if not ok then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+return 1`;
+
+export interface StoreOptions {
+  /** How long job records outlive their job (seconds). DESIGN.md: 7 days by default. */
+  jobRetentionSec?: number;
+  /** Event stream retention by count (XADD MAXLEN ~). */
+  eventMaxLen?: number;
+}
+
+function logLine(text: string): string {
+  return `${new Date().toISOString()} ${text}`;
+}
+
+function enc(v: unknown): string {
+  return JSON.stringify(v);
+}
+
+/** The Redis records shared by API and worker: jobs, containers, hosts, events. */
+export class Store {
+  readonly jobRetentionSec: number;
+  readonly eventMaxLen: number;
+
+  constructor(
+    readonly redis: Redis,
+    readonly keys: Keys,
+    opts: StoreOptions = {},
+  ) {
+    this.jobRetentionSec = opts.jobRetentionSec ?? 7 * 24 * 3600;
+    this.eventMaxLen = opts.eventMaxLen ?? 100_000;
+  }
+
+  // ---- jobs ----
+
+  nextSeq(): Promise<number> {
+    return this.redis.incr(this.keys.seq);
+  }
+
+  /**
+   * Records a new job (state queued) and its place in each lock's pending set. With an
+   * idempotency key, returns the job first recorded under it instead (`existing: true`).
+   */
+  async createJob(job: StoredJob, idempotencyKey?: string): Promise<{ job: StoredJob; existing: boolean }> {
+    if (idempotencyKey !== undefined) {
+      const k = this.keys.idempotency(idempotencyKey);
+      const set = await this.redis.set(k, job.id, 'EX', this.jobRetentionSec, 'NX');
+      if (set === null) {
+        const firstId = await this.redis.get(k);
+        const first = firstId ? await this.getJob(firstId) : null;
+        if (first) return { job: first, existing: true };
+        await this.redis.set(k, job.id, 'EX', this.jobRetentionSec);
+      }
+    }
+    const created = Date.parse(job.createdAt);
+    const m = this.redis.multi();
+    m.hset(this.keys.job(job.id), this.encodeJob(job));
+    m.zadd(this.keys.jobs, created, job.id);
+    m.zadd(this.keys.containerJobs(job.container), created, job.id);
+    for (const lock of job.locks) m.zadd(this.keys.pending(lock), job.seq, job.id);
+    await m.exec();
+    return { job, existing: false };
+  }
+
+  private encodeJob(job: Partial<StoredJob>): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const f of JOB_FIELDS) {
+      const v = job[f];
+      if (v !== undefined) out[f] = enc(v);
+    }
+    return out;
+  }
+
+  async getJob(id: string): Promise<StoredJob | null> {
+    const h = await this.redis.hgetall(this.keys.job(id));
+    if (!h.id) return null;
+    const job: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(h)) job[k] = JSON.parse(v) as unknown;
+    const stored = job as unknown as StoredJob;
+    if (stored.state === 'queued') stored.queuePosition = await this.queuePosition(stored);
+    return stored;
+  }
+
+  /** Jobs ahead of this one on its busiest lock (0 when it is next). */
+  async queuePosition(job: Pick<StoredJob, 'id' | 'locks'>): Promise<number> {
+    let pos = 0;
+    for (const lock of job.locks) {
+      const r = await this.redis.zrank(this.keys.pending(lock), job.id);
+      if (r !== null && r > pos) pos = r;
+    }
+    return pos;
+  }
+
+  /** Atomically moves a job from one of `from` to `to`, writing `fields`. False when it was elsewhere. */
+  async transition(
+    id: string,
+    from: readonly JobState[],
+    to: JobState,
+    fields: Partial<StoredJob> = {},
+  ): Promise<boolean> {
+    const flat = Object.entries(this.encodeJob(fields)).flat();
+    const r = (await this.redis.eval(
+      TRANSITION,
+      1,
+      this.keys.job(id),
+      from.join(','),
+      enc(to),
+      ...flat,
+    )) as number;
+    return r === 1;
+  }
+
+  async setProgress(id: string, progress: JobProgress): Promise<void> {
+    const m = this.redis.multi();
+    m.hset(this.keys.job(id), 'progress', enc(progress));
+    m.rpush(this.keys.jobLog(id), logLine(`${progress.percent}% ${progress.stage}`));
+    await m.exec();
+  }
+
+  /** Appends a line to the job's log (bounded, kept as long as the job record). */
+  async log(id: string, text: string): Promise<void> {
+    const m = this.redis.multi();
+    m.rpush(this.keys.jobLog(id), logLine(text));
+    m.ltrim(this.keys.jobLog(id), -1000, -1);
+    m.expire(this.keys.jobLog(id), this.jobRetentionSec);
+    await m.exec();
+  }
+
+  async jobLog(id: string): Promise<string[]> {
+    return this.redis.lrange(this.keys.jobLog(id), 0, -1);
+  }
+
+  /** Ends a job: final state, result or error, retention, and leaves its locks' pending sets. */
+  async finishJob(
+    job: Pick<StoredJob, 'id' | 'locks'>,
+    state: 'completed' | 'failed' | 'cancelled',
+    outcome: { result?: unknown; error?: ErrorBody } = {},
+    from: readonly JobState[] = ['queued', 'active'],
+  ): Promise<boolean> {
+    const fields: Partial<StoredJob> = { finishedAt: new Date().toISOString() };
+    if (outcome.result !== undefined) fields.result = outcome.result;
+    if (outcome.error !== undefined) fields.error = outcome.error;
+    const moved = await this.transition(job.id, from, state, fields);
+    const m = this.redis.multi();
+    for (const lock of job.locks) m.zrem(this.keys.pending(lock), job.id);
+    m.expire(this.keys.job(job.id), this.jobRetentionSec);
+    m.rpush(
+      this.keys.jobLog(job.id),
+      logLine(`${state}${outcome.error ? `: ${outcome.error.code}: ${outcome.error.message}` : ''}`),
+    );
+    m.expire(this.keys.jobLog(job.id), this.jobRetentionSec);
+    m.publish(this.keys.jobDone, job.id);
+    await m.exec();
+    return moved;
+  }
+
+  /**
+   * Lists jobs newest first. `cursor` is the opaque value returned as `next` by the previous page.
+   * Filters are applied while walking the index, so a page may need several reads.
+   */
+  async listJobs(q: {
+    container?: string;
+    host?: string;
+    state?: JobState;
+    limit: number;
+    cursor?: string;
+  }): Promise<{ jobs: StoredJob[]; next: string | null }> {
+    const index = q.container ? this.keys.containerJobs(q.container) : this.keys.jobs;
+    let max = q.cursor ? `(${q.cursor}` : '+inf';
+    const out: StoredJob[] = [];
+    const batch = Math.max(q.limit * 2, 50);
+    for (;;) {
+      const ids = await this.redis.zrevrangebyscore(index, max, '-inf', 'WITHSCORES', 'LIMIT', 0, batch);
+      if (ids.length === 0) return { jobs: out, next: null };
+      for (let i = 0; i < ids.length; i += 2) {
+        const id = ids[i] as string;
+        const score = ids[i + 1] as string;
+        const job = await this.getJob(id);
+        if (job === null) {
+          // Expired record: drop it from the indexes it was in.
+          await this.redis.zrem(index, id);
+          continue;
+        }
+        if ((q.host && job.host !== q.host) || (q.state && job.state !== q.state)) continue;
+        out.push(job);
+        if (out.length === q.limit) {
+          // Scores are ms timestamps; jobs created in the same ms share one, so step just below it.
+          return { jobs: out, next: i + 2 < ids.length || ids.length === batch ? score : null };
+        }
+      }
+      max = `(${ids[ids.length - 1]}`;
+    }
+  }
+
+  // ---- containers ----
+
+  async putContainer(info: ContainerInfo): Promise<void> {
+    const m = this.redis.multi();
+    m.hset(this.keys.container(info.name), { info: enc(info), host: info.host });
+    m.sadd(this.keys.containers, info.name);
+    await m.exec();
+  }
+
+  async getContainer(name: string): Promise<ContainerInfo | null> {
+    const v = await this.redis.hget(this.keys.container(name), 'info');
+    return v ? (JSON.parse(v) as ContainerInfo) : null;
+  }
+
+  async deleteContainer(name: string): Promise<void> {
+    const m = this.redis.multi();
+    m.del(this.keys.container(name));
+    m.srem(this.keys.containers, name);
+    await m.exec();
+  }
+
+  async listContainers(): Promise<ContainerInfo[]> {
+    const names = (await this.redis.smembers(this.keys.containers)).sort();
+    if (names.length === 0) return [];
+    const m = this.redis.multi();
+    for (const n of names) m.hget(this.keys.container(n), 'info');
+    const res = (await m.exec()) ?? [];
+    return res.flatMap(([, v]) => (typeof v === 'string' ? [JSON.parse(v) as ContainerInfo] : []));
+  }
+
+  /** Reserves a name for a queued create/clone/rename so two jobs cannot both take it. */
+  async claimName(name: string, jobId: string, ttlSec = 24 * 3600): Promise<boolean> {
+    return (await this.redis.set(this.keys.nameClaim(name), jobId, 'EX', ttlSec, 'NX')) === 'OK';
+  }
+
+  async releaseName(name: string, jobId: string): Promise<void> {
+    const cur = await this.redis.get(this.keys.nameClaim(name));
+    if (cur === jobId) await this.redis.del(this.keys.nameClaim(name));
+  }
+
+  // ---- hosts ----
+
+  async putHost(info: HostInfo): Promise<void> {
+    const m = this.redis.multi();
+    m.hset(this.keys.host(info.id), { info: enc(info), lastSeen: String(Date.parse(info.lastSeen)) });
+    m.sadd(this.keys.hosts, info.id);
+    await m.exec();
+  }
+
+  async getHost(id: string, offlineAfterMs: number): Promise<HostInfo | null> {
+    const h = await this.redis.hgetall(this.keys.host(id));
+    if (!h.info) return null;
+    return this.hostStatus(JSON.parse(h.info) as HostInfo, h, offlineAfterMs);
+  }
+
+  private hostStatus(info: HostInfo, h: Record<string, string>, offlineAfterMs: number): HostInfo {
+    const draining = h.draining === '1';
+    const stale = Date.now() - Number(h.lastSeen ?? 0) > offlineAfterMs || h.stopped === '1';
+    return { ...info, draining, status: stale ? 'offline' : draining ? 'draining' : 'online' };
+  }
+
+  async listHosts(offlineAfterMs: number): Promise<HostInfo[]> {
+    const ids = (await this.redis.smembers(this.keys.hosts)).sort();
+    const out: HostInfo[] = [];
+    for (const id of ids) {
+      const h = await this.getHost(id, offlineAfterMs);
+      if (h) out.push(h);
+    }
+    return out;
+  }
+
+  async setHostFlag(id: string, flag: 'draining' | 'stopped', on: boolean): Promise<void> {
+    await this.redis.hset(this.keys.host(id), flag, on ? '1' : '0');
+  }
+
+  // ---- events ----
+
+  /** Appends an event to the durable stream; returns its cursor. */
+  async addEvent<T extends EventType>(
+    type: T,
+    data: EventDataMap[T],
+    refs: { host?: string; container?: string; job?: string } = {},
+  ): Promise<string> {
+    const fields = ['type', type, 'time', new Date().toISOString(), 'data', enc(data)];
+    if (refs.host) fields.push('host', refs.host);
+    if (refs.container) fields.push('container', refs.container);
+    if (refs.job) fields.push('job', refs.job);
+    const id = await this.redis.xadd(
+      this.keys.events,
+      'MAXLEN',
+      '~',
+      String(this.eventMaxLen),
+      '*',
+      ...fields,
+    );
+    return id ?? '';
+  }
+
+  static parseEvent(id: string, flat: string[]): LxcqEvent {
+    const f: Record<string, string> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
+    const ev: LxcqEvent = {
+      id,
+      type: f.type as EventType,
+      time: f.time ?? '',
+      data: JSON.parse(f.data ?? '{}') as EventDataMap[EventType],
+    };
+    if (f.host) ev.host = f.host;
+    if (f.container) ev.container = f.container;
+    if (f.job) ev.job = f.job;
+    return ev;
+  }
+}

@@ -1,0 +1,103 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { Redis } from 'ioredis';
+import type { FastifyBaseLogger } from 'fastify';
+import { Store, keys as makeKeys, type Scope, type StoredJob } from '@lxcq/shared';
+import { Tokens } from './auth.ts';
+import type { ApiConfig } from './config.ts';
+import type { ApiContext } from './context.ts';
+import { installErrorHandlers } from './errors.ts';
+import { JobService } from './jobs.ts';
+import { operationRoutes } from './routes/operations.ts';
+import { readRoutes } from './routes/reads.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The scope a route needs; routes without one need admin unless `public`. */
+    scope?: Scope;
+    public?: boolean;
+  }
+}
+
+export interface BuiltApp {
+  app: FastifyInstance;
+  ctx: ApiContext;
+  close(): Promise<void>;
+}
+
+/** Builds the API (routes, auth, errors, docs) without listening; server.ts listens. */
+export async function buildApp(
+  config: ApiConfig,
+  opts: { logger?: FastifyBaseLogger | boolean } = {},
+): Promise<BuiltApp> {
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const keys = makeKeys(config.prefix);
+  const store = new Store(redis, keys, { jobRetentionSec: config.jobRetentionSec });
+  const jobs = new JobService(store, keys, redis, subscriber, {
+    policy: config.policy,
+    hostOfflineMs: config.hostOfflineMs,
+  });
+  await jobs.init();
+  const ctx: ApiContext = {
+    config,
+    redis,
+    store,
+    keys,
+    jobs,
+    tokens: new Tokens(config.tokens),
+    publicJob: (job: StoredJob) => {
+      const { locks: _l, seq: _s, ...rest } = job;
+      return rest;
+    },
+  };
+
+  const app: FastifyInstance = Fastify({
+    ...(opts.logger && typeof opts.logger === 'object'
+      ? { loggerInstance: opts.logger }
+      : { logger: opts.logger === true }),
+    bodyLimit: config.bodyLimit,
+    // Strict bodies: unknown properties are refused, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : crypto.randomUUID();
+    },
+    routerOptions: { maxParamLength: 200 },
+  });
+  installErrorHandlers(app);
+
+  app.addHook('onRequest', async (req, reply) => {
+    void reply.header('x-request-id', req.id);
+    const rc = req.routeOptions.config;
+    if (req.routeOptions.url === undefined || req.routeOptions.url.startsWith('/docs') || rc.public) return;
+    ctx.tokens.authorize(req, rc.scope ?? 'admin');
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'lxcq',
+        version: '1',
+        description: 'LXC containers as asynchronous jobs. See DESIGN.md for the contract.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  readRoutes(app, ctx);
+  operationRoutes(app, ctx);
+
+  return {
+    app,
+    ctx,
+    close: async () => {
+      await app.close();
+      await jobs.close();
+      subscriber.disconnect();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { DEFAULT_POLICY, SCOPES, type ConfigPolicy, type Scope } from '@lxcq/shared';
+
+export interface TokenEntry {
+  name: string;
+  /** sha256 of the token, hex. Plain tokens are hashed on load and not kept. */
+  sha256: string;
+  scopes: Scope[];
+}
+
+/** Every API setting, from the environment (documented in the README's configuration table). */
+export interface ApiConfig {
+  redisUrl: string;
+  prefix: string;
+  port: number;
+  bind: string;
+  tokens: TokenEntry[];
+  bodyLimit: number;
+  hostOfflineMs: number;
+  jobRetentionSec: number;
+  maxWaitSec: number;
+  policy: ConfigPolicy;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function int(env: NodeJS.ProcessEnv, key: string, def: number, min = 0): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min)
+    throw new ConfigError(`${key}=${raw} is not a whole number >= ${min}.`);
+  return n;
+}
+
+export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
+  const tokens: TokenEntry[] = [];
+  if (env.LXCQ_TOKEN) {
+    if (env.LXCQ_TOKEN.length < 16) throw new ConfigError('LXCQ_TOKEN must be at least 16 characters.');
+    tokens.push({ name: 'admin', sha256: hash(env.LXCQ_TOKEN), scopes: ['admin'] });
+  }
+  if (env.LXCQ_TOKENS_FILE) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(env.LXCQ_TOKENS_FILE, 'utf8'));
+    } catch (e) {
+      throw new ConfigError(`LXCQ_TOKENS_FILE ${env.LXCQ_TOKENS_FILE}: ${(e as Error).message}`);
+    }
+    const list = (parsed as { tokens?: unknown }).tokens;
+    if (!Array.isArray(list))
+      throw new ConfigError(
+        'LXCQ_TOKENS_FILE must hold {"tokens": [{"name", "token" or "sha256", "scopes"}]}.',
+      );
+    for (const [i, t] of (list as Record<string, unknown>[]).entries()) {
+      const scopes = t.scopes;
+      if (!Array.isArray(scopes) || !scopes.every((s) => SCOPES.includes(s as Scope))) {
+        throw new ConfigError(`LXCQ_TOKENS_FILE token #${i}: scopes must be a list of ${SCOPES.join(', ')}.`);
+      }
+      const sha =
+        typeof t.sha256 === 'string'
+          ? t.sha256.toLowerCase()
+          : typeof t.token === 'string'
+            ? hash(t.token)
+            : null;
+      if (!sha || !/^[0-9a-f]{64}$/.test(sha))
+        throw new ConfigError(`LXCQ_TOKENS_FILE token #${i}: needs "token" or a hex "sha256".`);
+      tokens.push({
+        name: typeof t.name === 'string' ? t.name : `token${i}`,
+        sha256: sha,
+        scopes: scopes as Scope[],
+      });
+    }
+  }
+  if (tokens.length === 0)
+    throw new ConfigError('No API token configured: set LXCQ_TOKEN (admin) or LXCQ_TOKENS_FILE.');
+  return tokens;
+}
+
+export function loadPolicy(raw: string | undefined): ConfigPolicy {
+  if (!raw) return DEFAULT_POLICY;
+  const text = raw.trim().startsWith('{') ? raw : readFileSync(raw, 'utf8');
+  const allow = (JSON.parse(text) as { allow?: unknown }).allow;
+  if (!Array.isArray(allow) || !allow.every((a) => typeof a === 'string')) {
+    throw new ConfigError('LXCQ_CONFIG_POLICY must be {"allow": [<key patterns>]}.');
+  }
+  return { allow: allow };
+}
+
+export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): ApiConfig {
+  const redisUrl = env.LXCQ_REDIS_URL;
+  if (!redisUrl) throw new ConfigError('LXCQ_REDIS_URL is not set (e.g. redis://127.0.0.1:6379).');
+  return {
+    redisUrl,
+    prefix: env.LXCQ_PREFIX || 'lxcq',
+    port: int(env, 'LXCQ_PORT', 7070),
+    bind: env.LXCQ_HOST_BIND || '127.0.0.1',
+    tokens: loadTokens(env, hash),
+    bodyLimit: int(env, 'LXCQ_BODY_LIMIT', 1024 * 1024, 1024),
+    hostOfflineMs: int(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
+    jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
+    maxWaitSec: int(env, 'LXCQ_MAX_WAIT_S', 300, 1),
+    policy: loadPolicy(env.LXCQ_CONFIG_POLICY),
+  };
+}

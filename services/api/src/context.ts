@@ -1,0 +1,17 @@
+import type { Redis } from 'ioredis';
+import type { Keys, Store, StoredJob } from '@lxcq/shared';
+import type { Tokens } from './auth.ts';
+import type { ApiConfig } from './config.ts';
+import type { JobService } from './jobs.ts';
+
+/** What every route handler needs, built once in app.ts (no module-level singletons). */
+export interface ApiContext {
+  config: ApiConfig;
+  redis: Redis;
+  store: Store;
+  keys: Keys;
+  jobs: JobService;
+  tokens: Tokens;
+  /** A job as clients see it: the stored record without internal fields. */
+  publicJob(job: StoredJob): Omit<StoredJob, 'locks' | 'seq'>;
+}

@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  LxcqError,
+  OPERATIONS,
+  assertClearableKeys,
+  assertConfigAllowed,
+  assertName,
+  isFinal,
+  locksOf,
+  type ConfigPolicy,
+  type HostInfo,
+  type Keys,
+  type OperationName,
+  type PayloadOf,
+  type QueuedJobData,
+  type Store,
+  type StoredJob,
+} from '@lxcq/shared';
+import { isDeepStrictEqual } from 'node:util';
+
+export interface SubmitRequest<N extends OperationName> {
+  operation: N;
+  container: string;
+  payload: PayloadOf<N>;
+  /** Only for create (placement) and same-host clone: the host asked for. */
+  host?: string | undefined;
+  idempotencyKey?: string | undefined;
+  requestId?: string | undefined;
+}
+
+/** Accepts operations: validates them against the policy, finds their host, records and queues them. */
+export class JobService {
+  private queues = new Map<string, Queue<QueuedJobData>>();
+  private waiters = new Map<string, Set<() => void>>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly keys: Keys,
+    private readonly redis: Redis,
+    private readonly subscriber: Redis,
+    private readonly opts: { policy: ConfigPolicy; hostOfflineMs: number },
+  ) {}
+
+  async init(): Promise<void> {
+    await this.subscriber.subscribe(this.keys.jobDone);
+    this.subscriber.on('message', (_channel: string, id: string) => {
+      const set = this.waiters.get(id);
+      if (set) for (const wake of set) wake();
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const q of this.queues.values()) await q.close();
+    for (const set of this.waiters.values()) for (const wake of set) wake();
+  }
+
+  private queue(host: string): Queue<QueuedJobData> {
+    let q = this.queues.get(host);
+    if (!q) {
+      q = new Queue<QueuedJobData>(this.keys.queue(host), {
+        connection: this.redis,
+        prefix: this.keys.bullPrefix,
+      });
+      this.queues.set(host, q);
+    }
+    return q;
+  }
+
+  /** The host owning a container: its inventory record, or the queued job that will make it. */
+  async hostOf(container: string): Promise<string> {
+    const info = await this.store.getContainer(container);
+    if (info) return info.host;
+    const claim = await this.redis.get(this.keys.nameClaim(container));
+    if (claim) {
+      const job = await this.store.getJob(claim);
+      if (job && !isFinal(job.state)) return job.host;
+    }
+    throw new LxcqError('LXCQ_CONTAINER_NOT_FOUND', `No container named ${container} is known on any host.`);
+  }
+
+  /** Picks an online, non-draining host with the most free memory per container. */
+  async place(asked?: string): Promise<HostInfo> {
+    const hosts = await this.store.listHosts(this.opts.hostOfflineMs);
+    if (asked !== undefined) {
+      const h = hosts.find((x) => x.id === asked);
+      if (!h) throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${asked} has registered.`);
+      if (h.status === 'offline')
+        throw new LxcqError('LXCQ_HOST_OFFLINE', `Host ${asked} is offline (last seen ${h.lastSeen}).`);
+      if (h.status === 'draining')
+        throw new LxcqError('LXCQ_HOST_DRAINING', `Host ${asked} is draining and takes no new containers.`);
+      return h;
+    }
+    const online = hosts.filter((h) => h.status === 'online');
+    if (online.length === 0) {
+      throw new LxcqError(
+        'LXCQ_NO_HOST',
+        'No online, non-draining host can take the container. Start a worker (or undrain a host).',
+      );
+    }
+    const score = (h: HostInfo) => h.capabilities.freeMemoryBytes / (1 + h.capabilities.containers);
+    return online.reduce((best, h) => (score(h) > score(best) ? h : best));
+  }
+
+  async submit<N extends OperationName>(
+    req: SubmitRequest<N>,
+  ): Promise<{ job: StoredJob; existing: boolean }> {
+    const def = OPERATIONS[req.operation];
+    assertName('container', req.container);
+    if (!def.implemented) {
+      throw new LxcqError(
+        'LXCQ_NOT_IMPLEMENTED',
+        `${req.operation} is not available in this version of lxcq.`,
+      );
+    }
+    this.checkPolicy(req.operation, req.payload);
+    if (req.idempotencyKey !== undefined) {
+      const prior = await this.byIdempotencyKey(req);
+      if (prior) return { job: prior, existing: true };
+    }
+    const id = randomUUID();
+    const locks = locksOf(req.operation, req.container, req.payload);
+    const newNames = locks.filter((n) => n !== req.container);
+    let host: string;
+    if (req.operation === 'create') {
+      host = (await this.place(req.host)).id;
+      newNames.push(req.container);
+    } else {
+      host = await this.hostOf(req.container);
+    }
+    // Names a job will make must be free now and stay reserved until the job ends.
+    const claimed: string[] = [];
+    try {
+      for (const n of newNames) {
+        if ((await this.store.getContainer(n)) !== null || !(await this.store.claimName(n, id))) {
+          throw new LxcqError(
+            'LXCQ_CONTAINER_EXISTS',
+            `A container named ${n} already exists or is being made.`,
+            { details: { name: n } },
+          );
+        }
+        claimed.push(n);
+      }
+      const seq = await this.store.nextSeq();
+      const job: StoredJob = {
+        id,
+        operation: req.operation,
+        container: req.container,
+        host,
+        state: 'queued',
+        payload: req.payload as Record<string, unknown>,
+        createdAt: new Date().toISOString(),
+        locks,
+        seq,
+        ...(req.requestId ? { requestId: req.requestId } : {}),
+      };
+      const created = await this.store.createJob(job, req.idempotencyKey);
+      if (created.existing) {
+        for (const n of claimed) await this.store.releaseName(n, id);
+        return created;
+      }
+      const data: QueuedJobData = {
+        id,
+        operation: req.operation,
+        container: req.container,
+        payload: job.payload,
+        locks,
+        seq,
+      };
+      if (req.requestId) data.requestId = req.requestId;
+      await this.queue(host).add(req.operation, data, { jobId: id });
+      const queuePosition = await this.store.queuePosition(job);
+      await this.store.log(id, `queued for host ${host}`);
+      await this.store.addEvent(
+        'job.queued',
+        { operation: req.operation, queuePosition },
+        { host, container: req.container, job: id },
+      );
+      return { job: { ...job, queuePosition }, existing: false };
+    } catch (err) {
+      for (const n of claimed) await this.store.releaseName(n, id);
+      throw err;
+    }
+  }
+
+  private checkPolicy<N extends OperationName>(op: N, payload: PayloadOf<N>): void {
+    if (op === 'create') {
+      assertConfigAllowed((payload as PayloadOf<'create'>).config ?? {}, this.opts.policy);
+    } else if (op === 'config.set') {
+      const p = payload as PayloadOf<'config.set'>;
+      assertConfigAllowed(p.set ?? {}, this.opts.policy);
+      assertClearableKeys(p.clear ?? [], this.opts.policy);
+    } else if (op === 'config.clear') {
+      assertClearableKeys((payload as PayloadOf<'config.clear'>).keys, this.opts.policy);
+    }
+  }
+
+  private async byIdempotencyKey<N extends OperationName>(req: SubmitRequest<N>): Promise<StoredJob | null> {
+    const firstId = await this.redis.get(this.keys.idempotency(req.idempotencyKey as string));
+    if (!firstId) return null;
+    const first = await this.store.getJob(firstId);
+    if (!first) return null;
+    if (
+      first.operation !== req.operation ||
+      first.container !== req.container ||
+      !isDeepStrictEqual(first.payload, req.payload)
+    ) {
+      throw new LxcqError(
+        'LXCQ_IDEMPOTENCY_CONFLICT',
+        `Idempotency-Key was first used for ${first.operation} on ${first.container} (job ${first.id}) with another body.`,
+        {
+          details: { job: first.id },
+        },
+      );
+    }
+    return first;
+  }
+
+  async get(id: string): Promise<StoredJob> {
+    const job = await this.store.getJob(id);
+    if (!job) throw new LxcqError('LXCQ_JOB_NOT_FOUND', `No job ${id} (it may have passed its retention).`);
+    return job;
+  }
+
+  /** Resolves with the job once it ended, or as it is when `timeoutMs` passed. */
+  async wait(id: string, timeoutMs: number): Promise<StoredJob> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await this.get(id);
+      const left = deadline - Date.now();
+      if (isFinal(job.state) || left <= 0) return job;
+      await new Promise<void>((resolve) => {
+        let set = this.waiters.get(id);
+        if (!set) this.waiters.set(id, (set = new Set()));
+        const done = () => {
+          clearTimeout(timer);
+          set.delete(done);
+          if (set.size === 0) this.waiters.delete(id);
+          resolve();
+        };
+        // The pub/sub message wakes us at once; the timer bounds the wait and covers a lost message.
+        const timer = setTimeout(done, Math.min(left, 1000));
+        set.add(done);
+      });
+    }
+  }
+
+  /** Cancels a queued job. Running jobs of operations that cannot stop mid-way are refused. */
+  async cancel(id: string): Promise<StoredJob> {
+    const job = await this.get(id);
+    if (isFinal(job.state)) {
+      throw new LxcqError('LXCQ_JOB_NOT_CANCELLABLE', `Job ${id} has already ended (${job.state}).`);
+    }
+    if (job.state === 'active' && !OPERATIONS[job.operation].cancellableWhileRunning) {
+      throw new LxcqError(
+        'LXCQ_JOB_NOT_CANCELLABLE',
+        `Job ${id} is running ${job.operation}, which cannot be stopped mid-way safely.`,
+      );
+    }
+    const moved = await this.store.finishJob(job, 'cancelled', {}, ['queued']);
+    if (!moved) {
+      throw new LxcqError('LXCQ_JOB_NOT_CANCELLABLE', `Job ${id} started before it could be cancelled.`);
+    }
+    // Best effort: a job BullMQ already handed to the worker is skipped there (its record says cancelled).
+    await this.queue(job.host)
+      .remove(id)
+      .catch(() => 0);
+    for (const n of job.locks) await this.store.releaseName(n, id);
+    await this.store.addEvent(
+      'job.cancelled',
+      { operation: job.operation },
+      { host: job.host, container: job.container, job: id },
+    );
+    return this.get(id);
+  }
+}

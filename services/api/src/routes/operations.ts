@@ -1,0 +1,205 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import Type, { type TSchema } from 'typebox';
+import { LxcqError, OPERATIONS, type OperationName, type PayloadOf } from '@lxcq/shared';
+import type { ApiContext } from '../context.ts';
+import { ErrorSchema, JobSchema, NameParams, SnapParams, WaitQuery } from '../schemas.ts';
+
+const IDEMPOTENCY_RE = /^[\x21-\x7e]{1,128}$/;
+
+type Params = { name: string; snap?: string };
+
+/**
+ * Declares one mutating route: the body schema, how the body and path map onto the operation's
+ * payload, and the shared answer (202 with the job, or the ended job when ?wait lets it end).
+ */
+function route<N extends OperationName>(
+  app: FastifyInstance,
+  ctx: ApiContext,
+  spec: {
+    method: 'POST' | 'DELETE' | 'PATCH' | 'PUT';
+    url: string;
+    operation: N;
+    body?: TSchema;
+    /** The body may be left out entirely (it then counts as `{}`). */
+    bodyOptional?: boolean;
+    query?: TSchema;
+    params?: TSchema;
+    summary?: string;
+    toPayload: (
+      body: Record<string, unknown>,
+      params: Params,
+      query: Record<string, unknown>,
+    ) => { container: string; payload: PayloadOf<N>; host?: string | undefined };
+  },
+): void {
+  app.route({
+    method: spec.method,
+    url: spec.url,
+    config: { scope: 'operate' },
+    ...(spec.bodyOptional
+      ? {
+          preValidation: (req: FastifyRequest, _reply: FastifyReply, done: () => void) => {
+            req.body ??= {};
+            done();
+          },
+        }
+      : {}),
+    schema: {
+      summary: spec.summary ?? OPERATIONS[spec.operation].summary,
+      tags: ['operations'],
+      params: spec.params ?? NameParams,
+      querystring: spec.query ?? WaitQuery,
+      ...(spec.body ? { body: spec.body } : {}),
+      response: { 200: JobSchema, 202: JobSchema, '4xx': ErrorSchema, '5xx': ErrorSchema },
+    },
+    handler: async (req: FastifyRequest, reply: FastifyReply) => {
+      const params = req.params as Params;
+      const query = req.query as Record<string, unknown> & { wait?: number };
+      const key = req.headers['idempotency-key'];
+      if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_RE.test(key))) {
+        throw new LxcqError('LXCQ_BAD_REQUEST', 'Idempotency-Key must be 1-128 printable ASCII characters.');
+      }
+      const { container, payload, host } = spec.toPayload(
+        (req.body ?? {}) as Record<string, unknown>,
+        params,
+        query,
+      );
+      const { job } = await ctx.jobs.submit({
+        operation: spec.operation,
+        container,
+        payload,
+        host,
+        idempotencyKey: key,
+        requestId: req.id,
+      });
+      const waitSec = Math.min(query.wait ?? 0, ctx.config.maxWaitSec);
+      const out = waitSec > 0 ? await ctx.jobs.wait(job.id, waitSec * 1000) : job;
+      const ended = out.state === 'completed' || out.state === 'failed' || out.state === 'cancelled';
+      return reply.status(ended ? 200 : 202).send(ctx.publicJob(out));
+    },
+  });
+}
+
+const obj = <T extends Record<string, TSchema>>(p: T) => Type.Object(p, { additionalProperties: false });
+
+/** Every mutating route of DESIGN.md's REST table, each queueing one operation. */
+export function operationRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const createBody = Type.Object(
+    {
+      name: NameParams.properties.name,
+      host: Type.Optional(NameParams.properties.name),
+      ...OPERATIONS.create.payload.properties,
+    },
+    { additionalProperties: false },
+  );
+  route(app, ctx, {
+    method: 'POST',
+    url: '/v1/containers',
+    operation: 'create',
+    body: createBody,
+    params: Type.Object({}),
+    toPayload: (b) => {
+      const { name, host, ...payload } = b as { name: string; host?: string } & PayloadOf<'create'>;
+      return { container: name, payload, host };
+    },
+  });
+  route(app, ctx, {
+    method: 'DELETE',
+    url: '/v1/containers/:name',
+    operation: 'destroy',
+    query: obj({
+      wait: WaitQuery.properties.wait,
+      withSnapshots: Type.Optional(Type.Boolean()),
+      force: Type.Optional(Type.Boolean()),
+    }),
+    toPayload: (_b, p, q) => ({
+      container: p.name,
+      payload: {
+        ...(q.withSnapshots !== undefined ? { withSnapshots: q.withSnapshots as boolean } : {}),
+        ...(q.force !== undefined ? { force: q.force as boolean } : {}),
+      },
+    }),
+  });
+  const simple = ['start', 'stop', 'shutdown', 'reboot', 'freeze', 'unfreeze'] as const;
+  for (const op of simple) {
+    route(app, ctx, {
+      method: 'POST',
+      url: `/v1/containers/:name/${op}`,
+      operation: op,
+      body: OPERATIONS[op].payload,
+      bodyOptional: true,
+      toPayload: (b, p) => ({ container: p.name, payload: b }),
+    });
+  }
+  const bodyOps = [
+    ['rename', 'rename'],
+    ['clone', 'clone'],
+    ['checkpoint', 'checkpoint'],
+    ['restore', 'restore'],
+    ['migrate', 'migrate'],
+    ['exec', 'exec'],
+  ] as const;
+  for (const [path, op] of bodyOps) {
+    route(app, ctx, {
+      method: 'POST',
+      url: `/v1/containers/:name/${path}`,
+      operation: op,
+      body: OPERATIONS[op].payload,
+      bodyOptional: op === 'checkpoint',
+      toPayload: (b, p) => ({ container: p.name, payload: b }),
+    });
+  }
+  route(app, ctx, {
+    method: 'POST',
+    url: '/v1/containers/:name/snapshots',
+    operation: 'snapshot.create',
+    body: OPERATIONS['snapshot.create'].payload,
+    bodyOptional: true,
+    toPayload: (b, p) => ({ container: p.name, payload: b }),
+  });
+  route(app, ctx, {
+    method: 'POST',
+    url: '/v1/containers/:name/snapshots/:snap/restore',
+    operation: 'snapshot.restore',
+    params: SnapParams,
+    body: obj({ newName: Type.Optional(NameParams.properties.name) }),
+    bodyOptional: true,
+    toPayload: (b, p) => ({
+      container: p.name,
+      payload: { snapshot: p.snap as string, ...(b as { newName?: string }) },
+    }),
+  });
+  route(app, ctx, {
+    method: 'DELETE',
+    url: '/v1/containers/:name/snapshots/:snap',
+    operation: 'snapshot.destroy',
+    params: SnapParams,
+    toPayload: (_b, p) => ({ container: p.name, payload: { snapshot: p.snap as string } }),
+  });
+  route(app, ctx, {
+    method: 'PATCH',
+    url: '/v1/containers/:name/config',
+    operation: 'config.set',
+    body: OPERATIONS['config.set'].payload,
+    toPayload: (b, p) => {
+      const body = b as PayloadOf<'config.set'>;
+      if (!body.set && !body.clear)
+        throw new LxcqError('LXCQ_VALIDATION', 'PATCH config needs "set" and/or "clear".');
+      return { container: p.name, payload: body };
+    },
+  });
+  route(app, ctx, {
+    method: 'PUT',
+    url: '/v1/containers/:name/limits',
+    operation: 'limits.set',
+    body: OPERATIONS['limits.set'].payload,
+    toPayload: (b, p) => {
+      if (Object.keys(b).length === 0)
+        throw new LxcqError(
+          'LXCQ_VALIDATION',
+          'PUT limits needs at least one of memory, memorySwap, cpus, cpuset, cpuWeight, pids.',
+        );
+      return { container: p.name, payload: b };
+    },
+  });
+}

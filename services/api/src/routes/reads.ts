@@ -1,0 +1,247 @@
+import type { FastifyInstance } from 'fastify';
+import Type from 'typebox';
+import { LxcqError, type JobState } from '@lxcq/shared';
+import type { ApiContext } from '../context.ts';
+import {
+  ContainerInfo,
+  ErrorSchema,
+  HostParams,
+  IdParams,
+  JobSchema,
+  NameParams,
+  SnapshotInfo,
+} from '../schemas.ts';
+
+const err = { '4xx': ErrorSchema, '5xx': ErrorSchema };
+const Host = Type.Object({
+  id: Type.String(),
+  status: Type.String(),
+  draining: Type.Boolean(),
+  lastSeen: Type.String(),
+  startedAt: Type.String(),
+  lxcpath: Type.String(),
+  capabilities: Type.Record(Type.String(), Type.Unknown()),
+});
+const StateFilter = Type.Union(
+  ['STOPPED', 'STARTING', 'RUNNING', 'STOPPING', 'ABORTING', 'FREEZING', 'FROZEN', 'THAWED'].map((s) =>
+    Type.Literal(s),
+  ),
+);
+const JobStateFilter = Type.Union(
+  ['queued', 'active', 'completed', 'failed', 'cancelled'].map((s) => Type.Literal(s)),
+);
+
+/** Every GET route (and host drain), answered from Redis: the API never calls liblxc. */
+export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  app.get('/v1/health', { config: { public: true }, schema: { tags: ['health'] } }, async (_req, reply) => {
+    try {
+      await ctx.redis.ping();
+    } catch {
+      return reply
+        .status(503)
+        .send({ status: 'unavailable', redis: 'unreachable', problems: ['Redis cannot be reached'] });
+    }
+    const hosts = await ctx.store.listHosts(ctx.config.hostOfflineMs);
+    const online = hosts.filter((h) => h.status !== 'offline');
+    const problems: string[] = [];
+    if (online.length === 0) problems.push('no online host: start a worker');
+    for (const h of online)
+      if (!h.capabilities.criu)
+        problems.push(`host ${h.id}: no working CRIU (checkpoint, restore and live migration refused)`);
+    return {
+      status: online.length === 0 ? 'degraded' : 'ok',
+      redis: 'ok',
+      hosts: { online: online.length, total: hosts.length },
+      problems,
+    };
+  });
+
+  app.get(
+    '/v1/hosts',
+    { config: { scope: 'read' }, schema: { tags: ['hosts'], response: { 200: Type.Array(Host), ...err } } },
+    async () => ctx.store.listHosts(ctx.config.hostOfflineMs),
+  );
+  app.get(
+    '/v1/hosts/:id',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['hosts'], params: HostParams, response: { 200: Host, ...err } },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const h = await ctx.store.getHost(id, ctx.config.hostOfflineMs);
+      if (!h) throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${id} has registered.`);
+      return h;
+    },
+  );
+  for (const [action, draining] of [
+    ['drain', true],
+    ['undrain', false],
+  ] as const) {
+    app.post(
+      `/v1/hosts/:id/${action}`,
+      {
+        config: { scope: 'admin' },
+        schema: { tags: ['hosts'], params: HostParams, response: { 200: Host, ...err } },
+      },
+      async (req) => {
+        const { id } = req.params as { id: string };
+        if (!(await ctx.store.getHost(id, ctx.config.hostOfflineMs)))
+          throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${id} has registered.`);
+        await ctx.store.setHostFlag(id, 'draining', draining);
+        await ctx.store.addEvent('host.draining', { draining }, { host: id });
+        return ctx.store.getHost(id, ctx.config.hostOfflineMs);
+      },
+    );
+  }
+
+  app.get(
+    '/v1/containers',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['containers'],
+        querystring: Type.Object(
+          { host: Type.Optional(NameParams.properties.name), state: Type.Optional(StateFilter) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Array(ContainerInfo), ...err },
+      },
+    },
+    async (req) => {
+      const q = req.query as { host?: string; state?: string };
+      return (await ctx.store.listContainers()).filter(
+        (c) => (!q.host || c.host === q.host) && (!q.state || c.state === q.state),
+      );
+    },
+  );
+  const getContainer = async (name: string) => {
+    const c = await ctx.store.getContainer(name);
+    if (!c)
+      throw new LxcqError('LXCQ_CONTAINER_NOT_FOUND', `No container named ${name} is known on any host.`);
+    return c;
+  };
+  app.get(
+    '/v1/containers/:name',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['containers'], params: NameParams, response: { 200: ContainerInfo, ...err } },
+    },
+    async (req) => getContainer((req.params as { name: string }).name),
+  );
+  app.get(
+    '/v1/containers/:name/snapshots',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['containers'],
+        params: NameParams,
+        response: { 200: Type.Array(SnapshotInfo), ...err },
+      },
+    },
+    async (req) => (await getContainer((req.params as { name: string }).name)).snapshots ?? [],
+  );
+  app.get(
+    '/v1/containers/:name/config',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['containers'],
+        params: NameParams,
+        response: { 200: Type.Object({ config: Type.Record(Type.String(), Type.String()) }), ...err },
+      },
+    },
+    async (req) => ({ config: (await getContainer((req.params as { name: string }).name)).config ?? {} }),
+  );
+
+  app.get(
+    '/v1/jobs',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['jobs'],
+        querystring: Type.Object(
+          {
+            container: Type.Optional(NameParams.properties.name),
+            host: Type.Optional(NameParams.properties.name),
+            state: Type.Optional(JobStateFilter),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+            cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,16}$' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({ jobs: Type.Array(JobSchema), next: Type.Union([Type.String(), Type.Null()]) }),
+          ...err,
+        },
+      },
+    },
+    async (req) => {
+      const q = req.query as {
+        container?: string;
+        host?: string;
+        state?: JobState;
+        limit?: number;
+        cursor?: string;
+      };
+      const page = await ctx.store.listJobs({ ...q, limit: q.limit ?? 50 });
+      return { jobs: page.jobs.map((j) => ctx.publicJob(j)), next: page.next };
+    },
+  );
+  app.get(
+    '/v1/jobs/:id',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['jobs'], params: IdParams, response: { 200: JobSchema, ...err } },
+    },
+    async (req) => ctx.publicJob(await ctx.jobs.get((req.params as { id: string }).id)),
+  );
+  app.get(
+    '/v1/jobs/:id/wait',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['jobs'],
+        params: IdParams,
+        querystring: Type.Object(
+          { timeout: Type.Optional(Type.Number({ minimum: 0, maximum: 3600 })) },
+          { additionalProperties: false },
+        ),
+        response: { 200: JobSchema, 202: JobSchema, ...err },
+      },
+    },
+    async (req, reply) => {
+      const { timeout } = req.query as { timeout?: number };
+      const job = await ctx.jobs.wait(
+        (req.params as { id: string }).id,
+        Math.min(timeout ?? 30, ctx.config.maxWaitSec) * 1000,
+      );
+      const ended = job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled';
+      return reply.status(ended ? 200 : 202).send(ctx.publicJob(job));
+    },
+  );
+  app.get(
+    '/v1/jobs/:id/log',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['jobs'],
+        params: IdParams,
+        response: { 200: Type.Object({ lines: Type.Array(Type.String()) }), ...err },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      await ctx.jobs.get(id);
+      return { lines: await ctx.store.jobLog(id) };
+    },
+  );
+  app.delete(
+    '/v1/jobs/:id',
+    {
+      config: { scope: 'operate' },
+      schema: { tags: ['jobs'], params: IdParams, response: { 200: JobSchema, ...err } },
+    },
+    async (req) => ctx.publicJob(await ctx.jobs.cancel((req.params as { id: string }).id)),
+  );
+}

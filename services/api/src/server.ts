@@ -1,0 +1,42 @@
+// The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables.
+import { pino } from 'pino';
+import { buildApp } from './app.ts';
+import { sha256 } from './auth.ts';
+import { ConfigError, apiConfig } from './config.ts';
+
+const log = pino({ name: 'lxcq-api' });
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = apiConfig(process.env, sha256);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      log.fatal(e.message);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const built = await buildApp(config, { logger: log });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    built.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await built.app.listen({ port: config.port, host: config.bind });
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, 'api failed to start');
+  process.exit(1);
+});

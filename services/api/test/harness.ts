@@ -1,0 +1,236 @@
+/**
+ * A real lxcq stack for integration tests: its own redis-server (unix socket, temp dir), the API
+ * listening on a free port, and a worker as a child process (so tests can SIGKILL it), on a
+ * temporary lxcpath. close() stops everything it started, by pid, and removes every container,
+ * Redis key and directory it made.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { buildApp, type BuiltApp } from '../src/app.ts';
+import { sha256 } from '../src/auth.ts';
+import { apiConfig } from '../src/config.ts';
+
+const repo = fileURLToPath(new URL('../../../', import.meta.url));
+
+export interface RedisServer {
+  url: string;
+  pid: number;
+  dir: string;
+  stop(): Promise<void>;
+}
+
+/** Starts a private redis-server on a unix socket; AOF on so a restart keeps the data. */
+export async function startRedis(dir = mkdtempSync(join(tmpdir(), 'lxcq-redis-'))): Promise<RedisServer> {
+  const sock = join(dir, 'redis.sock');
+  const child = spawn(
+    'redis-server',
+    [
+      '--port',
+      '0',
+      '--unixsocket',
+      sock,
+      '--unixsocketperm',
+      '700',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
+  for (let i = 0; i < 100 && !existsSync(sock); i++) await sleep(50);
+  if (!existsSync(sock))
+    throw new Error('redis-server did not start (is it installed? run scripts/setup-host.sh)');
+  return {
+    url: sock,
+    pid: child.pid as number,
+    dir,
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((r) => child.once('exit', r));
+      }
+    },
+  };
+}
+
+export interface StackOptions {
+  hostId?: string;
+  /** Extra worker environment (LXCQ_LOCK_MS, LXCQ_CONFIG_POLICY, ...). */
+  workerEnv?: Record<string, string>;
+  apiEnv?: Record<string, string>;
+  tokensFile?: string;
+}
+
+export const TOKEN = 'test-admin-token-0123456789';
+
+/** Config for test containers: no network device, so no bridge is needed and no traffic leaves. */
+export const TEST_CONFIG = { 'lxc.net.0.type': 'empty' } as const;
+
+export class Stack {
+  worker: ChildProcess | null = null;
+  workerLog = '';
+  private constructor(
+    readonly redisServer: RedisServer,
+    readonly redis: Redis,
+    readonly api: BuiltApp,
+    readonly url: string,
+    readonly lxcpath: string,
+    readonly opts: StackOptions,
+  ) {}
+
+  static async start(opts: StackOptions = {}): Promise<Stack> {
+    const redisServer = await startRedis();
+    const lxcpath = mkdtempSync(join(tmpdir(), 'lxcq-lxcpath-'));
+    const env: Record<string, string> = {
+      LXCQ_REDIS_URL: redisServer.url,
+      LXCQ_TOKEN: TOKEN,
+      LXCQ_HOST_OFFLINE_MS: '3000',
+      ...(opts.tokensFile ? { LXCQ_TOKENS_FILE: opts.tokensFile } : {}),
+      ...opts.apiEnv,
+    };
+    const api = await buildApp(apiConfig(env, sha256), { logger: pino({ level: 'silent' }) });
+    const address = await api.app.listen({ port: 0, host: '127.0.0.1' });
+    const stack = new Stack(redisServer, new Redis(redisServer.url), api, address, lxcpath, opts);
+    await stack.startWorker();
+    return stack;
+  }
+
+  get hostId(): string {
+    return this.opts.hostId ?? 'h1';
+  }
+
+  /** Spawns the worker process and waits until its host is online. */
+  async startWorker(): Promise<void> {
+    const env = {
+      ...process.env,
+      LXCQ_REDIS_URL: this.redisServer.url,
+      LXCQ_HOST_ID: this.hostId,
+      LXCQ_LXCPATH: this.lxcpath,
+      LXCQ_HEARTBEAT_MS: '500',
+      LXCQ_INVENTORY_MS: '2000',
+      LXCQ_LOCK_MS: '4000',
+      LXCQ_THREADS: '4',
+      ...this.opts.workerEnv,
+    };
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/worker/src/main.ts')], {
+      env,
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
+    this.worker = child;
+    for (let i = 0; i < 200; i++) {
+      if (child.exitCode !== null) throw new Error(`worker exited (${child.exitCode}):\n${this.workerLog}`);
+      if (this.workerLog.includes('worker ready')) return;
+      await sleep(50);
+    }
+    throw new Error(`worker did not become ready:\n${this.workerLog}`);
+  }
+
+  async stopWorker(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const w = this.worker;
+    if (!w || w.exitCode !== null || w.signalCode !== null) return;
+    const exited = new Promise((r) => w.once('exit', r));
+    w.kill(signal);
+    await exited;
+    this.worker = null;
+  }
+
+  async http<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { token?: string | null; headers?: Record<string, string>; raw?: string } = {},
+  ): Promise<{ status: number; body: T; headers: Headers }> {
+    const headers: Record<string, string> = { ...opts.headers };
+    const token = opts.token === undefined ? TOKEN : opts.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    let payload: string | undefined = opts.raw;
+    if (body !== undefined) {
+      headers['content-type'] = 'application/json';
+      payload = JSON.stringify(body);
+    } else if (opts.raw !== undefined) headers['content-type'] ??= 'application/json';
+    const res = await fetch(`${this.url}${path}`, {
+      method,
+      headers,
+      ...(payload !== undefined ? { body: payload } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : {}) as T, headers: res.headers };
+  }
+
+  /** Submits and waits for the job to end; returns the ended job. */
+  async run(method: string, path: string, body?: unknown, wait = 120): Promise<Job> {
+    const sep = path.includes('?') ? '&' : '?';
+    const r = await this.http<Job>(method, `${path}${sep}wait=${wait}`, body);
+    if (r.status !== 200)
+      throw new Error(`${method} ${path} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
+  /** Containers in the lxcpath, as lxc-ls sees them. */
+  lxcLs(): string[] {
+    return execFileSync('lxc-ls', ['-P', this.lxcpath, '-1'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .sort();
+  }
+
+  lxcState(name: string): string {
+    const out = execFileSync('lxc-info', ['-P', this.lxcpath, '-n', name, '-s'], { encoding: 'utf8' });
+    return /State:\s+(\S+)/.exec(out)?.[1] ?? 'UNKNOWN';
+  }
+
+  async close(): Promise<void> {
+    await this.stopWorker('SIGTERM');
+    await this.api.close();
+    removeLxcpath(this.lxcpath);
+    this.redis.disconnect();
+    await this.redisServer.stop();
+    rmSync(this.redisServer.dir, { recursive: true, force: true });
+  }
+}
+
+/** Stops and destroys every container of a test lxcpath, then removes it. */
+export function removeLxcpath(lxcpath: string): void {
+  if (!existsSync(lxcpath)) return;
+  for (const name of readdirSync(lxcpath)) {
+    if (!existsSync(join(lxcpath, name, 'config'))) continue;
+    try {
+      execFileSync('lxc-stop', ['-P', lxcpath, '-n', name, '-k'], { stdio: 'ignore' });
+    } catch {
+      // already stopped
+    }
+    try {
+      execFileSync('lxc-destroy', ['-P', lxcpath, '-n', name, '-s'], { stdio: 'ignore' });
+    } catch {
+      // removed below with the directory
+    }
+  }
+  rmSync(lxcpath, { recursive: true, force: true });
+}
+
+export interface Job {
+  id: string;
+  operation: string;
+  container: string;
+  host: string;
+  state: string;
+  queuePosition?: number;
+  progress?: { percent: number; stage: string };
+  result?: Record<string, unknown>;
+  error?: { code: string; message: string; details?: Record<string, unknown> };
+  attempts?: number;
+}

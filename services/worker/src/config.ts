@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { DEFAULT_POLICY, assertName, type ConfigPolicy } from '@lxcq/shared';
+
+/** Every worker setting, from the environment (documented in the README's configuration table). */
+export interface WorkerConfig {
+  redisUrl: string;
+  prefix: string;
+  hostId: string;
+  lxcpath: string;
+  imagesDir: string;
+  /** piscina threads running liblxc calls at once. */
+  threads: number;
+  /** Jobs taken from the queue at once (jobs waiting on a busy container hold a slot, not a thread). */
+  maxJobsInFlight: number;
+  heartbeatMs: number;
+  inventoryMs: number;
+  /** BullMQ lock: a job whose worker stops renewing it for this long is re-run (stalled). */
+  lockMs: number;
+  jobRetentionSec: number;
+  maxExecOutputBytes: number;
+  policy: ConfigPolicy;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function int(env: NodeJS.ProcessEnv, key: string, def: number, min = 1): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min)
+    throw new ConfigError(`${key}=${raw} is not a whole number >= ${min}.`);
+  return n;
+}
+
+function defaultLxcpath(): string {
+  try {
+    return execFileSync('lxc-config', ['lxc.lxcpath'], { encoding: 'utf8' }).trim() || '/var/lib/lxc';
+  } catch {
+    return '/var/lib/lxc';
+  }
+}
+
+export function loadPolicy(raw: string | undefined): ConfigPolicy {
+  if (!raw) return DEFAULT_POLICY;
+  const text = raw.trim().startsWith('{') ? raw : readFileSync(raw, 'utf8');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError(
+      `LXCQ_CONFIG_POLICY is not valid JSON (${(e as Error).message}); expected {"allow": ["lxc.hook.*", ...]}.`,
+    );
+  }
+  const allow = (parsed as { allow?: unknown }).allow;
+  if (!Array.isArray(allow) || !allow.every((a) => typeof a === 'string')) {
+    throw new ConfigError('LXCQ_CONFIG_POLICY must be {"allow": [<key patterns>]}.');
+  }
+  return { allow: allow };
+}
+
+export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const redisUrl = env.LXCQ_REDIS_URL;
+  if (!redisUrl)
+    throw new ConfigError(
+      'LXCQ_REDIS_URL is not set: the worker needs the Redis its API uses (e.g. redis://127.0.0.1:6379).',
+    );
+  const hostId = env.LXCQ_HOST_ID || hostname();
+  try {
+    assertName('host', hostId);
+  } catch (e) {
+    throw new ConfigError(`LXCQ_HOST_ID: ${(e as Error).message}`);
+  }
+  return {
+    redisUrl,
+    prefix: env.LXCQ_PREFIX || 'lxcq',
+    hostId,
+    lxcpath: env.LXCQ_LXCPATH || defaultLxcpath(),
+    imagesDir: env.LXCQ_IMAGES_DIR || '/var/lib/lxcq/images',
+    threads: int(env, 'LXCQ_THREADS', 4),
+    maxJobsInFlight: int(env, 'LXCQ_MAX_JOBS_IN_FLIGHT', 64),
+    heartbeatMs: int(env, 'LXCQ_HEARTBEAT_MS', 5000, 100),
+    inventoryMs: int(env, 'LXCQ_INVENTORY_MS', 30_000, 100),
+    lockMs: int(env, 'LXCQ_LOCK_MS', 30_000, 1000),
+    jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600),
+    maxExecOutputBytes: int(env, 'LXCQ_EXEC_MAX_OUTPUT', 1024 * 1024),
+    policy: loadPolicy(env.LXCQ_CONFIG_POLICY),
+  };
+}

@@ -1,0 +1,10 @@
+import { assertClearableKeys, assertConfigAllowed } from '@lxcq/shared';
+import { on, type Handler } from './context.ts';
+
+export const configSet: Handler<'config.set'> = async (ctx, p) => {
+  const set = Object.entries(p.set ?? {});
+  const clear = p.clear ?? [];
+  assertConfigAllowed(set, ctx.policy);
+  assertClearableKeys(clear, ctx.policy);
+  return { config: await ctx.lxc({ fn: 'config', ...on(ctx), set, clear }) };
+};

@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import type {
+  ConfigPolicy,
+  ContainerInfo,
+  OperationName,
+  PayloadOf,
+  ResultOf,
+  StoredJob,
+} from '@lxcq/shared';
+import type { LxcPool } from '../pool.ts';
+import type { RawContainerInfo } from '../protocol.ts';
+
+/** What a handler gets: the job, its host's lxcpath, the thread pool, and ways to report. */
+export interface HandlerContext {
+  job: StoredJob;
+  /** 1 on the first run; more when a worker died mid-way and the job runs again. */
+  attempt: number;
+  host: string;
+  lxcpath: string;
+  imagesDir: string;
+  policy: ConfigPolicy;
+  maxExecOutputBytes: number;
+  lxc: LxcPool['call'];
+  log: Logger;
+  progress(percent: number, stage: string): Promise<void>;
+  /** The record of a container as the API shows it, from a fresh look through liblxc. */
+  toInfo(raw: RawContainerInfo): ContainerInfo;
+  /** Names whose inventory record must be refreshed (or removed) once the job ends. */
+  touched: Set<string>;
+}
+
+export type Handler<N extends OperationName> = (
+  ctx: HandlerContext,
+  payload: PayloadOf<N>,
+) => Promise<ResultOf<N>>;
+
+export function on(ctx: HandlerContext, name = ctx.job.container): { name: string; lxcpath: string } {
+  ctx.touched.add(name);
+  return { name, lxcpath: ctx.lxcpath };
+}

@@ -1,0 +1,41 @@
+/**
+ * In-process FIFO locks by container name. BullMQ hands a host's jobs to its worker in
+ * submission order; holding each job here until every earlier job on the same names is done
+ * makes operations on one container run one at a time, in that order, while jobs on other
+ * containers go on in parallel.
+ */
+export class NameLocks {
+  private tails = new Map<string, Promise<void>>();
+
+  /** Waits for every earlier holder of any of `names`, then holds them until `release()`. */
+  async acquire(names: readonly string[]): Promise<() => void> {
+    const sorted = [...new Set(names)].sort();
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    const waits: Promise<void>[] = [];
+    for (const n of sorted) {
+      const prev = this.tails.get(n);
+      if (prev) waits.push(prev);
+      const tail = mine.then(() => {
+        if (this.tails.get(n) === tail) this.tails.delete(n);
+      });
+      this.tails.set(n, tail);
+    }
+    await Promise.all(waits);
+    let released = false;
+    return () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+    };
+  }
+
+  isHeld(name: string): boolean {
+    return this.tails.has(name);
+  }
+
+  get held(): number {
+    return this.tails.size;
+  }
+}

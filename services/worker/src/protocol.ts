@@ -1,0 +1,73 @@
+/**
+ * The messages between the worker's main thread and its piscina threads: one request type per
+ * blocking liblxc step, and one reply shape. The main thread never calls liblxc itself.
+ */
+import type { ContainerState, ErrorBody, SnapshotInfo } from '@lxcq/shared';
+
+export interface RawContainerInfo {
+  name: string;
+  defined: boolean;
+  state: ContainerState;
+  pid?: number;
+  ips?: string[];
+  snapshots?: SnapshotInfo[];
+  checkpoints?: string[];
+  config?: Record<string, string>;
+}
+
+export interface ExecReply {
+  exitCode: number;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+type Base<F extends string> = { fn: F; lxcpath: string };
+type On<F extends string> = Base<F> & { name: string };
+
+/** Each request's `reply` is the type of its answer. */
+export type LxcRequest =
+  | (Base<'list'> & { reply?: string[] })
+  | (On<'info'> & { withConfig?: boolean; reply?: RawContainerInfo })
+  | (On<'create'> & {
+      template: string;
+      args: string[];
+      config: [string, string][];
+      reply?: RawContainerInfo;
+    })
+  | (On<'start'> & { reply?: RawContainerInfo })
+  | (On<'stop'> & { reply?: RawContainerInfo })
+  | (On<'shutdown'> & { timeoutSec: number; reply?: { clean: boolean } })
+  | (On<'reboot'> & { timeoutSec: number; reply?: RawContainerInfo })
+  | (On<'freeze'> & { reply?: RawContainerInfo })
+  | (On<'unfreeze'> & { reply?: RawContainerInfo })
+  | (On<'destroy'> & { withSnapshots: boolean; force: boolean; reply?: { existed: boolean } })
+  | (On<'rename'> & { newName: string; reply?: RawContainerInfo })
+  | (On<'clone'> & { newName: string; snapshot: boolean; keepName: boolean; reply?: RawContainerInfo })
+  | (On<'snapshotCreate'> & { snapName?: string; comment?: string; reply?: SnapshotInfo })
+  | (On<'snapshotRestore'> & { snapshot: string; newName?: string; reply?: RawContainerInfo })
+  | (On<'snapshotDestroy'> & { snapshot: string; reply?: { existed: boolean } })
+  | (On<'checkpoint'> & { dir: string; stop: boolean; reply?: { stopped: boolean } })
+  | (On<'restore'> & { dir: string; reply?: RawContainerInfo })
+  | (On<'exec'> & {
+      argv: string[];
+      env?: Record<string, string>;
+      cwd?: string;
+      uid?: number;
+      gid?: number;
+      timeoutMs?: number;
+      maxOutputBytes: number;
+      reply?: ExecReply;
+    })
+  | (On<'config'> & { set: [string, string][]; clear: string[]; reply?: Record<string, string> })
+  | (On<'cgroup'> & { items: [string, string][]; reply?: { applied: boolean } })
+  | (Base<'hostInfo'> & { reply?: { liblxcVersion: string; criu: boolean; criuMessage: string } });
+
+export type LxcFn = LxcRequest['fn'];
+export type RequestOf<F extends LxcFn> = Omit<Extract<LxcRequest, { fn: F }>, 'reply'>;
+/** A request as sent (without its phantom `reply`). */
+export type LxcCall = { [F in LxcFn]: RequestOf<F> }[LxcFn];
+export type ReplyOf<F extends LxcFn> = NonNullable<Extract<LxcRequest, { fn: F }>['reply']>;
+
+export type LxcReply<T = unknown> = { ok: true; value: T } | { ok: false; error: ErrorBody };

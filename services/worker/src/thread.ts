@@ -1,0 +1,320 @@
+/**
+ * The piscina thread: runs one blocking liblxc step per task through @lxcq/lxc-ffi and answers
+ * with a typed reply. Errors never escape as exceptions: they become ErrorBody values with
+ * liblxc's own error string, so nothing is lost crossing the thread boundary.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
+import { toLxcqError, type ContainerState, type ErrorBody, type ErrorCode } from '@lxcq/shared';
+import { checkpointDir } from './paths.ts';
+import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
+
+const LXC_TO_LXCQ: Partial<Record<string, ErrorCode>> = {
+  LXC_NOT_DEFINED: 'LXCQ_CONTAINER_NOT_FOUND',
+  LXC_ALREADY_DEFINED: 'LXCQ_CONTAINER_EXISTS',
+  LXC_NOT_RUNNING: 'LXCQ_INVALID_STATE',
+  LXC_ALREADY_RUNNING: 'LXCQ_INVALID_STATE',
+  LXC_CRIU_UNAVAILABLE: 'LXCQ_CRIU_UNAVAILABLE',
+  LXC_INVALID_ARGUMENT: 'LXCQ_VALIDATION',
+  LXC_CREATE_FAILED: 'LXCQ_TEMPLATE_FAILED',
+  LXC_UNSUPPORTED: 'LXCQ_NOT_IMPLEMENTED',
+};
+
+export function errorBody(err: unknown): ErrorBody {
+  if (err instanceof LxcError) {
+    const details: Record<string, unknown> = { lxcCode: err.code, operation: err.operation };
+    if (err.errorString) details.errorString = err.errorString;
+    if (err.errorNum !== undefined) details.errorNum = err.errorNum;
+    if (err.errno !== undefined) details.errno = err.errno;
+    return { code: LXC_TO_LXCQ[err.code] ?? 'LXCQ_LXC_ERROR', message: err.message, details };
+  }
+  return toLxcqError(err).toJSON();
+}
+
+function open(req: { name: string; lxcpath: string }): Container {
+  return Container.open(req.name, req.lxcpath);
+}
+
+function invalidState(name: string, state: ContainerState, want: string): never {
+  throw Object.assign(new Error(`Container ${name} is ${state}; ${want}.`), {
+    code: 'LXCQ_INVALID_STATE',
+    details: { state },
+  });
+}
+
+function notFound(name: string): never {
+  throw Object.assign(new Error(`Container ${name} does not exist on this host.`), {
+    code: 'LXCQ_CONTAINER_NOT_FOUND',
+  });
+}
+
+function describe(c: Container, withConfig = false): RawContainerInfo {
+  if (!c.defined) return { name: c.name, defined: false, state: 'STOPPED' };
+  const state = c.state;
+  const info: RawContainerInfo = { name: c.name, defined: true, state };
+  if (state !== 'STOPPED') {
+    const pid = c.initPid;
+    if (pid > 0) info.pid = pid;
+    try {
+      info.ips = c.ips();
+    } catch {
+      // No network namespace yet (starting) or an empty network: no addresses is the truth.
+    }
+  }
+  try {
+    info.snapshots = c
+      .snapshots()
+      .map((s) => ({
+        name: s.name,
+        ...(s.comment ? { comment: s.comment } : {}),
+        ...(s.timestamp ? { createdAt: s.timestamp } : {}),
+      }));
+  } catch {
+    info.snapshots = [];
+  }
+  const cpDir = checkpointDir(c.lxcpath, c.name);
+  info.checkpoints = existsSync(cpDir)
+    ? readdirSync(cpDir)
+        .filter((d) => statSync(join(cpDir, d)).isDirectory())
+        .sort()
+    : [];
+  if (withConfig) {
+    const config: Record<string, string> = {};
+    for (const key of c.configKeys()) {
+      try {
+        const v = c.getConfigItem(key);
+        if (v !== '') config[key] = v;
+      } catch {
+        // Some keys (e.g. lxc.net) are only containers of sub-keys.
+      }
+    }
+    info.config = config;
+  }
+  return info;
+}
+
+type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
+
+const impl: Impl = {
+  list: (r) => listContainers(r.lxcpath, 'defined'),
+  info: (r) => {
+    using c = open(r);
+    return describe(c, r.withConfig ?? false);
+  },
+  create: (r) => {
+    using c = open(r);
+    if (c.defined)
+      throw Object.assign(new Error(`Container ${r.name} already exists on this host.`), {
+        code: 'LXCQ_CONTAINER_EXISTS',
+      });
+    c.create(r.template, r.args);
+    for (const [k, v] of r.config) c.setConfigItem(k, v);
+    if (r.config.length > 0) c.saveConfig();
+    return describe(c);
+  },
+  start: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s === 'FROZEN') invalidState(r.name, s, 'unfreeze it instead of starting it');
+    if (s !== 'RUNNING') c.start();
+    return describe(c);
+  },
+  stop: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    if (c.state !== 'STOPPED') c.stop();
+    return describe(c);
+  },
+  shutdown: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    if (c.state === 'STOPPED') return { clean: true };
+    return { clean: c.shutdown(r.timeoutSec) };
+  },
+  reboot: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s !== 'RUNNING') invalidState(r.name, s, 'reboot needs a running container');
+    c.reboot(r.timeoutSec);
+    return describe(c);
+  },
+  freeze: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s === 'FROZEN') return describe(c);
+    if (s !== 'RUNNING') invalidState(r.name, s, 'freeze needs a running container');
+    c.freeze();
+    return describe(c);
+  },
+  unfreeze: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s === 'RUNNING') return describe(c);
+    if (s !== 'FROZEN') invalidState(r.name, s, 'unfreeze needs a frozen container');
+    c.unfreeze();
+    return describe(c);
+  },
+  destroy: (r) => {
+    using c = open(r);
+    if (!c.defined) return { existed: false };
+    const s = c.state;
+    if (s !== 'STOPPED') {
+      if (!r.force) invalidState(r.name, s, 'stop it first or pass force');
+      if (s === 'FROZEN') c.unfreeze();
+      c.stop();
+    }
+    if (!r.withSnapshots && c.snapshots().length > 0) {
+      throw Object.assign(
+        new Error(`Container ${r.name} has snapshots; destroy them first or pass withSnapshots.`),
+        {
+          code: 'LXCQ_INVALID_STATE',
+          details: { snapshots: c.snapshots().length },
+        },
+      );
+    }
+    c.destroy({ withSnapshots: r.withSnapshots });
+    return { existed: true };
+  },
+  rename: (r) => {
+    using c = open(r);
+    if (!c.defined) {
+      // Re-run after a crash: the rename already happened.
+      using n = Container.open(r.newName, r.lxcpath);
+      if (n.defined) return describe(n);
+      notFound(r.name);
+    }
+    const s = c.state;
+    if (s !== 'STOPPED') invalidState(r.name, s, 'rename needs a stopped container');
+    c.rename(r.newName);
+    using n = Container.open(r.newName, r.lxcpath);
+    return describe(n);
+  },
+  clone: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s !== 'STOPPED') invalidState(r.name, s, 'clone needs a stopped container');
+    using n = c.clone(r.newName, {
+      snapshot: r.snapshot,
+      keepName: r.keepName,
+      ...(r.snapshot ? { bdevtype: 'overlayfs' } : {}),
+    });
+    return describe(n);
+  },
+  snapshotCreate: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const snap = c.snapshot();
+    let name = snap;
+    if (r.snapName !== undefined && r.snapName !== snap) {
+      // liblxc names snapshots snapN; a chosen name is a rename inside the snaps directory.
+      using s = Container.open(snap, join(r.lxcpath, r.name, 'snaps'));
+      s.rename(r.snapName);
+      name = r.snapName;
+    }
+    const info = c.snapshots().find((s) => s.name === name);
+    return {
+      name,
+      ...(info?.comment ? { comment: info.comment } : {}),
+      ...(info?.timestamp ? { createdAt: info.timestamp } : {}),
+    };
+  },
+  snapshotRestore: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    if (!c.snapshots().some((s) => s.name === r.snapshot)) {
+      throw Object.assign(new Error(`Container ${r.name} has no snapshot ${r.snapshot}.`), {
+        code: 'LXCQ_SNAPSHOT_NOT_FOUND',
+      });
+    }
+    const target = r.newName ?? r.name;
+    if (target === r.name && c.state !== 'STOPPED')
+      invalidState(r.name, c.state, 'restoring over a container needs it stopped');
+    if (target === r.name) {
+      // liblxc restores over an existing container by destroying it first; keep its snapshots.
+      c.restoreSnapshot(r.snapshot, target);
+    } else {
+      c.restoreSnapshot(r.snapshot, target);
+    }
+    using n = Container.open(target, r.lxcpath);
+    return describe(n);
+  },
+  snapshotDestroy: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    if (!c.snapshots().some((s) => s.name === r.snapshot)) return { existed: false };
+    c.destroySnapshot(r.snapshot);
+    return { existed: true };
+  },
+  checkpoint: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s !== 'RUNNING') invalidState(r.name, s, 'checkpoint needs a running container');
+    c.checkpoint(r.dir, { stop: r.stop });
+    return { stopped: r.stop };
+  },
+  restore: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s === 'RUNNING') return describe(c);
+    if (s !== 'STOPPED') invalidState(r.name, s, 'restore needs a stopped container');
+    c.restore(r.dir);
+    return describe(c);
+  },
+  exec: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const s = c.state;
+    if (s !== 'RUNNING') invalidState(r.name, s, 'exec needs a running container');
+    return c.exec({
+      argv: r.argv,
+      maxOutputBytes: r.maxOutputBytes,
+      ...(r.env ? { env: r.env } : {}),
+      ...(r.cwd ? { cwd: r.cwd } : {}),
+      ...(r.uid !== undefined ? { uid: r.uid } : {}),
+      ...(r.gid !== undefined ? { gid: r.gid } : {}),
+      ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs } : {}),
+    });
+  },
+  config: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    for (const k of r.clear) c.clearConfigItem(k);
+    for (const [k, v] of r.set) c.setConfigItem(k, v);
+    c.saveConfig();
+    return describe(c, true).config ?? {};
+  },
+  cgroup: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const running = c.state !== 'STOPPED';
+    for (const [k, v] of r.items) {
+      // Persist as config (applies at next start) and, when running, apply at once.
+      c.setConfigItem(k, v);
+      if (running) c.setCgroupItem(k.replace(/^lxc\.cgroup2?\./, ''), v);
+    }
+    c.saveConfig();
+    return { applied: running };
+  },
+  hostInfo: () => {
+    const s = criuStatus();
+    return { liblxcVersion: lxcVersion(), criu: s.available, criuMessage: s.reason };
+  },
+};
+
+/** piscina's entry: one request in, one typed reply out. */
+export default function run(req: LxcRequest): LxcReply {
+  try {
+    const fn = impl[req.fn] as (r: LxcRequest) => unknown;
+    return { ok: true, value: fn(req) };
+  } catch (err) {
+    return { ok: false, error: errorBody(err) };
+  }
+}

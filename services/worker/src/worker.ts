@@ -1,0 +1,360 @@
+import { cpus, freemem, totalmem } from 'node:os';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
+import { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import {
+  OPERATIONS,
+  Store,
+  isFinal,
+  keys as makeKeys,
+  toLxcqError,
+  type ContainerInfo,
+  type ContainerState,
+  type HostInfo,
+  type OperationName,
+  type PayloadOf,
+  type QueuedJobData,
+  type StoredJob,
+} from '@lxcq/shared';
+import { Compile } from 'typebox/compile';
+import type { WorkerConfig } from './config.ts';
+import type { HandlerContext } from './handlers/context.ts';
+import { HANDLERS } from './handlers/index.ts';
+import { NameLocks } from './locks.ts';
+import { readMarker } from './handlers/markers.ts';
+import { LxcPool } from './pool.ts';
+import type { RawContainerInfo } from './protocol.ts';
+
+const payloadCheckers = Object.fromEntries(
+  Object.entries(OPERATIONS).map(([name, def]) => [name, Compile(def.payload)]),
+) as Record<OperationName, ReturnType<typeof Compile>>;
+
+export interface WorkerDeps {
+  config: WorkerConfig;
+  log?: Logger;
+}
+
+/**
+ * One host's worker: takes its host's BullMQ queue, runs each job's handler (liblxc steps in a
+ * piscina pool), keeps job records, container inventory and the host's heartbeat in Redis.
+ */
+export class LxcqWorker {
+  readonly config: WorkerConfig;
+  readonly log: Logger;
+  readonly keys: ReturnType<typeof makeKeys>;
+  readonly redis: Redis;
+  readonly store: Store;
+  readonly pool: LxcPool;
+  readonly locks = new NameLocks();
+  readonly loopDelay: IntervalHistogram;
+  private bull?: BullWorker<QueuedJobData>;
+  private queue?: Queue<QueuedJobData>;
+  private timers: NodeJS.Timeout[] = [];
+  private hostInfo?: { liblxcVersion: string; criu: boolean; criuMessage: string };
+  private startedAt = new Date().toISOString();
+  private closing = false;
+  private inventoryRunning: Promise<void> | null = null;
+
+  constructor(deps: WorkerDeps) {
+    this.config = deps.config;
+    this.log = (deps.log ?? pino({ name: 'lxcq-worker' })).child({ host: deps.config.hostId });
+    this.keys = makeKeys(this.config.prefix);
+    this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    this.store = new Store(this.redis, this.keys, { jobRetentionSec: this.config.jobRetentionSec });
+    this.pool = new LxcPool({ threads: this.config.threads });
+    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  }
+
+  async start(): Promise<void> {
+    this.loopDelay.enable();
+    this.hostInfo = await this.pool.call({ fn: 'hostInfo', lxcpath: this.config.lxcpath });
+    await this.store.setHostFlag(this.config.hostId, 'stopped', false);
+    await this.heartbeat();
+    await this.store.addEvent(
+      'host.online',
+      { capabilities: { ...this.hostInfo } },
+      { host: this.config.hostId },
+    );
+    await this.inventory();
+    const connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    this.queue = new Queue(this.keys.queue(this.config.hostId), {
+      connection: this.redis,
+      prefix: this.keys.bullPrefix,
+    });
+    this.bull = new BullWorker<QueuedJobData>(
+      this.keys.queue(this.config.hostId),
+      (job) => this.process(job),
+      {
+        connection,
+        prefix: this.keys.bullPrefix,
+        concurrency: this.config.maxJobsInFlight,
+        lockDuration: this.config.lockMs,
+        stalledInterval: Math.max(1000, Math.floor(this.config.lockMs / 2)),
+        // One re-run after a worker died mid-job; a second death gives the job up (LXCQ_WORKER_LOST).
+        maxStalledCount: 1,
+        removeOnComplete: { age: 3600, count: 10_000 },
+        removeOnFail: { age: 24 * 3600 },
+      },
+    );
+    this.bull.on('failed', (job, err) => {
+      if (job) void this.giveUp(job.data, err);
+    });
+    this.bull.on('error', (err) => this.log.error({ err }, 'queue error'));
+    this.timers.push(
+      setInterval(
+        () => void this.heartbeat().catch((err: unknown) => this.log.warn({ err }, 'heartbeat failed')),
+        this.config.heartbeatMs,
+      ),
+    );
+    this.timers.push(
+      setInterval(
+        () => void this.inventory().catch((err: unknown) => this.log.warn({ err }, 'inventory failed')),
+        this.config.inventoryMs,
+      ),
+    );
+    await this.bull.waitUntilReady();
+    this.log.info(
+      {
+        lxcpath: this.config.lxcpath,
+        threads: this.config.threads,
+        liblxc: this.hostInfo.liblxcVersion,
+        criu: this.hostInfo.criu,
+      },
+      'worker ready',
+    );
+  }
+
+  /** Stop taking jobs, let running ones finish, deregister. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.bull?.close();
+    await this.queue?.close();
+    await this.inventoryRunning;
+    await this.pool.close();
+    await this.store.setHostFlag(this.config.hostId, 'stopped', true).catch(() => undefined);
+    await this.store
+      .addEvent('host.offline', { lastSeen: new Date().toISOString() }, { host: this.config.hostId })
+      .catch(() => undefined);
+    this.loopDelay.disable();
+    this.redis.disconnect();
+  }
+
+  private async heartbeat(): Promise<void> {
+    const containers = await this.redis.scard(this.keys.containers);
+    const info: HostInfo = {
+      id: this.config.hostId,
+      status: 'online',
+      draining: false,
+      lastSeen: new Date().toISOString(),
+      startedAt: this.startedAt,
+      lxcpath: this.config.lxcpath,
+      capabilities: {
+        liblxcVersion: this.hostInfo?.liblxcVersion ?? 'unknown',
+        criu: this.hostInfo?.criu ?? false,
+        ...(this.hostInfo ? { criuMessage: this.hostInfo.criuMessage } : {}),
+        cores: cpus().length,
+        memoryBytes: totalmem(),
+        freeMemoryBytes: freemem(),
+        containers,
+        running: this.runningCount,
+      },
+    };
+    await this.store.putHost(info);
+  }
+
+  private runningCount = 0;
+
+  toInfo(raw: RawContainerInfo): ContainerInfo {
+    const info: ContainerInfo = {
+      name: raw.name,
+      host: this.config.hostId,
+      state: raw.state,
+      updatedAt: new Date().toISOString(),
+    };
+    if (raw.pid !== undefined) info.pid = raw.pid;
+    if (raw.ips !== undefined) info.ips = raw.ips;
+    if (raw.snapshots !== undefined) info.snapshots = raw.snapshots;
+    if (raw.checkpoints !== undefined) info.checkpoints = raw.checkpoints;
+    if (raw.config !== undefined) info.config = raw.config;
+    return info;
+  }
+
+  /**
+   * Refreshes the inventory record of `name` from liblxc and announces what changed.
+   * `source` says whether lxcq made the change (a job) or something else did.
+   */
+  async refresh(name: string, source: 'api' | 'external', jobId?: string): Promise<void> {
+    const raw = await this.pool.call({ fn: 'info', name, lxcpath: this.config.lxcpath, withConfig: true });
+    const before = await this.store.getContainer(name);
+    const refs = { host: this.config.hostId, container: name, ...(jobId ? { job: jobId } : {}) };
+    if (!raw.defined || readMarker(this.config.lxcpath, name) !== null) {
+      if (before && before.host === this.config.hostId) {
+        await this.store.deleteContainer(name);
+        await this.store.addEvent('container.destroyed', { source }, refs);
+      }
+      return;
+    }
+    const info = this.toInfo(raw);
+    await this.store.putContainer(info);
+    if (!before || before.host !== this.config.hostId)
+      await this.store.addEvent('container.created', { source }, refs);
+    const from: ContainerState | 'UNKNOWN' = before?.state ?? 'UNKNOWN';
+    if (from !== info.state && !(from === 'UNKNOWN' && info.state === 'STOPPED')) {
+      await this.store.addEvent('container.state', { from, to: info.state, source }, refs);
+    }
+  }
+
+  /** Records every container of the lxcpath; drops records of containers gone from it. */
+  inventory(): Promise<void> {
+    this.inventoryRunning ??= (async () => {
+      try {
+        const names = await this.pool.call({ fn: 'list', lxcpath: this.config.lxcpath });
+        const mine = new Set(names);
+        let running = 0;
+        for (const name of names) {
+          // A container a job is working on is refreshed by that job when it ends.
+          if (this.locks.isHeld(name)) continue;
+          await this.refresh(name, 'external');
+          const c = await this.store.getContainer(name);
+          if (c && c.state !== 'STOPPED') running++;
+        }
+        this.runningCount = running;
+        for (const c of await this.store.listContainers()) {
+          if (c.host === this.config.hostId && !mine.has(c.name) && !this.locks.isHeld(c.name)) {
+            await this.store.deleteContainer(c.name);
+            await this.store.addEvent(
+              'container.destroyed',
+              { source: 'external' },
+              { host: this.config.hostId, container: c.name },
+            );
+          }
+        }
+      } finally {
+        this.inventoryRunning = null;
+      }
+    })();
+    return this.inventoryRunning;
+  }
+
+  /** BullMQ's processor. Operation failures end the job `failed`; they are not thrown to BullMQ. */
+  private async process(bullJob: BullJob<QueuedJobData>): Promise<void> {
+    const data = bullJob.data;
+    const first = await this.store.getJob(data.id);
+    if (!first || isFinal(first.state)) return; // cancelled while queued, or expired
+    const release = await this.locks.acquire(data.locks);
+    try {
+      const job = await this.store.getJob(data.id);
+      if (!job || isFinal(job.state)) return;
+      const attempt = (job.attempts ?? 0) + 1;
+      const startedAt = job.startedAt ?? new Date().toISOString();
+      if (
+        !(await this.store.transition(job.id, ['queued', 'active'], 'active', {
+          attempts: attempt,
+          startedAt,
+        }))
+      )
+        return;
+      const log = this.log.child({
+        job: job.id,
+        container: job.container,
+        operation: job.operation,
+        ...(job.requestId ? { reqId: job.requestId } : {}),
+      });
+      const refs = { host: this.config.hostId, container: job.container, job: job.id };
+      await this.store.log(
+        job.id,
+        attempt > 1
+          ? `active again on host ${this.config.hostId} (attempt ${attempt}: the previous worker died mid-way)`
+          : `active on host ${this.config.hostId}`,
+      );
+      await this.store.addEvent('job.active', { operation: job.operation, attempt }, refs);
+      log.info({ attempt }, 'job started');
+      const touched = new Set<string>();
+      try {
+        const result = await this.runHandler({ ...job, attempts: attempt, startedAt }, attempt, log, touched);
+        await this.settle(touched, job.id);
+        await this.store.finishJob(job, 'completed', { result });
+        await this.store.addEvent('job.completed', { operation: job.operation, result }, refs);
+        log.info('job completed');
+      } catch (err) {
+        const e = toLxcqError(err);
+        await this.settle(touched, job.id);
+        await this.store.finishJob(job, 'failed', { error: e.toJSON() });
+        await this.store.addEvent('job.failed', { operation: job.operation, error: e.toJSON() }, refs);
+        log.warn({ code: e.code, err: e.message }, 'job failed');
+      }
+    } finally {
+      // Names this job reserved (create, clone, rename targets) are now real containers or free again.
+      for (const n of data.locks) await this.store.releaseName(n, data.id).catch(() => undefined);
+      release();
+    }
+  }
+
+  private async runHandler(
+    job: StoredJob,
+    attempt: number,
+    log: Logger,
+    touched: Set<string>,
+  ): Promise<unknown> {
+    const op = job.operation;
+    // The API checked the payload; check again so a job from anywhere meets the same contract.
+    if (!payloadCheckers[op].Check(job.payload)) {
+      throw toLxcqError({
+        code: 'LXCQ_VALIDATION',
+        message: `The payload of this ${op} job does not match its schema.`,
+      });
+    }
+    const ctx: HandlerContext = {
+      job,
+      attempt,
+      host: this.config.hostId,
+      lxcpath: this.config.lxcpath,
+      imagesDir: this.config.imagesDir,
+      policy: this.config.policy,
+      maxExecOutputBytes: this.config.maxExecOutputBytes,
+      lxc: (req) => this.pool.call(req),
+      log,
+      touched,
+      toInfo: (raw) => this.toInfo(raw),
+      progress: async (percent, stage) => {
+        const progress = { percent: Math.max(0, Math.min(100, Math.round(percent))), stage };
+        await this.store.setProgress(job.id, progress);
+        await this.store.addEvent('job.progress', progress, {
+          host: this.config.hostId,
+          container: job.container,
+          job: job.id,
+        });
+      },
+    };
+    const handler = HANDLERS[op] as (c: HandlerContext, p: PayloadOf<typeof op>) => Promise<unknown>;
+    return handler(ctx, job.payload);
+  }
+
+  /** After a job: refresh the inventory of every container it touched. */
+  private async settle(touched: Set<string>, jobId: string): Promise<void> {
+    for (const name of touched) {
+      await this.refresh(name, 'api', jobId).catch((err: unknown) =>
+        this.log.warn({ err, container: name }, 'inventory refresh failed'),
+      );
+    }
+  }
+
+  /** BullMQ gave a job up (its worker died twice while running it): end our record too. */
+  private async giveUp(data: QueuedJobData, err: Error): Promise<void> {
+    const job = await this.store.getJob(data.id);
+    if (!job || isFinal(job.state)) return;
+    const error = {
+      code: 'LXCQ_WORKER_LOST' as const,
+      message: `The worker running this job died repeatedly (${err.message}); the job was given up.`,
+    };
+    await this.store.finishJob(job, 'failed', { error });
+    await this.store.addEvent(
+      'job.failed',
+      { operation: job.operation, error },
+      { host: this.config.hostId, container: job.container, job: job.id },
+    );
+  }
+}
