@@ -48,10 +48,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
     void reply.status(e.status).send({ error: e.toJSON() });
   });
   app.setNotFoundHandler((req, reply) => {
-    void reply
-      .status(404)
-      .send({
-        error: { code: 'LXCQ_NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0] ?? ''}.` },
-      });
+    void reply.status(404).send({
+      error: { code: 'LXCQ_NOT_FOUND', message: `No route ${req.method} ${req.url.split('?')[0] ?? ''}.` },
+    });
   });
 }

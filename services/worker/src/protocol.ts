@@ -2,7 +2,7 @@
  * The messages between the worker's main thread and its piscina threads: one request type per
  * blocking liblxc step, and one reply shape. The main thread never calls liblxc itself.
  */
-import type { ContainerState, ErrorBody, SnapshotInfo } from '@lxcq/shared';
+import type { ContainerState, ErrorBody, PayloadOf, SnapshotInfo } from '@lxcq/shared';
 
 export interface RawContainerInfo {
   name: string;
@@ -61,7 +61,10 @@ export type LxcRequest =
       reply?: ExecReply;
     })
   | (On<'config'> & { set: [string, string][]; clear: string[]; reply?: Record<string, string> })
-  | (On<'cgroup'> & { items: [string, string][]; reply?: { applied: boolean } })
+  | (On<'limits'> & {
+      limits: PayloadOf<'limits.set'>;
+      reply?: { applied: boolean; items: Record<string, string> };
+    })
   | (Base<'hostInfo'> & { reply?: { liblxcVersion: string; criu: boolean; criuMessage: string } });
 
 export type LxcFn = LxcRequest['fn'];

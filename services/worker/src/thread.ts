@@ -3,10 +3,18 @@
  * with a typed reply. Errors never escape as exceptions: they become ErrorBody values with
  * liblxc's own error string, so nothing is lost crossing the thread boundary.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
-import { toLxcqError, type ContainerState, type ErrorBody, type ErrorCode } from '@lxcq/shared';
+import {
+  toLxcqError,
+  type ContainerState,
+  type ErrorBody,
+  type ErrorCode,
+  type PayloadOf,
+} from '@lxcq/shared';
+
+type Limits = PayloadOf<'limits.set'>;
 import { checkpointDir } from './paths.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
@@ -63,13 +71,11 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
     }
   }
   try {
-    info.snapshots = c
-      .snapshots()
-      .map((s) => ({
-        name: s.name,
-        ...(s.comment ? { comment: s.comment } : {}),
-        ...(s.timestamp ? { createdAt: s.timestamp } : {}),
-      }));
+    info.snapshots = c.snapshots().map((s) => ({
+      name: s.name,
+      ...(s.comment ? { comment: s.comment } : {}),
+      ...(s.timestamp ? { createdAt: s.timestamp } : {}),
+    }));
   } catch {
     info.snapshots = [];
   }
@@ -79,19 +85,68 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
         .filter((d) => statSync(join(cpDir, d)).isDirectory())
         .sort()
     : [];
-  if (withConfig) {
-    const config: Record<string, string> = {};
-    for (const key of c.configKeys()) {
-      try {
-        const v = c.getConfigItem(key);
-        if (v !== '') config[key] = v;
-      } catch {
-        // Some keys (e.g. lxc.net) are only containers of sub-keys.
-      }
-    }
-    info.config = config;
-  }
+  if (withConfig) info.config = savedConfig(c);
   return info;
+}
+
+/** The keys set in a config file, in order, each once. */
+export function configFileKeys(text: string): string[] {
+  const keys = new Set<string>();
+  for (const line of text.split('\n')) {
+    const m = /^\s*(lxc\.[^\s=]+)\s*=/.exec(line);
+    if (m?.[1]) keys.add(m[1]);
+  }
+  return [...keys];
+}
+
+/**
+ * The container's config as key -> value: the keys its saved file sets, each valued as liblxc
+ * resolves it (a repeated single-valued key takes its last value; list keys come newline-joined).
+ */
+function savedConfig(c: Container): Record<string, string> {
+  const config: Record<string, string> = {};
+  let text = '';
+  try {
+    text = readFileSync(c.configFileName(), 'utf8');
+  } catch {
+    return config;
+  }
+  for (const key of configFileKeys(text)) {
+    try {
+      config[key] = c.getConfigItem(key).replace(/\n$/, '');
+    } catch {
+      // A key liblxc cannot read back (write-only ones such as lxc.include): leave it out.
+    }
+  }
+  return config;
+}
+
+/** Which cgroup hierarchy carries the controllers here: v2 only when it is the sole mount. */
+export function cgroupLayout(): 'v1' | 'v2' {
+  return existsSync('/sys/fs/cgroup/cgroup.controllers') ? 'v2' : 'v1';
+}
+
+/** Limits as cgroup items (without the lxc.cgroup[2]. prefix) for the host's hierarchy. */
+export function limitItems(l: Limits, layout: 'v1' | 'v2'): [string, string][] {
+  const items: [string, string][] = [];
+  const v2 = layout === 'v2';
+  if (l.memory !== undefined) items.push([v2 ? 'memory.max' : 'memory.limit_in_bytes', String(l.memory)]);
+  if (l.memorySwap !== undefined)
+    items.push([v2 ? 'memory.swap.max' : 'memory.memsw.limit_in_bytes', String(l.memorySwap)]);
+  if (l.cpus !== undefined) {
+    const quota = Math.round(l.cpus * 100_000);
+    if (v2) items.push(['cpu.max', `${quota} 100000`]);
+    else items.push(['cpu.cfs_period_us', '100000'], ['cpu.cfs_quota_us', String(quota)]);
+  }
+  if (l.cpuset !== undefined) items.push(['cpuset.cpus', l.cpuset]);
+  if (l.cpuWeight !== undefined)
+    items.push(
+      v2
+        ? ['cpu.weight', String(l.cpuWeight)]
+        : ['cpu.shares', String(Math.max(2, Math.round((l.cpuWeight * 1024) / 100)))],
+    );
+  if (l.pids !== undefined) items.push(['pids.max', String(l.pids)]);
+  return items;
 }
 
 type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
@@ -291,17 +346,20 @@ const impl: Impl = {
     c.saveConfig();
     return describe(c, true).config ?? {};
   },
-  cgroup: (r) => {
+  limits: (r) => {
     using c = open(r);
     if (!c.defined) notFound(r.name);
     const running = c.state !== 'STOPPED';
-    for (const [k, v] of r.items) {
-      // Persist as config (applies at next start) and, when running, apply at once.
-      c.setConfigItem(k, v);
-      if (running) c.setCgroupItem(k.replace(/^lxc\.cgroup2?\./, ''), v);
+    const layout = cgroupLayout();
+    const prefix = layout === 'v2' ? 'lxc.cgroup2.' : 'lxc.cgroup.';
+    const items = limitItems(r.limits, layout);
+    for (const [k, v] of items) {
+      // Applied at once when running, and saved so the next start applies it too.
+      if (running) c.setCgroupItem(k, v);
+      c.setConfigItem(prefix + k, v);
     }
     c.saveConfig();
-    return { applied: running };
+    return { applied: running, items: Object.fromEntries(items.map(([k, v]) => [prefix + k, v])) };
   },
   hostInfo: () => {
     const s = criuStatus();
