@@ -157,10 +157,14 @@ if [[ "${LXCQ_SETUP_APT:-1}" != 0 ]]; then
   fi
   # lxcq never uses the distribution's Redis service: tests and run.sh start their own redis-server.
   # When this run installed redis-server, do not leave the distro's service running on :6379.
-  if [[ $REDIS_WAS_INSTALLED -eq 0 ]] && [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
-    if systemctl disable --now redis-server >/dev/null 2>&1; then
-      say "stopped and disabled the distribution's redis-server service (lxcq starts its own Redis)"
+  if [[ $REDIS_WAS_INSTALLED -eq 0 ]] && pkg_installed redis-server; then
+    if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+      systemctl disable --now redis-server >/dev/null 2>&1 || true
+    else
+      invoke-rc.d redis-server stop >/dev/null 2>&1 || true
+      update-rc.d redis-server disable >/dev/null 2>&1 || true
     fi
+    say "stopped and disabled the distribution's redis-server service (lxcq starts its own Redis)"
   fi
   say "liblxc $(lxc-start --version 2>/dev/null || echo '?'), $(redis-server --version 2>/dev/null | awk '{print $1, $2, $3}')"
 else

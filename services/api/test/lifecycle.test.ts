@@ -11,9 +11,6 @@ afterAll(async () => {
   await s?.close();
 });
 
-const create = (name: string, extra: Record<string, unknown> = {}) =>
-  s.run('POST', '/v1/containers', { name, template: 'busybox', config: TEST_CONFIG, ...extra });
-
 describe('container lifecycle through the API', () => {
   it('create answers 202 with a queued job at once, and the job ends with the container', async () => {
     const r = await s.http<Job>('POST', '/v1/containers', {
