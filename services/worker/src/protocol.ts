@@ -43,6 +43,7 @@ export type LxcRequest =
   | (On<'freeze'> & { reply?: RawContainerInfo })
   | (On<'unfreeze'> & { reply?: RawContainerInfo })
   | (On<'destroy'> & { withSnapshots: boolean; force: boolean; reply?: { existed: boolean } })
+  | (On<'purge'> & { reply?: { existed: boolean } })
   | (On<'rename'> & { newName: string; reply?: RawContainerInfo })
   | (On<'clone'> & { newName: string; snapshot: boolean; keepName: boolean; reply?: RawContainerInfo })
   | (On<'snapshotCreate'> & { snapName?: string; comment?: string; reply?: SnapshotInfo })

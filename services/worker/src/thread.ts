@@ -3,7 +3,7 @@
  * with a typed reply. Errors never escape as exceptions: they become ErrorBody values with
  * liblxc's own error string, so nothing is lost crossing the thread boundary.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
 import {
@@ -234,6 +234,24 @@ const impl: Impl = {
     }
     c.destroy({ withSnapshots: r.withSnapshots });
     return { existed: true };
+  },
+  purge: (r) => {
+    // Removes whatever a dead earlier attempt left under this name, whole or half-made.
+    const dir = join(r.lxcpath, r.name);
+    {
+      using c = open(r);
+      if (c.defined) {
+        if (c.state !== 'STOPPED') c.stop();
+        try {
+          c.destroy({ withSnapshots: true });
+        } catch {
+          // Half-made (no rootfs, a broken config): fall back to removing the directory.
+        }
+      }
+    }
+    const existed = existsSync(dir);
+    rmSync(dir, { recursive: true, force: true });
+    return { existed };
   },
   rename: (r) => {
     using c = open(r);

@@ -6,6 +6,7 @@ import { pino, type Logger } from 'pino';
 import {
   OPERATIONS,
   Store,
+  LxcqError,
   isFinal,
   keys as makeKeys,
   toLxcqError,
@@ -300,6 +301,12 @@ export class LxcqWorker {
     touched: Set<string>,
   ): Promise<unknown> {
     const op = job.operation;
+    if (attempt > 1 && !OPERATIONS[op].rerunnable) {
+      throw new LxcqError(
+        'LXCQ_WORKER_LOST',
+        `The worker died while this ${op} ran; it may have taken effect, so it was not run a second time.`,
+      );
+    }
     // The API checked the payload; check again so a job from anywhere meets the same contract.
     if (!payloadCheckers[op].Check(job.payload)) {
       throw toLxcqError({

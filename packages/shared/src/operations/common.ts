@@ -60,19 +60,25 @@ export interface OperationDef<
   needsContainer: boolean;
   /** Refused with LXCQ_NOT_IMPLEMENTED until the multi-host work lands. */
   implemented: boolean;
+  /**
+   * Whether a job whose worker died mid-way may simply run again. Container operations are
+   * written to be (a start of a running container succeeds...); exec is not: the command may
+   * already have run, so such a job fails with LXCQ_WORKER_LOST instead of running it twice.
+   */
+  rerunnable: boolean;
 }
 
+type Defaulted = 'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented' | 'rerunnable';
+
 export function defineOperation<N extends string, P extends TSchema, R extends TSchema>(
-  def: Omit<OperationDef<N, P, R>, 'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented'> &
-    Partial<
-      Pick<OperationDef<N, P, R>, 'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented'>
-    >,
+  def: Omit<OperationDef<N, P, R>, Defaulted> & Partial<Pick<OperationDef<N, P, R>, Defaulted>>,
 ): OperationDef<N, P, R> {
   return {
     locks: (container) => [container],
     needsContainer: true,
     cancellableWhileRunning: false,
     implemented: true,
+    rerunnable: true,
     ...def,
   };
 }

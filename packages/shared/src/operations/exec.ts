@@ -23,5 +23,7 @@ export const exec = defineOperation({
     stdout: Type.String(),
     stderr: Type.String(),
     timedOut: Type.Boolean(),
+    truncated: Type.Optional(Type.Boolean()),
   }),
+  rerunnable: false,
 });

@@ -18,7 +18,7 @@ export async function makeContainer(
   const target = on(ctx, name);
   if (readMarker(ctx.lxcpath, name) !== null) {
     await ctx.progress(2, 'removing a half-made container left by an earlier attempt');
-    await ctx.lxc({ fn: 'destroy', ...target, withSnapshots: true, force: true });
+    await ctx.lxc({ fn: 'purge', ...target });
     removeMarker(ctx.lxcpath, name);
   } else {
     const existing = await ctx.lxc({ fn: 'info', ...target });
@@ -36,7 +36,7 @@ export async function makeContainer(
     made = await make();
   } catch (err) {
     try {
-      await ctx.lxc({ fn: 'destroy', ...target, withSnapshots: true, force: true });
+      await ctx.lxc({ fn: 'purge', ...target });
       removeMarker(ctx.lxcpath, name);
     } catch (e) {
       // The marker stays: the next run of this job, or the worker's start-up sweep, retries.

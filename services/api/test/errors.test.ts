@@ -1,0 +1,331 @@
+// Failure paths through real HTTP: every bad input is a 4xx with a code, nothing is half-made,
+// and the process keeps serving.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '@lxcq/shared';
+import { Stack, TEST_CONFIG, type Job } from './harness.ts';
+
+let s: Stack;
+const dir = mkdtempSync(join(tmpdir(), 'lxcq-tokens-'));
+const tokensFile = join(dir, 'tokens.json');
+writeFileSync(
+  tokensFile,
+  JSON.stringify({
+    tokens: [
+      { name: 'viewer', token: 'viewer-token-0123456789', scopes: ['read'] },
+      { name: 'operator', token: 'operator-token-0123456789', scopes: ['operate'] },
+    ],
+  }),
+);
+
+beforeAll(async () => {
+  s = await Stack.start({ tokensFile, apiEnv: { LXCQ_BODY_LIMIT: '4096' } });
+  const j = await s.run('POST', '/v1/containers', { name: 'c1', template: 'busybox', config: TEST_CONFIG });
+  expect(j.state).toBe('completed');
+});
+afterAll(async () => {
+  await s?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Err = { error: { code: string; message: string; details?: Record<string, unknown> } };
+
+async function expectError(
+  p: Promise<{ status: number; body: Err }>,
+  status: number,
+  code: keyof typeof ERROR_CODES,
+) {
+  const r = await p;
+  expect(r.body.error?.code, JSON.stringify(r.body)).toBe(code);
+  expect(r.status).toBe(status);
+  expect(ERROR_CODES[code].status).toBe(status);
+  expect(r.body.error.message.length).toBeGreaterThan(5);
+  return r.body.error;
+}
+
+describe('authentication and scopes', () => {
+  it('health needs no token; everything else does', async () => {
+    expect((await s.http('GET', '/v1/health', undefined, { token: null })).status).toBe(200);
+    await expectError(
+      s.http<Err>('GET', '/v1/containers', undefined, { token: null }),
+      401,
+      'LXCQ_UNAUTHORIZED',
+    );
+    await expectError(
+      s.http<Err>('GET', '/v1/containers', undefined, { token: 'wrong-token-0123456789' }),
+      401,
+      'LXCQ_UNAUTHORIZED',
+    );
+    await expectError(
+      s.http<Err>('GET', '/v1/jobs', undefined, { headers: { authorization: 'Basic abc' }, token: null }),
+      401,
+      'LXCQ_UNAUTHORIZED',
+    );
+  });
+  it('read tokens read but cannot operate; operate tokens cannot drain hosts', async () => {
+    expect(
+      (await s.http('GET', '/v1/containers', undefined, { token: 'viewer-token-0123456789' })).status,
+    ).toBe(200);
+    const e = await expectError(
+      s.http<Err>('POST', '/v1/containers/c1/start', undefined, { token: 'viewer-token-0123456789' }),
+      403,
+      'LXCQ_FORBIDDEN',
+    );
+    expect(e.details).toMatchObject({ need: 'operate', have: ['read'] });
+    await expectError(
+      s.http<Err>('POST', `/v1/hosts/${s.hostId}/drain`, undefined, { token: 'operator-token-0123456789' }),
+      403,
+      'LXCQ_FORBIDDEN',
+    );
+    const r = await s.http<Job>('POST', '/v1/containers/c1/start?wait=30', undefined, {
+      token: 'operator-token-0123456789',
+    });
+    expect(r.body.state).toBe('completed');
+    await s.run('POST', '/v1/containers/c1/stop');
+  });
+});
+
+describe('bad input is a 4xx with a code', () => {
+  it('malformed JSON, wrong types, unknown fields, missing fields', async () => {
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', undefined, { raw: '{"name": "x",' }),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', { name: 'x1', template: 'busybox', start: 'yes' }),
+      400,
+      'LXCQ_VALIDATION',
+    );
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', { name: 'x1', template: 'busybox', bogus: 1 }),
+      400,
+      'LXCQ_VALIDATION',
+    );
+    await expectError(s.http<Err>('POST', '/v1/containers', { name: 'x1' }), 400, 'LXCQ_VALIDATION');
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', { name: 'x1', template: 'ubuntu' }),
+      400,
+      'LXCQ_VALIDATION',
+    );
+    await expectError(s.http<Err>('POST', '/v1/containers', [1, 2]), 400, 'LXCQ_VALIDATION');
+    await expectError(s.http<Err>('POST', '/v1/containers/c1/exec', { argv: [] }), 400, 'LXCQ_VALIDATION');
+    await expectError(
+      s.http<Err>('POST', '/v1/containers/c1/exec', { argv: ['ls'], cwd: 'relative' }),
+      400,
+      'LXCQ_VALIDATION',
+    );
+    await expectError(s.http<Err>('PUT', '/v1/containers/c1/limits', {}), 400, 'LXCQ_VALIDATION');
+    await expectError(
+      s.http<Err>('PUT', '/v1/containers/c1/limits', { memory: '12 parsecs' }),
+      400,
+      'LXCQ_VALIDATION',
+    );
+    await expectError(s.http<Err>('PATCH', '/v1/containers/c1/config', {}), 400, 'LXCQ_VALIDATION');
+    await expectError(s.http<Err>('GET', '/v1/jobs?limit=100000'), 400, 'LXCQ_VALIDATION');
+    await expectError(s.http<Err>('GET', '/v1/jobs/not-a-uuid'), 400, 'LXCQ_VALIDATION');
+    await expectError(
+      s.http<Err>('POST', '/v1/containers/c1/start', undefined, {
+        headers: { 'idempotency-key': 'x'.repeat(200) },
+      }),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+  });
+
+  it.each(['../etc', 'a/b', '.hidden', 'a..b', 'x'.repeat(65), 'sp ace', '-dash'])(
+    'refuses the name %j before it reaches anything',
+    async (name) => {
+      const r = await s.http<Err>('POST', '/v1/containers', { name, template: 'busybox' });
+      expect(r.status).toBe(400);
+      expect(['LXCQ_VALIDATION', 'LXCQ_INVALID_NAME']).toContain(r.body.error.code);
+      const r2 = await s.http<Err>('POST', `/v1/containers/${encodeURIComponent(name)}/start`);
+      expect([400, 404]).toContain(r2.status);
+      const r3 = await s.http<Err>('POST', '/v1/containers/c1/rename', { newName: name });
+      expect(r3.status).toBe(400);
+    },
+  );
+
+  it('bodies over the bound are 413', async () => {
+    await expectError(
+      s.http<Err>('POST', '/v1/containers/c1/exec', { argv: ['echo', 'x'.repeat(10_000)] }),
+      413,
+      'LXCQ_BODY_TOO_LARGE',
+    );
+  });
+
+  it('unknown routes are 404 with a code', async () => {
+    await expectError(s.http<Err>('GET', '/v1/nothing'), 404, 'LXCQ_NOT_FOUND');
+  });
+});
+
+describe('policy, existence and state', () => {
+  it('refuses hook, host mount and other dangerous config keys with 403, creating nothing', async () => {
+    const e = await expectError(
+      s.http<Err>('POST', '/v1/containers', {
+        name: 'evil',
+        template: 'busybox',
+        config: {
+          'lxc.hook.pre-start': '/bin/sh -c "touch /tmp/pwned"',
+          'lxc.mount.entry': '/etc etc none bind 0 0',
+        },
+      }),
+      403,
+      'LXCQ_CONFIG_KEY_FORBIDDEN',
+    );
+    expect((e.details?.refused as unknown[]).length).toBe(2);
+    await expectError(
+      s.http<Err>('PATCH', '/v1/containers/c1/config', { set: { 'lxc.apparmor.profile': 'unconfined' } }),
+      403,
+      'LXCQ_CONFIG_KEY_FORBIDDEN',
+    );
+    await expectError(
+      s.http<Err>('PATCH', '/v1/containers/c1/config', {
+        set: { 'lxc.environment': 'A=1\nlxc.hook.start = /x' },
+      }),
+      403,
+      'LXCQ_CONFIG_KEY_FORBIDDEN',
+    );
+    expect(s.lxcLs()).toEqual(['c1']);
+    expect((await s.http('GET', '/v1/containers/evil')).status).toBe(404);
+  });
+
+  it('unknown container, job and host are 404', async () => {
+    await expectError(s.http<Err>('POST', '/v1/containers/ghost/start'), 404, 'LXCQ_CONTAINER_NOT_FOUND');
+    await expectError(s.http<Err>('GET', '/v1/containers/ghost'), 404, 'LXCQ_CONTAINER_NOT_FOUND');
+    await expectError(
+      s.http<Err>('GET', '/v1/jobs/00000000-0000-0000-0000-000000000000'),
+      404,
+      'LXCQ_JOB_NOT_FOUND',
+    );
+    await expectError(s.http<Err>('GET', '/v1/hosts/nohost'), 404, 'LXCQ_HOST_NOT_FOUND');
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', { name: 'x2', template: 'busybox', host: 'nohost' }),
+      404,
+      'LXCQ_HOST_NOT_FOUND',
+    );
+  });
+
+  it('a taken name is 409, also while its create is still queued', async () => {
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', { name: 'c1', template: 'busybox' }),
+      409,
+      'LXCQ_CONTAINER_EXISTS',
+    );
+    const first = await s.http<Job>('POST', '/v1/containers', {
+      name: 'c2',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(first.status).toBe(202);
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', { name: 'c2', template: 'busybox' }),
+      409,
+      'LXCQ_CONTAINER_EXISTS',
+    );
+    await expectError(
+      s.http<Err>('POST', '/v1/containers/c1/clone', { newName: 'c2' }),
+      409,
+      'LXCQ_CONTAINER_EXISTS',
+    );
+    const done = await s.http<Job>('GET', `/v1/jobs/${first.body.id}/wait?timeout=60`);
+    expect(done.body.state).toBe('completed');
+  });
+
+  it('an operation impossible in the current state fails its job with LXCQ_INVALID_STATE and liblxc untouched', async () => {
+    for (const [op, body] of [
+      ['freeze', undefined],
+      ['exec', { argv: ['true'] }],
+      ['checkpoint', {}],
+    ] as const) {
+      const j = await s.run('POST', `/v1/containers/c1/${op}`, body);
+      expect(j.state, op).toBe('failed');
+      expect(j.error?.code, op).toBe('LXCQ_INVALID_STATE');
+      expect(j.error?.message).toMatch(/c1 is STOPPED/);
+    }
+    await s.run('POST', '/v1/containers/c1/start');
+    const j = await s.run('POST', '/v1/containers/c1/rename', { newName: 'c1-new' });
+    expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
+    expect(s.lxcLs()).toContain('c1');
+    await s.run('POST', '/v1/containers/c1/stop');
+  });
+
+  it('a missing snapshot or checkpoint fails with its 404 code', async () => {
+    const j = await s.run('POST', '/v1/containers/c1/snapshots/nosnap/restore');
+    expect(j.error?.code).toBe('LXCQ_SNAPSHOT_NOT_FOUND');
+    const k = await s.run('POST', '/v1/containers/c1/restore', { checkpoint: 'cp-none' });
+    expect(k.error?.code).toBe('LXCQ_CHECKPOINT_NOT_FOUND');
+  });
+
+  it('migrate is refused as not implemented, before anything is queued', async () => {
+    await expectError(
+      s.http<Err>('POST', '/v1/containers/c1/migrate', { targetHost: 'h2' }),
+      501,
+      'LXCQ_NOT_IMPLEMENTED',
+    );
+  });
+
+  it('a local image that is not on the host fails with LXCQ_IMAGE_NOT_FOUND and leaves nothing behind', async () => {
+    const j = await s.run('POST', '/v1/containers', {
+      name: 'img1',
+      template: 'local',
+      local: { rootfs: 'missing.tar.xz' },
+    });
+    expect(j.error?.code).toBe('LXCQ_IMAGE_NOT_FOUND');
+    expect(s.lxcLs()).not.toContain('img1');
+    // the name is free again
+    expect((await s.http('GET', '/v1/containers/img1')).status).toBe(404);
+  });
+});
+
+describe('cancel', () => {
+  it('cancels a queued job (it never runs); refuses to cancel a running or ended one', async () => {
+    await s.run('POST', '/v1/containers/c1/start');
+    const busy = await s.http<Job>('POST', '/v1/containers/c1/exec', { argv: ['sleep', '2'] });
+    const queued = await s.http<Job>('POST', '/v1/containers/c1/stop');
+    expect(queued.body.state).toBe('queued');
+    // wait until the exec is running
+    for (
+      let i = 0;
+      i < 50 && (await s.http<Job>('GET', `/v1/jobs/${busy.body.id}`)).body.state !== 'active';
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 50));
+    await expectError(s.http<Err>('DELETE', `/v1/jobs/${busy.body.id}`), 409, 'LXCQ_JOB_NOT_CANCELLABLE');
+    const c = await s.http<Job>('DELETE', `/v1/jobs/${queued.body.id}`);
+    expect(c.status).toBe(200);
+    expect(c.body.state).toBe('cancelled');
+    await s.http('GET', `/v1/jobs/${busy.body.id}/wait?timeout=30`);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await s.http<Job>('GET', `/v1/jobs/${queued.body.id}`)).body.state).toBe('cancelled');
+    expect(s.lxcState('c1')).toBe('RUNNING'); // the cancelled stop never ran
+    await expectError(s.http<Err>('DELETE', `/v1/jobs/${busy.body.id}`), 409, 'LXCQ_JOB_NOT_CANCELLABLE');
+    await s.run('POST', '/v1/containers/c1/stop');
+  });
+});
+
+describe('hosts', () => {
+  it('lists the worker host with its capabilities; a drained host takes no new containers', async () => {
+    const hosts = await s.http<{ id: string; status: string; capabilities: Record<string, unknown> }[]>(
+      'GET',
+      '/v1/hosts',
+    );
+    expect(hosts.body).toHaveLength(1);
+    expect(hosts.body[0]).toMatchObject({ id: s.hostId, status: 'online' });
+    expect(hosts.body[0]?.capabilities).toMatchObject({
+      liblxcVersion: expect.stringMatching(/^\d+\.\d+/) as unknown,
+      cores: expect.any(Number) as unknown,
+    });
+    expect((await s.http('POST', `/v1/hosts/${s.hostId}/drain`)).status).toBe(200);
+    await expectError(
+      s.http<Err>('POST', '/v1/containers', { name: 'x3', template: 'busybox' }),
+      503,
+      'LXCQ_NO_HOST',
+    );
+    expect((await s.http('POST', `/v1/hosts/${s.hostId}/undrain`)).status).toBe(200);
+    const health = await s.http<{ status: string }>('GET', '/v1/health', undefined, { token: null });
+    expect(health.body.status).toBe('ok');
+  });
+});

@@ -1,0 +1,110 @@
+// A worker killed with SIGKILL mid-operation, stopped gracefully mid-job, and containers changed
+// behind lxcq's back: jobs still end definitely, nothing half-made stays, the registry matches lxc-ls.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack, TEST_CONFIG, type Job } from './harness.ts';
+
+let s: Stack;
+beforeAll(async () => {
+  s = await Stack.start({ workerEnv: { LXCQ_LOCK_MS: '3000' } });
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+async function waitActive(id: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if ((await s.http<Job>('GET', `/v1/jobs/${id}`)).body.state === 'active') return;
+    await sleep(10);
+  }
+  throw new Error(`job ${id} never became active`);
+}
+
+async function registry(): Promise<string[]> {
+  return (await s.http<{ name: string }[]>('GET', '/v1/containers')).body.map((c) => c.name).sort();
+}
+
+describe('a worker killed mid-operation', () => {
+  it('create: the job finishes on the restarted worker and no half-made container stays', async () => {
+    const r = await s.http<Job>('POST', '/v1/containers', {
+      name: 'k1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      start: true,
+    });
+    await waitActive(r.body.id);
+    await s.stopWorker('SIGKILL');
+    await s.startWorker();
+    const done = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}/wait?timeout=60`)).body;
+    expect(done.state, JSON.stringify(done.error)).toBe('completed');
+    expect(done.attempts).toBe(2);
+    expect(s.lxcState('k1')).toBe('RUNNING');
+    expect(existsSync(join(s.lxcpath, '.lxcq', 'creating', 'k1'))).toBe(false);
+    const log = (await s.http<{ lines: string[] }>('GET', `/v1/jobs/${r.body.id}/log`)).body.lines.join('\n');
+    expect(log).toMatch(/attempt 2/);
+  });
+
+  it('exec: the command is not run twice; the job fails with LXCQ_WORKER_LOST', async () => {
+    const r = await s.http<Job>('POST', '/v1/containers/k1/exec', {
+      argv: ['sh', '-c', 'echo ran >> /runs; sleep 2'],
+    });
+    await waitActive(r.body.id);
+    await sleep(200);
+    await s.stopWorker('SIGKILL');
+    await s.startWorker();
+    const done = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}/wait?timeout=60`)).body;
+    expect(done.state).toBe('failed');
+    expect(done.error?.code).toBe('LXCQ_WORKER_LOST');
+    const runs = await s.run('POST', '/v1/containers/k1/exec', { argv: ['sh', '-c', 'wc -l < /runs'] });
+    expect((runs.result as { stdout: string }).stdout.trim()).toBe('1');
+  });
+
+  it('jobs queued while the worker is down run once it is back, in order', async () => {
+    await s.stopWorker('SIGKILL');
+    const a = await s.http<Job>('POST', '/v1/containers/k1/stop');
+    const b = await s.http<Job>('POST', '/v1/containers/k1/snapshots', { name: 'while-down' });
+    expect([a.body.state, b.body.state]).toEqual(['queued', 'queued']);
+    await s.startWorker();
+    const da = (await s.http<Job>('GET', `/v1/jobs/${a.body.id}/wait?timeout=60`)).body;
+    const db = (await s.http<Job>('GET', `/v1/jobs/${b.body.id}/wait?timeout=60`)).body;
+    expect([da.state, db.state]).toEqual(['completed', 'completed']);
+    expect(s.lxcState('k1')).toBe('STOPPED');
+  });
+
+  it('the registry matches lxc-ls after all that', async () => {
+    expect(await registry()).toEqual(s.lxcLs());
+  });
+});
+
+describe('graceful stop', () => {
+  it('SIGTERM lets the running job finish before the worker exits', async () => {
+    await s.run('POST', '/v1/containers/k1/start');
+    const r = await s.http<Job>('POST', '/v1/containers/k1/exec', { argv: ['sleep', '1'] });
+    await waitActive(r.body.id);
+    await s.stopWorker('SIGTERM');
+    const j = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}`)).body;
+    expect(j.state).toBe('completed');
+    const hosts = await s.http<{ status: string }[]>('GET', '/v1/hosts');
+    expect(hosts.body[0]?.status).toBe('offline');
+    await s.startWorker();
+  });
+});
+
+describe('changes made outside lxcq', () => {
+  it('a container made with lxc-create appears; one destroyed with lxc-destroy disappears', async () => {
+    execFileSync('lxc-create', ['-P', s.lxcpath, '-n', 'outside1', '-t', 'busybox'], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && !(await registry()).includes('outside1'); i++) await sleep(100);
+    expect(await registry()).toContain('outside1');
+    // and lxcq can operate on it
+    const j = await s.run('DELETE', '/v1/containers/outside1');
+    expect(j.state).toBe('completed');
+    execFileSync('lxc-stop', ['-P', s.lxcpath, '-n', 'k1', '-k'], { stdio: 'ignore' });
+    execFileSync('lxc-destroy', ['-P', s.lxcpath, '-n', 'k1', '-s'], { stdio: 'ignore' });
+    for (let i = 0; i < 100 && (await registry()).includes('k1'); i++) await sleep(100);
+    expect(await registry()).toEqual([]);
+    expect(readdirSync(s.lxcpath).filter((d) => d !== '.lxcq')).toEqual([]);
+  });
+});
