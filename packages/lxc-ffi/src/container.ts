@@ -413,8 +413,11 @@ export class Container implements Disposable {
     this.requireRunning('unfreeze');
     this.check(this.call('unfreeze'), 'LXC_UNFREEZE_FAILED', 'unfreeze', 'c->unfreeze failed');
   }
-  /** Waits up to timeoutSec (-1: forever) for `state`; false on timeout. */
+  /** Waits up to timeoutSec (-1: forever) for `state`; false on timeout. timeoutSec 0 only
+   * checks the current state: liblxc 5.0 turns 0 into an unbounded receive on the monitor's
+   * state socket (it would block forever when the state never comes). */
   wait(state: ContainerState, timeoutSec: number): boolean {
+    if (timeoutSec === 0) return this.call('state') === state;
     return this.call('wait', state, timeoutSec);
   }
 

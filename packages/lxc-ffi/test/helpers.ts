@@ -19,7 +19,7 @@ export const TEST_CONFIG: readonly [string, string][] = [
 
 export function createBusybox(lxcpath: string, name: string, options: ContainerOptions = {}, extra: readonly [string, string][] = []): Container {
   const c = Container.open(name, lxcpath, options);
-  for (const [k, v] of [...TEST_CONFIG, ...extra]) c.setConfigItem(k, v);
+  for (const [k, v] of TEST_CONFIG) c.setConfigItem(k, v);
   c.create('busybox');
   // The template appends its own lines; re-apply ours so they win, then persist.
   for (const [k, v] of [...TEST_CONFIG, ...extra]) c.setConfigItem(k, v);
