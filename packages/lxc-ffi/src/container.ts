@@ -173,7 +173,7 @@ export class Container implements Disposable {
   readonly lxcpath: string;
   private ptr: Ptr;
   private readonly lxcBinDir: string | undefined;
-  private readonly openedName: string;
+  private openedName: string;
 
   private constructor(raw: RawLxc, ptr: Ptr, name: string, lxcpath: string, lxcBinDir: string | undefined) {
     this.raw = raw;
@@ -228,10 +228,7 @@ export class Container implements Disposable {
 
   private call<K extends MemberName>(name: K, ...args: Parameters<MemberSignatures[K]>): ReturnType<MemberSignatures[K]> {
     const c = this.c;
-    const s = this.raw.supports(name);
-    if (!s.supported) {
-      throw new LxcError('LXC_UNSUPPORTED', `${name} is not available: ${s.reason ?? ''}`, { operation: name, container: this.openedName });
-    }
+    this.requireSupported(name);
     koffi.errno(0);
     return this.raw.call(c, name, ...args);
   }
@@ -368,11 +365,20 @@ export class Container implements Disposable {
       const full = [...args, '-o', logFile, '-l', 'ERROR'];
       if (argv && argv.length > 0) full.push('--', ...argv);
       const exe = lxcTool(tool, this.lxcBinDir);
-      const r = spawnSync(exe, full, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 120_000 });
+      // Output goes to a file, not a pipe: the daemonized monitor inherits these fds, and
+      // spawnSync would wait on a pipe until the container stops (lxc-checkpoint -r -d does).
+      const outFile = join(logDir, 'out');
+      const out = openSync(outFile, 'w');
+      let r: ReturnType<typeof spawnSync>;
+      try {
+        r = spawnSync(exe, full, { stdio: ['ignore', out, out], timeout: 120_000 });
+      } finally {
+        closeSync(out);
+      }
       if (r.error || r.status !== 0) {
         const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-15).join('\n') : '';
         const status = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
-        const stderr = (r.stderr || '').trim();
+        const stderr = readFileSync(outFile, 'utf8').trim();
         throw new LxcError(code, `${tool} failed (${status})${stderr ? `: ${stderr}` : ''}${log ? `\n${log}` : ''}`, {
           operation,
           container: this.name,
@@ -431,6 +437,13 @@ export class Container implements Disposable {
   rename(newName: string): void {
     this.requireDefined('rename');
     this.check(this.call('rename', newName), 'LXC_RENAME_FAILED', 'rename', `cannot rename to '${newName}'`);
+    // liblxc leaves c->name at the old name: swap in a struct for the new one.
+    const np = this.raw.containerNew(newName, this.lxcpath);
+    if (np === NULL) throw this.error('LXC_NEW_FAILED', 'rename', `renamed, but cannot open '${newName}'`);
+    const old = this.ptr;
+    this.ptr = np;
+    this.openedName = newName;
+    this.raw.containerPut(old);
   }
 
   clone(
@@ -765,7 +778,15 @@ export class Container implements Disposable {
 
   // -- fds from the monitor -------------------------------------------------------------------
 
+  private requireSupported(name: MemberName): void {
+    const s = this.raw.supports(name);
+    if (!s.supported) {
+      throw new LxcError('LXC_UNSUPPORTED', `${name} is not available: ${s.reason ?? ''}`, { operation: name, container: this.openedName });
+    }
+  }
+
   private fdCall(name: 'seccomp_notify_fd' | 'seccomp_notify_fd_active' | 'init_pidfd' | 'devpts_fd'): number {
+    this.requireSupported(name);
     this.requireRunning(name);
     const fd = this.call(name);
     if (fd < 0) throw this.error('LXC_CALL_FAILED', name, `${name} returned ${fd}`);

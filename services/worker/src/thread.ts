@@ -173,7 +173,21 @@ const impl: Impl = {
     if (!c.defined) notFound(r.name);
     const s = c.state;
     if (s === 'FROZEN') invalidState(r.name, s, 'unfreeze it instead of starting it');
-    if (s !== 'RUNNING') c.start();
+    if (s !== 'RUNNING') {
+      c.start();
+      // lxc-start returns once the container is set up; an init that exits at once stops it again.
+      if (!c.wait('RUNNING', 5) || c.state === 'STOPPED') {
+        throw Object.assign(
+          new Error(
+            `Container ${r.name} stopped right after it started: its init (lxc.init.cmd) exited or failed. Check the container's init and config.`,
+          ),
+          {
+            code: 'LXCQ_LXC_ERROR',
+            details: { state: c.state },
+          },
+        );
+      }
+    }
     return describe(c);
   },
   stop: (r) => {

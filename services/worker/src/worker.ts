@@ -31,6 +31,11 @@ const payloadCheckers = Object.fromEntries(
   Object.entries(OPERATIONS).map(([name, def]) => [name, Compile(def.payload)]),
 ) as Record<OperationName, ReturnType<typeof Compile>>;
 
+const LOOP_RESOLUTION_MS = 10;
+/** A loop-delay histogram value (ns between timer ticks) as the delay past the timer, in ms. */
+const loopDelayMs = (ns: number): number =>
+  Math.round(Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) * 1000) / 1000;
+
 export interface WorkerDeps {
   config: WorkerConfig;
   log?: Logger;
@@ -64,7 +69,7 @@ export class LxcqWorker {
     this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
     this.store = new Store(this.redis, this.keys, { jobRetentionSec: this.config.jobRetentionSec });
     this.pool = new LxcPool({ threads: this.config.threads });
-    this.loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   }
 
   async start(): Promise<void> {
@@ -161,6 +166,10 @@ export class LxcqWorker {
         freeMemoryBytes: freemem(),
         containers,
         running: this.runningCount,
+        // Cumulative since start(). The histogram records the time between its 10 ms timer's
+        // ticks, so the interval itself is taken off to leave the delay.
+        eventLoopDelayP99Ms: loopDelayMs(this.loopDelay.percentile(99)),
+        eventLoopDelayMaxMs: loopDelayMs(this.loopDelay.max),
       },
     };
     await this.store.putHost(info);
