@@ -59,7 +59,7 @@ export function cleanupLxcpath(lxcpath: string): { leftovers: string[] } {
           c.stop();
           c.wait('STOPPED', 10);
         }
-        if (c.defined) c.destroy({ withSnapshots: true });
+        if (c.defined) c.destroy({ withSnapshots: c.snapshots().length > 0 });
       } catch {
         // an overlay origin: retried after its clones are gone
       }
