@@ -47,6 +47,9 @@ export interface HostInfo {
     freeMemoryBytes: number;
     containers: number;
     running: number;
+    /** The worker's main-thread event-loop delay since it started: p99 and max, in ms. */
+    eventLoopDelayP99Ms?: number;
+    eventLoopDelayMaxMs?: number;
   };
 }
 

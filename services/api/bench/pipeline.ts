@@ -16,7 +16,7 @@
  * default), LXCQ_BENCH_OUT the JSON file.
  */
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -30,11 +30,13 @@ import {
   directLifecycle,
   directMakeRunning,
   directRemove,
+  directIps,
   directStateCheck,
   type LifecycleTimes,
 } from './direct.ts';
 import type { DirectThreadInput, DirectThreadOutput } from './direct-thread.ts';
-import { fmt, mean, ratio, round, summarize, table, type Summary } from './stats.ts';
+import { cpuPer, cpuSnapshot, type CpuUse } from './cpu.ts';
+import { fmt, ratio, round, summarize, table, type Summary } from './stats.ts';
 
 // ---- parameters and reference figures -------------------------------------------------------
 
@@ -181,6 +183,8 @@ interface LifecycleResult {
   steps: Record<Step, Summary>;
   /** API only: where each step's time went, ms (p50 and mean of queue / run / outside). */
   split?: Record<Step, { queue: Summary; run: Summary; outside: Summary }>;
+  /** CPU ms per lifecycle, by process. */
+  cpu?: CpuUse;
 }
 
 function lifecycleResult(
@@ -276,6 +280,8 @@ interface RoundTrip {
   perSec: number;
   ms: Summary;
   split?: { queue: Summary; run: Summary; outside: Summary };
+  /** CPU ms per job, by process. */
+  cpu?: CpuUse;
 }
 
 function rt(mode: string, concurrency: number, wallMs: number, xs: readonly number[]): RoundTrip {
@@ -352,6 +358,16 @@ function loopDelay(at: string, h: HostRecord): LoopDelay {
 
 // ---- the run --------------------------------------------------------------------------------
 
+let pids: { worker?: number | undefined; redis?: number | undefined } = {};
+
+/** Runs one measurement and adds the CPU its processes used per unit (lifecycle or job). */
+async function withCpu<T extends { n: number; cpu?: CpuUse }>(fn: () => T | Promise<T>): Promise<T> {
+  const a = cpuSnapshot(pids);
+  const r = await fn();
+  r.cpu = cpuPer(a, cpuSnapshot(pids), r.n);
+  return r;
+}
+
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
@@ -359,30 +375,32 @@ function log(msg: string): void {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark creates real containers: run it as root');
   const startedAt = new Date();
+  const loadStart = loadavg()[0] ?? NaN;
   const directPath = mkdtempSync(join(tmpdir(), 'lxcq-bench-direct-'));
   let stack: Stack | null = null;
   try {
     // 1. lifecycles, direct first (no lxcq process running yet)
     log(`warm-up, then ${N} direct lifecycles sequentially`);
     directLifecycle('bd-warm', directPath);
-    const dSeq = directSequential(directPath);
+    const dSeq = await withCpu(() => directSequential(directPath));
     log(`${N} direct lifecycles on ${CONC} threads`);
-    const dPar = await directParallel(directPath);
+    const dPar = await withCpu(() => directParallel(directPath));
 
     log('starting the stack (redis-server, API, worker)');
     stack = await Stack.start({ workerEnv: WORKER_ENV });
+    pids = { worker: stack.worker?.pid, redis: stack.redisServer.pid };
     const client = new Client(stack.url);
     const hostId = stack.hostId;
     const delays: LoopDelay[] = [loopDelay('idle, after start', await client.freshHost(hostId))];
 
     log(`warm-up, then ${N} API lifecycles at concurrency 1`);
     await client.lifecycle('ba-warm');
-    const aSeq = await apiLifecycles(client, 1);
+    const aSeq = await withCpu(() => apiLifecycles(client, 1));
     log(
       `warm-up (${CONC} in parallel: the worker's pool grows to its threads), then ${N} API lifecycles at concurrency ${CONC}`,
     );
     await Promise.all(Array.from({ length: CONC }, (_, i) => client.lifecycle(`ba-warm${i}`)));
-    const aPar = await apiLifecycles(client, CONC);
+    const aPar = await withCpu(() => apiLifecycles(client, CONC));
     delays.push(loopDelay('after the lifecycles', await client.freshHost(hostId)));
 
     // 2. cheap jobs' round trip
@@ -395,42 +413,52 @@ async function main(): Promise<void> {
     const first = rtNames[0] as string;
     const lxcpath = stack.lxcpath;
     directMakeRunning('bd-fz', directPath);
+    const directState = await withCpu(() =>
+      directLoop('direct: open + state + running + dispose', RT, () => [directStateCheck(first, lxcpath)]),
+    );
+    const directIpsRt = await withCpu(() =>
+      directLoop('direct: ips() (forks into the container netns)', RT, () => [directIps(first, lxcpath)]),
+    );
     const pool = new LxcPool({ threads: 4 });
     let poolStart: RoundTrip, poolInfo: RoundTrip;
     try {
       await pool.call({ fn: 'info', name: first, lxcpath, withConfig: true }); // warm the threads
-      poolStart = await poolLoop('LxcPool.call start (no-op): thread hop + describe', RT, () =>
-        pool.call({ fn: 'start', name: first, lxcpath }),
+      poolStart = await withCpu(() =>
+        poolLoop('LxcPool.call start (no-op): thread hop + describe', RT, () =>
+          pool.call({ fn: 'start', name: first, lxcpath }),
+        ),
       );
-      poolInfo = await poolLoop('LxcPool.call info withConfig (the refresh after a job)', RT, () =>
-        pool.call({ fn: 'info', name: first, lxcpath, withConfig: true }),
+      poolInfo = await withCpu(() =>
+        poolLoop('LxcPool.call info withConfig (the refresh after a job)', RT, () =>
+          pool.call({ fn: 'info', name: first, lxcpath, withConfig: true }),
+        ),
       );
     } finally {
       await pool.close();
     }
-    const directState = directLoop('direct: open + state + running + dispose', RT, () => [
-      directStateCheck(first, lxcpath),
-    ]);
-    const apiNoop = await apiJobs(client, 'API: POST start on a running container', [first], RT, (n) => [
-      `/v1/containers/${n}/start`,
-    ]);
-    const apiNoopPar = await apiJobs(
-      client,
-      `API: POST start (no-op), ${CONC} containers in parallel`,
-      rtNames,
-      RT / CONC,
-      (n) => [`/v1/containers/${n}/start`],
+    const apiNoop = await withCpu(() =>
+      apiJobs(client, 'API: POST start on a running container', [first], RT, (n) => [
+        `/v1/containers/${n}/start`,
+      ]),
     );
-    const directFreeze = directLoop('direct: freeze, unfreeze (each)', RT / 4, () => {
-      const p = directFreezePair('bd-fz', directPath);
-      return [p.freeze, p.unfreeze];
-    });
-    const apiFreeze = await apiJobs(client, 'API: POST freeze, unfreeze (each)', [first], RT / 4, (n) => [
-      `/v1/containers/${n}/freeze`,
-      `/v1/containers/${n}/unfreeze`,
-    ]);
+    const apiNoopPar = await withCpu(() =>
+      apiJobs(client, `API: POST start (no-op), ${CONC} containers in parallel`, rtNames, RT / CONC, (n) => [
+        `/v1/containers/${n}/start`,
+      ]),
+    );
+    const directFreeze = await withCpu(() =>
+      directLoop('direct: freeze, unfreeze (each)', RT / 4, () => {
+        const p = directFreezePair('bd-fz', directPath);
+        return [p.freeze, p.unfreeze];
+      }),
+    );
+    const apiFreeze = await withCpu(() =>
+      apiJobs(client, 'API: POST freeze, unfreeze (each)', [first], RT / 4, (n) => [
+        `/v1/containers/${n}/freeze`,
+        `/v1/containers/${n}/unfreeze`,
+      ]),
+    );
     delays.push(loopDelay('after all the load', await client.freshHost(hostId)));
-    const workerLog = stack.workerLog;
 
     // clean-up of what the runs left running (the rest goes with the lxcpaths)
     for (const n of rtNames) {
@@ -447,6 +475,8 @@ async function main(): Promise<void> {
         kernel: release(),
         node: process.version,
         liblxc: lxcVersion(),
+        loadAvgStart: round(loadStart, 2),
+        loadAvgEnd: round(loadavg()[0] ?? NaN, 2),
       },
       params: { lifecyclesPerMode: N, roundTrips: RT, concurrency: CONC, workerEnv: WORKER_ENV },
       reference: { lxd502: LXD, bullmqFloor: BULLMQ_FLOOR, goalVsLxd: GOAL },
@@ -459,14 +489,22 @@ async function main(): Promise<void> {
         directVsLxdSeq: round(dSeq.perSec / LXD.seqPerSec),
         directVsLxdPar: round(dPar.perSec / LXD.c4PerSec),
       },
-      roundTrip: { directState, poolStart, poolInfo, apiNoop, apiNoopPar, directFreeze, apiFreeze },
+      roundTrip: {
+        directState,
+        directIps: directIpsRt,
+        poolStart,
+        poolInfo,
+        apiNoop,
+        apiNoopPar,
+        directFreeze,
+        apiFreeze,
+      },
       overheadMs: {
         noopStartP50: round(apiNoop.ms.p50 - directState.ms.p50),
         noopStartP99: round(apiNoop.ms.p99 - directState.ms.p99),
         freezeP50: round(apiFreeze.ms.p50 - directFreeze.ms.p50),
       },
       workerEventLoopDelay: delays,
-      workerLogLines: workerLog.split('\n').length,
     };
     print(result);
     mkdirSync(dirname(OUT), { recursive: true });
@@ -480,7 +518,15 @@ async function main(): Promise<void> {
 
 type Result = {
   date: string;
-  host: { cores: number; cpu: string; kernel: string; node: string; liblxc: string };
+  host: {
+    cores: number;
+    cpu: string;
+    kernel: string;
+    node: string;
+    liblxc: string;
+    loadAvgStart: number;
+    loadAvgEnd: number;
+  };
   lifecycles: Record<'directSeq' | 'directPar' | 'apiSeq' | 'apiPar', LifecycleResult>;
   roundTrip: Record<string, RoundTrip>;
   workerEventLoopDelay: LoopDelay[];
@@ -492,7 +538,8 @@ function print(r: Result): void {
   out.push(
     `lxcq pipeline benchmark  ${r.date}`,
     `host: ${r.host.cores} cores (${r.host.cpu}), kernel ${r.host.kernel}, node ${r.host.node}, liblxc ${r.host.liblxc}`,
-    `${N} lifecycles per mode (LXCQ_BENCH_N), ${RT} round trips per cheap-job mode (LXCQ_BENCH_RT)`,
+    `${N} lifecycles per mode (LXCQ_BENCH_N), ${RT} round trips per cheap-job mode (LXCQ_BENCH_RT), worker LXCQ_THREADS=${WORKER_ENV.LXCQ_THREADS}`,
+    `load average (1 min) at start ${fmt(r.host.loadAvgStart)}, at end ${fmt(r.host.loadAvgEnd)}: other work on the machine skews every figure`,
     '',
     `1. Full lifecycles: create (busybox, lxc.net.0.type=empty) + start + stop + destroy`,
   );
@@ -559,6 +606,9 @@ function print(r: Result): void {
       stepRows,
     ),
     '',
+    'CPU ms per lifecycle, by process (children = templates, lxc-start and other processes liblxc waits for)',
+    cpuTable(Object.values(r.lifecycles), 'API + client / caller'),
+    '',
     '2. One cheap job: round trip through the API vs its liblxc part called directly (ms)',
   );
   const rtRows = Object.values(r.roundTrip).map((x) => [
@@ -590,7 +640,10 @@ function print(r: Result): void {
       ` p99 ${fmt((rtm.apiNoop?.ms.p99 ?? NaN) - (rtm.directState?.ms.p99 ?? NaN))} ms;` +
       ` over the BullMQ floor: p50 ${fmt((rtm.apiNoop?.ms.p50 ?? NaN) - BULLMQ_FLOOR.p50Ms)} ms`,
     `  freeze/unfreeze overhead (API - direct, per job): p50 ${fmt((rtm.apiFreeze?.ms.p50 ?? NaN) - (rtm.directFreeze?.ms.p50 ?? NaN))} ms,` +
-      ` mean ${fmt(mean([rtm.apiFreeze?.ms.mean ?? NaN]) - (rtm.directFreeze?.ms.mean ?? NaN))} ms`,
+      ` mean ${fmt((rtm.apiFreeze?.ms.mean ?? NaN) - (rtm.directFreeze?.ms.mean ?? NaN))} ms`,
+    '',
+    'CPU ms per job, by process',
+    cpuTable(Object.values(r.roundTrip), 'API + client / caller'),
     '',
     "3. Worker main-thread event-loop delay (heartbeat capabilities, cumulative since the worker's start)",
     table(
@@ -599,6 +652,25 @@ function print(r: Result): void {
     ),
   );
   process.stdout.write(out.join('\n') + '\n');
+}
+
+function cpuTable(
+  rows: readonly { mode: string; concurrency: number; cpu?: CpuUse }[],
+  bench: string,
+): string {
+  return table(
+    ['mode', 'conc', 'children', 'worker', bench, 'redis', 'total', 'cores busy'],
+    rows.map((x) => [
+      x.mode,
+      String(x.concurrency),
+      fmt(x.cpu?.children, 1),
+      fmt(x.cpu?.worker, 1),
+      fmt(x.cpu?.bench, 1),
+      fmt(x.cpu?.redis, 1),
+      fmt(x.cpu?.total, 1),
+      fmt(x.cpu?.cores, 2),
+    ]),
+  );
 }
 
 main().then(
