@@ -7,3 +7,4 @@ export * from './events.ts';
 export * from './keys.ts';
 export * from './auth.ts';
 export * from './store.ts';
+export * from './event-filter.ts';

@@ -1,16 +1,18 @@
 /**
  * A worker_threads body for the direct baseline at concurrency > 1. It loads liblxc, says
- * 'ready', and on 'go' runs `count` lifecycles of its own containers and posts their times, so
+ * 'ready', and on 'go' runs `count` lifecycles (created, or cloned from `base`) of its own containers and posts their times, so
  * thread start-up is not counted.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { lxcVersion } from '../../../packages/lxc-ffi/src/index.ts';
-import { directLifecycle, type LifecycleTimes } from './direct.ts';
+import { directCloneLifecycle, directLifecycle, type LifecycleTimes } from './direct.ts';
 
 export interface DirectThreadInput {
   lxcpath: string;
   prefix: string;
   count: number;
+  /** Clone each container from this stopped one instead of creating it with the template. */
+  base?: string;
 }
 export type DirectThreadOutput =
   { kind: 'ready' } | { kind: 'done'; times: LifecycleTimes[] } | { kind: 'failed'; error: string };
@@ -23,7 +25,14 @@ const send = (m: DirectThreadOutput) => port.postMessage(m);
 function run(): DirectThreadOutput {
   try {
     const times: LifecycleTimes[] = [];
-    for (let i = 0; i < input.count; i++) times.push(directLifecycle(`${input.prefix}${i}`, input.lxcpath));
+    for (let i = 0; i < input.count; i++) {
+      const name = `${input.prefix}${i}`;
+      times.push(
+        input.base
+          ? directCloneLifecycle(input.base, name, input.lxcpath)
+          : directLifecycle(name, input.lxcpath),
+      );
+    }
     return { kind: 'done', times };
   } catch (err) {
     return { kind: 'failed', error: err instanceof Error ? (err.stack ?? err.message) : String(err) };

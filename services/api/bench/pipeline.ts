@@ -6,7 +6,8 @@
  * worker process, a temporary lxcpath, busybox containers with `lxc.net.0.type = empty`):
  *  1. full container lifecycles (create, start, stop, destroy) per second through the API at
  *     concurrency 1 and 4, next to the same liblxc steps called directly through @lxcq/lxc-ffi,
- *     and next to LXD 5.0.2's reference figures;
+ *     and next to LXD 5.0.2's reference figures; then the same with create replaced by an overlayfs
+ *     copy-on-write clone of a stopped base container;
  *  2. the round trip of one cheap job through the API next to its liblxc part called directly;
  *  3. the worker's main-thread event-loop delay under that load (from its heartbeat).
  * It prints aligned tables and writes everything as JSON to bench/results/latest.json.
@@ -30,7 +31,9 @@ import {
   directLifecycle,
   directMakeRunning,
   directRemove,
+  directCloneLifecycle,
   directIps,
+  directMakeBase,
   directStateCheck,
   type LifecycleTimes,
 } from './direct.ts';
@@ -137,13 +140,12 @@ class Client {
     };
   }
 
-  async lifecycle(name: string): Promise<Record<Step, JobTiming> & { total: number }> {
+  /** create (or, with `base`, an overlayfs clone of base), start, stop, destroy. */
+  async lifecycle(name: string, base?: string): Promise<Record<Step, JobTiming> & { total: number }> {
     const t0 = performance.now();
-    const create = await this.job('POST', '/v1/containers', {
-      name,
-      template: 'busybox',
-      config: TEST_CONFIG,
-    });
+    const create = base
+      ? await this.job('POST', `/v1/containers/${base}/clone`, { newName: name, snapshot: true })
+      : await this.job('POST', '/v1/containers', { name, template: 'busybox', config: TEST_CONFIG });
     const start = await this.job('POST', `/v1/containers/${name}/start`);
     const stop = await this.job('POST', `/v1/containers/${name}/stop`);
     const destroy = await this.job('DELETE', `/v1/containers/${name}`);
@@ -208,17 +210,25 @@ function lifecycleResult(
   };
 }
 
-function directSequential(lxcpath: string): LifecycleResult {
+function directSequential(lxcpath: string, base?: string): LifecycleResult {
   const times: LifecycleTimes[] = [];
   const t0 = performance.now();
-  for (let i = 0; i < N; i++) times.push(directLifecycle(`bd-s${i}`, lxcpath));
+  for (let i = 0; i < N; i++) {
+    const name = `bd-s${base ? 'k' : ''}${i}`;
+    times.push(base ? directCloneLifecycle(base, name, lxcpath) : directLifecycle(name, lxcpath));
+  }
   return lifecycleResult('direct lxc-ffi, in-process', 1, performance.now() - t0, times);
 }
 
-async function directParallel(lxcpath: string): Promise<LifecycleResult> {
+async function directParallel(lxcpath: string, base?: string): Promise<LifecycleResult> {
   const entry = new URL('./direct-thread.mjs', import.meta.url);
   const threads = Array.from({ length: CONC }, (_, t) => {
-    const input: DirectThreadInput = { lxcpath, prefix: `bd-p${t}-`, count: N / CONC };
+    const input: DirectThreadInput = {
+      lxcpath,
+      prefix: `bd-p${base ? 'k' : ''}${t}-`,
+      count: N / CONC,
+      ...(base ? { base } : {}),
+    };
     const w = new Worker(entry, { workerData: input });
     let onReady: () => void = () => undefined;
     const ready = new Promise<void>((r) => (onReady = r));
@@ -242,13 +252,13 @@ async function directParallel(lxcpath: string): Promise<LifecycleResult> {
   return lifecycleResult(`direct lxc-ffi, ${CONC} worker_threads`, CONC, performance.now() - t0, times);
 }
 
-async function apiLifecycles(client: Client, concurrency: number): Promise<LifecycleResult> {
+async function apiLifecycles(client: Client, concurrency: number, base?: string): Promise<LifecycleResult> {
   const all: Awaited<ReturnType<Client['lifecycle']>>[] = [];
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, t) => {
       for (let i = 0; i < N / concurrency; i++)
-        all.push(await client.lifecycle(`ba-c${concurrency}-${t}-${i}`));
+        all.push(await client.lifecycle(`ba-c${concurrency}${base ? 'k' : ''}-${t}-${i}`, base));
     }),
   );
   const wall = performance.now() - t0;
@@ -401,6 +411,21 @@ async function main(): Promise<void> {
     );
     await Promise.all(Array.from({ length: CONC }, (_, i) => client.lifecycle(`ba-warm${i}`)));
     const aPar = await withCpu(() => apiLifecycles(client, CONC));
+
+    // 1b. the same with create replaced by a copy-on-write clone of a stopped base container
+    log(
+      `${N} lifecycles each with an overlayfs clone instead of create: direct c1, c${CONC}, API c1, c${CONC}`,
+    );
+    directMakeBase('bd-base', directPath);
+    directCloneLifecycle('bd-base', 'bd-kwarm', directPath);
+    const kdSeq = await withCpu(() => directSequential(directPath, 'bd-base'));
+    const kdPar = await withCpu(() => directParallel(directPath, 'bd-base'));
+    await client.job('POST', '/v1/containers', { name: 'ba-base', template: 'busybox', config: TEST_CONFIG });
+    await client.lifecycle('ba-kwarm', 'ba-base');
+    const kaSeq = await withCpu(() => apiLifecycles(client, 1, 'ba-base'));
+    const kaPar = await withCpu(() => apiLifecycles(client, CONC, 'ba-base'));
+    await client.job('DELETE', '/v1/containers/ba-base');
+    directRemove('bd-base', directPath);
     delays.push(loopDelay('after the lifecycles', await client.freshHost(hostId)));
 
     // 2. cheap jobs' round trip
@@ -481,6 +506,7 @@ async function main(): Promise<void> {
       params: { lifecyclesPerMode: N, roundTrips: RT, concurrency: CONC, workerEnv: WORKER_ENV },
       reference: { lxd502: LXD, bullmqFloor: BULLMQ_FLOOR, goalVsLxd: GOAL },
       lifecycles: { directSeq: dSeq, directPar: dPar, apiSeq: aSeq, apiPar: aPar },
+      cloneLifecycles: { directSeq: kdSeq, directPar: kdPar, apiSeq: kaSeq, apiPar: kaPar },
       ratios: {
         apiVsDirectSeq: round(aSeq.perSec / dSeq.perSec),
         apiVsDirectPar: round(aPar.perSec / dPar.perSec),
@@ -488,6 +514,10 @@ async function main(): Promise<void> {
         apiVsLxdPar: round(aPar.perSec / LXD.c4PerSec),
         directVsLxdSeq: round(dSeq.perSec / LXD.seqPerSec),
         directVsLxdPar: round(dPar.perSec / LXD.c4PerSec),
+        cloneApiVsDirectSeq: round(kaSeq.perSec / kdSeq.perSec),
+        cloneApiVsDirectPar: round(kaPar.perSec / kdPar.perSec),
+        cloneApiVsLxdSeq: round(kaSeq.perSec / LXD.seqPerSec),
+        cloneApiVsLxdPar: round(kaPar.perSec / LXD.c4PerSec),
       },
       roundTrip: {
         directState,
@@ -516,6 +546,8 @@ async function main(): Promise<void> {
   }
 }
 
+type Lifecycles = Record<'directSeq' | 'directPar' | 'apiSeq' | 'apiPar', LifecycleResult>;
+
 type Result = {
   date: string;
   host: {
@@ -527,13 +559,13 @@ type Result = {
     loadAvgStart: number;
     loadAvgEnd: number;
   };
-  lifecycles: Record<'directSeq' | 'directPar' | 'apiSeq' | 'apiPar', LifecycleResult>;
+  lifecycles: Lifecycles;
+  cloneLifecycles: Lifecycles;
   roundTrip: Record<string, RoundTrip>;
   workerEventLoopDelay: LoopDelay[];
 };
 
 function print(r: Result): void {
-  const { directSeq, directPar, apiSeq, apiPar } = r.lifecycles;
   const out: string[] = [];
   out.push(
     `lxcq pipeline benchmark  ${r.date}`,
@@ -541,73 +573,12 @@ function print(r: Result): void {
     `${N} lifecycles per mode (LXCQ_BENCH_N), ${RT} round trips per cheap-job mode (LXCQ_BENCH_RT), worker LXCQ_THREADS=${WORKER_ENV.LXCQ_THREADS}`,
     `load average (1 min) at start ${fmt(r.host.loadAvgStart)}, at end ${fmt(r.host.loadAvgEnd)}: other work on the machine skews every figure`,
     '',
-    `1. Full lifecycles: create (busybox, lxc.net.0.type=empty) + start + stop + destroy`,
-  );
-  const lcRow = (l: LifecycleResult, direct: LifecycleResult | null, lxd: number): string[] => [
-    l.mode,
-    String(l.concurrency),
-    String(l.n),
-    fmt(l.perSec),
-    fmt(l.lifecycle.p50, 3),
-    fmt(l.lifecycle.p99, 3),
-    direct ? ratio(l.perSec, direct.perSec) : '-',
-    ratio(l.perSec, lxd),
-  ];
-  out.push(
-    table(
-      ['mode', 'conc', 'n', 'lifecycles/s', 'p50 s', 'p99 s', 'API/direct', `vs LXD (goal >=${GOAL}x)`],
-      [
-        lcRow(directSeq, null, LXD.seqPerSec),
-        lcRow(apiSeq, directSeq, LXD.seqPerSec),
-        ['LXD 5.0.2 (issue reference)', '1', '-', fmt(LXD.seqPerSec), '-', '-', '-', '1.00x'],
-        lcRow(directPar, null, LXD.c4PerSec),
-        lcRow(apiPar, directPar, LXD.c4PerSec),
-        ['LXD 5.0.2 (issue reference)', '4', '-', fmt(LXD.c4PerSec), fmt(LXD.c4P50s, 3), '-', '-', '1.00x'],
-      ],
-    ),
+    `1. Full lifecycles: create (busybox template, lxc.net.0.type=empty) + start + stop + destroy`,
+    ...lifecycleTables(r.lifecycles),
     '',
-    'Per step, p50 ms as the caller saw it; for the API also the job record split (p50):',
-    '  queue = createdAt..startedAt, run = startedAt..finishedAt in the worker, rest = HTTP + submit + wake-up',
-  );
-  const stepRows: string[][] = [];
-  for (const s of STEPS) {
-    const sp = (l: LifecycleResult) => l.split?.[s];
-    stepRows.push([
-      s,
-      fmt(directSeq.steps[s].p50, 1),
-      fmt(apiSeq.steps[s].p50, 1),
-      fmt(sp(apiSeq)?.queue.p50, 0),
-      fmt(sp(apiSeq)?.run.p50, 0),
-      fmt(sp(apiSeq)?.outside.p50, 1),
-      fmt(apiSeq.steps[s].p50 - directSeq.steps[s].p50, 1),
-      fmt(directPar.steps[s].p50, 1),
-      fmt(apiPar.steps[s].p50, 1),
-      fmt(sp(apiPar)?.queue.p50, 0),
-      fmt(sp(apiPar)?.run.p50, 0),
-      fmt(sp(apiPar)?.outside.p50, 1),
-    ]);
-  }
-  out.push(
-    table(
-      [
-        'step',
-        'direct c1',
-        'API c1',
-        'queue',
-        'run',
-        'rest',
-        'API-direct',
-        'direct c4',
-        'API c4',
-        'queue',
-        'run',
-        'rest',
-      ],
-      stepRows,
-    ),
-    '',
-    'CPU ms per lifecycle, by process (children = templates, lxc-start and other processes liblxc waits for)',
-    cpuTable(Object.values(r.lifecycles), 'API + client / caller'),
+    `1b. The same lifecycle with create replaced by an overlayfs copy-on-write clone of a stopped base`,
+    `    (POST /v1/containers/<base>/clone {snapshot: true}; clones of one base take its lock one at a time)`,
+    ...lifecycleTables(r.cloneLifecycles),
     '',
     '2. One cheap job: round trip through the API vs its liblxc part called directly (ms)',
   );
@@ -652,6 +623,71 @@ function print(r: Result): void {
     ),
   );
   process.stdout.write(out.join('\n') + '\n');
+}
+
+function lifecycleTables(l: Lifecycles): string[] {
+  const { directSeq, directPar, apiSeq, apiPar } = l;
+  const lcRow = (x: LifecycleResult, direct: LifecycleResult | null, lxd: number): string[] => [
+    x.mode,
+    String(x.concurrency),
+    String(x.n),
+    fmt(x.perSec),
+    fmt(x.lifecycle.p50, 3),
+    fmt(x.lifecycle.p99, 3),
+    direct ? ratio(x.perSec, direct.perSec) : '-',
+    ratio(x.perSec, lxd),
+  ];
+  const stepRows = STEPS.map((s) => {
+    const sp = (x: LifecycleResult) => x.split?.[s];
+    return [
+      s,
+      fmt(directSeq.steps[s].p50, 1),
+      fmt(apiSeq.steps[s].p50, 1),
+      fmt(sp(apiSeq)?.queue.p50, 0),
+      fmt(sp(apiSeq)?.run.p50, 0),
+      fmt(sp(apiSeq)?.outside.p50, 1),
+      fmt(apiSeq.steps[s].p50 - directSeq.steps[s].p50, 1),
+      fmt(directPar.steps[s].p50, 1),
+      fmt(apiPar.steps[s].p50, 1),
+      fmt(sp(apiPar)?.queue.p50, 0),
+      fmt(sp(apiPar)?.run.p50, 0),
+      fmt(sp(apiPar)?.outside.p50, 1),
+    ];
+  });
+  return [
+    table(
+      ['mode', 'conc', 'n', 'lifecycles/s', 'p50 s', 'p99 s', 'API/direct', `vs LXD (goal >=${GOAL}x)`],
+      [
+        lcRow(directSeq, null, LXD.seqPerSec),
+        lcRow(apiSeq, directSeq, LXD.seqPerSec),
+        ['LXD 5.0.2 (issue reference)', '1', '-', fmt(LXD.seqPerSec), '-', '-', '-', '1.00x'],
+        lcRow(directPar, null, LXD.c4PerSec),
+        lcRow(apiPar, directPar, LXD.c4PerSec),
+        ['LXD 5.0.2 (issue reference)', '4', '-', fmt(LXD.c4PerSec), fmt(LXD.c4P50s, 3), '-', '-', '1.00x'],
+      ],
+    ),
+    'Per step, p50 ms as the caller saw it; for the API also the job record split (p50):',
+    '  queue = createdAt..startedAt, run = startedAt..finishedAt in the worker, rest = HTTP + submit + wake-up',
+    table(
+      [
+        'step',
+        'direct c1',
+        'API c1',
+        'queue',
+        'run',
+        'rest',
+        'API-direct',
+        'direct c4',
+        'API c4',
+        'queue',
+        'run',
+        'rest',
+      ],
+      stepRows,
+    ),
+    'CPU ms per lifecycle, by process (children = templates, lxc-start and other processes liblxc waits for)',
+    cpuTable([directSeq, directPar, apiSeq, apiPar], 'API + client / caller'),
+  ];
 }
 
 function cpuTable(

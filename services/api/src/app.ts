@@ -3,7 +3,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
-import { Store, keys as makeKeys, type Scope, type StoredJob } from '@lxcq/shared';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { LxcqError, Store, keys as makeKeys, type Scope, type StoredJob } from '@lxcq/shared';
+import { EventHub } from './events.ts';
 import { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
@@ -47,6 +50,7 @@ export async function buildApp(
     keys,
     jobs,
     tokens: new Tokens(config.tokens),
+    events: null,
     publicJob: (job: StoredJob) => {
       const { locks: _l, seq: _s, ...rest } = job;
       return rest;
@@ -90,10 +94,36 @@ export async function buildApp(
   readRoutes(app, ctx);
   operationRoutes(app, ctx);
 
+  const hub = new EventHub(config.redisUrl, keys, store, ctx.tokens, {
+    pingMs: config.wsPingMs,
+    maxBufferedBytes: config.wsMaxBufferedBytes,
+    log: app.log,
+  });
+  await hub.start();
+  ctx.events = hub;
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if ((req.url ?? '').split('?')[0] === '/v1/events') hub.handleUpgrade(req, socket, head);
+    else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
+  app.get(
+    '/v1/events',
+    {
+      config: { scope: 'read' },
+      schema: { tags: ['events'], summary: 'WebSocket: live events (see DESIGN.md "Events")' },
+    },
+    () => {
+      throw new LxcqError(
+        'LXCQ_BAD_REQUEST',
+        'GET /v1/events is a WebSocket endpoint: connect with a WebSocket client (ws://.../v1/events).',
+      );
+    },
+  );
+
   return {
     app,
     ctx,
     close: async () => {
+      await hub.close();
       await app.close();
       await jobs.close();
       subscriber.disconnect();

@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import { LxcqError, scopeSatisfies, type Scope } from '@lxcq/shared';
 import type { TokenEntry } from './config.ts';
 
@@ -20,7 +20,7 @@ export class Tokens {
   }
 
   /** The bearer token of a request: the Authorization header, or the `bearer.<token>` WebSocket subprotocol. */
-  static fromRequest(req: FastifyRequest): string | null {
+  static fromRequest(req: { headers: IncomingHttpHeaders }): string | null {
     const auth = req.headers.authorization;
     if (typeof auth === 'string') {
       const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
@@ -34,7 +34,7 @@ export class Tokens {
     return null;
   }
 
-  authorize(req: FastifyRequest, need: Scope): TokenEntry {
+  authorize(req: { headers: IncomingHttpHeaders }, need: Scope): TokenEntry {
     const token = Tokens.fromRequest(req);
     if (!token)
       throw new LxcqError(

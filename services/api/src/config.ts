@@ -20,6 +20,10 @@ export interface ApiConfig {
   jobRetentionSec: number;
   maxWaitSec: number;
   policy: ConfigPolicy;
+  /** WebSocket ping period; a client silent for a whole period is dropped. */
+  wsPingMs: number;
+  /** Bytes a WebSocket client may leave unread before it is closed with 4008. */
+  wsMaxBufferedBytes: number;
 }
 
 export class ConfigError extends Error {
@@ -102,5 +106,7 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
     jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
     maxWaitSec: int(env, 'LXCQ_MAX_WAIT_S', 300, 1),
     policy: loadPolicy(env.LXCQ_CONFIG_POLICY),
+    wsPingMs: int(env, 'LXCQ_WS_PING_MS', 15_000, 100),
+    wsMaxBufferedBytes: int(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
   };
 }

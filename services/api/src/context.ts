@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Keys, Store, StoredJob } from '@lxcq/shared';
 import type { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';
+import type { EventHub } from './events.ts';
 import type { JobService } from './jobs.ts';
 
 /** What every route handler needs, built once in app.ts (no module-level singletons). */
@@ -12,6 +13,8 @@ export interface ApiContext {
   keys: Keys;
   jobs: JobService;
   tokens: Tokens;
+  /** The WebSocket fan-out (set once the hub has started). */
+  events: EventHub | null;
   /** A job as clients see it: the stored record without internal fields. */
   publicJob(job: StoredJob): Omit<StoredJob, 'locks' | 'seq'>;
 }
