@@ -4,8 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import { Redis } from 'ioredis';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { FastifyBaseLogger } from 'fastify';
-import type {
-  LxcqError} from '@lxcq/shared';
+import type { LxcqError } from '@lxcq/shared';
 import {
   Store,
   compareCursors,
@@ -96,15 +95,7 @@ export class EventHub {
     while (this.running) {
       let res: [string, [string, string[]][]][] | null;
       try {
-        res = (await this.reader.xread(
-          'COUNT',
-          1000,
-          'BLOCK',
-          5000,
-          'STREAMS',
-          this.keys.events,
-          this.head,
-        ));
+        res = await this.reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.keys.events, this.head);
       } catch (err) {
         if (!this.running) return;
         this.opts.log.warn({ err }, 'event stream read failed; retrying');
@@ -239,8 +230,8 @@ export class EventHub {
     const length = Number(info.get('length') ?? 0);
     const first = info.get('first-entry');
     const firstId = Array.isArray(first)
-      ? String(first[0])
-      : String(info.get('recorded-first-entry-id') ?? '0-0');
+      ? str(first[0], '0-0')
+      : str(info.get('recorded-first-entry-id'), '0-0');
     return added > length && compareCursors(since, firstId) < 0;
   }
 }
