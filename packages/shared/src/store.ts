@@ -354,6 +354,11 @@ export class Store {
     return id ?? '';
   }
 
+  /** Drops events older than `maxAgeMs` (retention by age; MAXLEN on every XADD bounds the count). */
+  async trimEvents(maxAgeMs: number): Promise<number> {
+    return this.redis.xtrim(this.keys.events, 'MINID', '~', `${Date.now() - maxAgeMs}-0`);
+  }
+
   static parseEvent(id: string, flat: string[]): LxcqEvent {
     const f: Record<string, string> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;

@@ -37,7 +37,10 @@ export async function buildApp(
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
   const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   const keys = makeKeys(config.prefix);
-  const store = new Store(redis, keys, { jobRetentionSec: config.jobRetentionSec });
+  const store = new Store(redis, keys, {
+    jobRetentionSec: config.jobRetentionSec,
+    eventMaxLen: config.eventMaxLen,
+  });
   const jobs = new JobService(store, keys, redis, subscriber, {
     policy: config.policy,
     hostOfflineMs: config.hostOfflineMs,
@@ -100,6 +103,12 @@ export async function buildApp(
     log: app.log,
   });
   await hub.start();
+  const trim = setInterval(() => {
+    store
+      .trimEvents(config.eventRetentionSec * 1000)
+      .catch((err: unknown) => app.log.warn({ err }, 'event trim failed'));
+  }, 60_000);
+  trim.unref();
   ctx.events = hub;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((req.url ?? '').split('?')[0] === '/v1/events') hub.handleUpgrade(req, socket, head);
@@ -123,6 +132,7 @@ export async function buildApp(
     app,
     ctx,
     close: async () => {
+      clearInterval(trim);
       await hub.close();
       await app.close();
       await jobs.close();

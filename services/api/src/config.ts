@@ -24,6 +24,9 @@ export interface ApiConfig {
   wsPingMs: number;
   /** Bytes a WebSocket client may leave unread before it is closed with 4008. */
   wsMaxBufferedBytes: number;
+  /** Events are kept this long in the stream (and at most eventMaxLen of them). */
+  eventRetentionSec: number;
+  eventMaxLen: number;
 }
 
 export class ConfigError extends Error {
@@ -108,5 +111,7 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
     policy: loadPolicy(env.LXCQ_CONFIG_POLICY),
     wsPingMs: int(env, 'LXCQ_WS_PING_MS', 15_000, 100),
     wsMaxBufferedBytes: int(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
+    eventRetentionSec: int(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
+    eventMaxLen: int(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
   };
 }

@@ -20,6 +20,7 @@ export interface WorkerConfig {
   lockMs: number;
   jobRetentionSec: number;
   maxExecOutputBytes: number;
+  eventMaxLen: number;
   policy: ConfigPolicy;
 }
 
@@ -87,6 +88,7 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     lockMs: int(env, 'LXCQ_LOCK_MS', 30_000, 1000),
     jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600),
     maxExecOutputBytes: int(env, 'LXCQ_EXEC_MAX_OUTPUT', 1024 * 1024),
+    eventMaxLen: int(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
     policy: loadPolicy(env.LXCQ_CONFIG_POLICY),
   };
 }

@@ -67,7 +67,10 @@ export class LxcqWorker {
     this.log = (deps.log ?? pino({ name: 'lxcq-worker' })).child({ host: deps.config.hostId });
     this.keys = makeKeys(this.config.prefix);
     this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
-    this.store = new Store(this.redis, this.keys, { jobRetentionSec: this.config.jobRetentionSec });
+    this.store = new Store(this.redis, this.keys, {
+      jobRetentionSec: this.config.jobRetentionSec,
+      eventMaxLen: this.config.eventMaxLen,
+    });
     this.pool = new LxcPool({ threads: this.config.threads });
     this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   }
