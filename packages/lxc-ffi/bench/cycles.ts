@@ -1,7 +1,12 @@
 // One worker thread's share of the benchmark: N start+stop cycles of one container.
 import { Container, monitorMemory } from '../src/index.ts';
 
-export interface Job { lxcpath: string; name: string; n: number; mode: 'helper' | 'inprocess' }
+export interface Job {
+  lxcpath: string;
+  name: string;
+  n: number;
+  mode: 'helper' | 'inprocess';
+}
 
 export function cycles(job: Job): { ms: number; monitor: { privateDirtyKb: number; rssKb: number } | null } {
   using c = Container.open(job.name, job.lxcpath);
@@ -16,4 +21,3 @@ export function cycles(job: Job): { ms: number; monitor: { privateDirtyKb: numbe
   }
   return { ms: performance.now() - t0, monitor };
 }
-

@@ -21,7 +21,9 @@ import type { Job, cycles } from './cycles.ts';
     c.saveConfig();
     const inWorker = (mode: Job['mode']): Promise<ReturnType<typeof cycles>> =>
       new Promise((resolve, reject) => {
-        const w = new Worker(new URL('./worker.mjs', import.meta.url), { workerData: { lxcpath, name, n, mode } satisfies Job });
+        const w = new Worker(new URL('./worker.mjs', import.meta.url), {
+          workerData: { lxcpath, name, n, mode } satisfies Job,
+        });
         w.once('message', (m: ReturnType<typeof cycles>) => {
           void w.terminate();
           resolve(m);
@@ -39,11 +41,18 @@ import type { Job, cycles } from './cycles.ts';
     }
     const cliMs = performance.now() - t0;
     const per = (ms: number): string => `${(ms / n).toFixed(1)} ms/cycle`;
-    const mem = (m: { privateDirtyKb: number; rssKb: number } | null): string => (m ? `monitor rss ${m.rssKb} kB, private_dirty ${m.privateDirtyKb} kB` : 'monitor not found');
+    const mem = (m: { privateDirtyKb: number; rssKb: number } | null): string =>
+      m ? `monitor rss ${m.rssKb} kB, private_dirty ${m.privateDirtyKb} kB` : 'monitor not found';
     console.log(`${n} start+stop cycles of a busybox container (lxc.net.0.type = empty)`);
-    console.log(`  Container.start()  (lxc-start helper, worker thread): ${per(helper.ms)}  ratio to CLI ${(helper.ms / cliMs).toFixed(2)}  ${mem(helper.monitor)}`);
-    console.log(`  startInProcess()   (raw c->start, worker thread):     ${per(inproc.ms)}  ratio to CLI ${(inproc.ms / cliMs).toFixed(2)}  ${mem(inproc.monitor)}`);
-    console.log(`  lxc-start/lxc-stop -k CLI:                            ${per(cliMs)}  ratio 1.00  ${mem(cliMonitor)}`);
+    console.log(
+      `  Container.start()  (lxc-start helper, worker thread): ${per(helper.ms)}  ratio to CLI ${(helper.ms / cliMs).toFixed(2)}  ${mem(helper.monitor)}`,
+    );
+    console.log(
+      `  startInProcess()   (raw c->start, worker thread):     ${per(inproc.ms)}  ratio to CLI ${(inproc.ms / cliMs).toFixed(2)}  ${mem(inproc.monitor)}`,
+    );
+    console.log(
+      `  lxc-start/lxc-stop -k CLI:                            ${per(cliMs)}  ratio 1.00  ${mem(cliMonitor)}`,
+    );
     c.destroy();
     c[Symbol.dispose]();
   } finally {

@@ -1,6 +1,16 @@
 // Typed API over RawLxc: one Container per struct lxc_container reference.
 import { spawnSync } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import koffi from 'koffi';
@@ -24,6 +34,7 @@ import {
   LxcMountStruct,
   LxcSnapshotStruct,
   MigrateOptsStruct,
+  FEATURE_MEM_TRACK,
   MIGRATE_DUMP,
   MIGRATE_FEATURE_CHECK,
   MIGRATE_PRE_DUMP,
@@ -34,8 +45,18 @@ import {
 } from './raw.ts';
 import type { MemberName, MemberSignatures, Ptr, RawLxc } from './raw.ts';
 
-export type ContainerState = 'STOPPED' | 'STARTING' | 'RUNNING' | 'STOPPING' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED';
-const STATES: readonly ContainerState[] = ['STOPPED', 'STARTING', 'RUNNING', 'STOPPING', 'ABORTING', 'FREEZING', 'FROZEN', 'THAWED'];
+export type ContainerState =
+  'STOPPED' | 'STARTING' | 'RUNNING' | 'STOPPING' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED';
+const STATES: readonly ContainerState[] = [
+  'STOPPED',
+  'STARTING',
+  'RUNNING',
+  'STOPPING',
+  'ABORTING',
+  'FREEZING',
+  'FROZEN',
+  'THAWED',
+];
 
 export interface BdevSpecs {
   fstype?: string;
@@ -115,6 +136,59 @@ const MIGRATE_CMDS = {
   'feature-check': MIGRATE_FEATURE_CHECK,
 } as const;
 
+/** Name, in the container's directory, of liblxc's log of the last start / restore (`lxc-start -o`,
+ * `lxc-checkpoint -o`): truncated at each start, kept after it (the monitor goes on writing it). */
+export const START_LOG_FILE = 'lxcq-start.log';
+/** Name, in the container's directory, of the start tool's stdout/stderr (also the daemonized
+ * monitor's, which inherits them). Truncated at each start. */
+export const START_OUTPUT_FILE = 'lxcq-start.out';
+/** liblxc log level of START_LOG_FILE. */
+export const START_LOG_LEVEL = 'WARN';
+
+/** Whether the kernel offers CRIU memory tracking (soft-dirty), per thread; see migrate(). */
+let memTrackCache: boolean | undefined;
+
+/** The file's contents, or '' when it cannot be read. */
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** The last `n` non-empty lines of `text`. */
+function tailLines(text: string, n: number): string {
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .slice(-n)
+    .join('\n');
+}
+
+/** lxc-start's hints that make no sense when the log was set (it was). */
+const LOG_BOILERPLATE =
+  /To get more details, run the container in foreground mode|Additional information can be obtained by setting the --logfile/;
+
+/** The last `n` ERROR lines of a liblxc log (the WARN lines of a failed start, e.g. cgroup
+ * clean-up, would push the cause out of a plain tail), or its last lines when it has none. */
+function logErrors(text: string, n: number): string {
+  const lines = text.split('\n').filter((l) => l.trim() && !LOG_BOILERPLATE.test(l));
+  const errors = lines.filter((l) => /\sERROR\s/.test(l));
+  return (errors.length > 0 ? errors : lines).slice(-n).join('\n');
+}
+
+/** What CRIU's own log in the images directory says went wrong (its Error / BUG lines), as a
+ * suffix for an error message; '' when there is no log. */
+function criuLogHint(dir: string, file: string): string {
+  const path = join(dir, file);
+  const text = readSafe(path);
+  if (!text) return '';
+  const errors = text.split('\n').filter((l) => /\b(Error|BUG)\b/.test(l));
+  const lines = errors.length > 0 ? errors.slice(-8).join('\n') : tailLines(text, 5);
+  return `; criu log ${path}:\n${lines}`;
+}
+
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([k, v]) => [v, k]));
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 function sleepMs(ms: number): void {
@@ -186,7 +260,10 @@ export class Container implements Disposable {
   /** lxc_container_new(name, lxcpath). The container need not exist yet. */
   static open(name: string, lxcpath: string, options: ContainerOptions = {}): Container {
     if (!name || name.includes('/')) {
-      throw new LxcError('LXC_INVALID_ARGUMENT', `invalid container name '${name}'`, { operation: 'lxc_container_new', container: name });
+      throw new LxcError('LXC_INVALID_ARGUMENT', `invalid container name '${name}'`, {
+        operation: 'lxc_container_new',
+        container: name,
+      });
     }
     const raw = options.raw ?? defaultRaw();
     const ptr = raw.containerNew(name, lxcpath);
@@ -212,7 +289,10 @@ export class Container implements Disposable {
 
   private get c(): Ptr {
     if (this.ptr === NULL) {
-      throw new LxcError('LXC_DISPOSED', 'container used after dispose', { operation: 'use', container: this.openedName });
+      throw new LxcError('LXC_DISPOSED', 'container used after dispose', {
+        operation: 'use',
+        container: this.openedName,
+      });
     }
     return this.ptr;
   }
@@ -226,7 +306,10 @@ export class Container implements Disposable {
     return this.c;
   }
 
-  private call<K extends MemberName>(name: K, ...args: Parameters<MemberSignatures[K]>): ReturnType<MemberSignatures[K]> {
+  private call<K extends MemberName>(
+    name: K,
+    ...args: Parameters<MemberSignatures[K]>
+  ): ReturnType<MemberSignatures[K]> {
     const c = this.c;
     this.requireSupported(name);
     koffi.errno(0);
@@ -253,7 +336,8 @@ export class Container implements Disposable {
   }
   private requireRunning(operation: string): void {
     this.requireDefined(operation);
-    if (!this.running) throw this.error('LXC_NOT_RUNNING', operation, `container is ${this.state}, not running`);
+    if (!this.running)
+      throw this.error('LXC_NOT_RUNNING', operation, `container is ${this.state}, not running`);
   }
   private check(ok: boolean, code: LxcErrorCode, operation: string, message: string): void {
     if (!ok) throw this.error(code, operation, message);
@@ -267,7 +351,10 @@ export class Container implements Disposable {
   }
   /** c->error_string / c->error_num of the last failed call. */
   get lastError(): { errorString: string | null; errorNum: number } {
-    return { errorString: this.raw.readField(this.c, 'error_string'), errorNum: this.raw.readField(this.c, 'error_num') };
+    return {
+      errorString: this.raw.readField(this.c, 'error_string'),
+      errorNum: this.raw.readField(this.c, 'error_num'),
+    };
   }
   /** c->daemonize field. */
   get daemonize(): boolean {
@@ -300,7 +387,12 @@ export class Container implements Disposable {
     return this.call('get_config_path') ?? this.lxcpath;
   }
   setConfigPath(path: string): void {
-    this.check(this.call('set_config_path', path), 'LXC_CONFIG_FAILED', 'set_config_path', `cannot set config path '${path}'`);
+    this.check(
+      this.call('set_config_path', path),
+      'LXC_CONFIG_FAILED',
+      'set_config_path',
+      `cannot set config path '${path}'`,
+    );
   }
   wantDaemonize(state: boolean): void {
     this.check(this.call('want_daemonize', state), 'LXC_CALL_FAILED', 'want_daemonize', 'failed');
@@ -309,9 +401,23 @@ export class Container implements Disposable {
     this.check(this.call('want_close_all_fds', state), 'LXC_CALL_FAILED', 'want_close_all_fds', 'failed');
   }
 
+  /** `<lxcpath>/<name>/lxcq-start.log`: liblxc's log (level START_LOG_LEVEL) of the last `start()` /
+   * `restore()`, written by the tool and then by the container's monitor for its whole life. */
+  get startLogFile(): string {
+    return join(this.lxcpath, this.name, START_LOG_FILE);
+  }
+  /** `<lxcpath>/<name>/lxcq-start.out`: stdout/stderr of the last start tool and its monitor. */
+  get startOutputFile(): string {
+    return join(this.lxcpath, this.name, START_OUTPUT_FILE);
+  }
+
   // -- lifecycle ------------------------------------------------------------------------------
 
-  create(template: string, args: string[] = [], opts: { bdevtype?: string; flags?: number; specs?: BdevSpecs } = {}): void {
+  create(
+    template: string,
+    args: string[] = [],
+    opts: { bdevtype?: string; flags?: number; specs?: BdevSpecs } = {},
+  ): void {
     if (this.defined) throw this.error('LXC_ALREADY_DEFINED', 'create', 'container already exists');
     using arena = new Arena();
     let specs = NULL;
@@ -327,7 +433,14 @@ export class Container implements Disposable {
       });
     }
     const argv = arena.strArray(args);
-    const ok = this.call('create', template, opts.bdevtype ?? null, specs, opts.flags ?? LXC_CREATE_QUIET, argv);
+    const ok = this.call(
+      'create',
+      template,
+      opts.bdevtype ?? null,
+      specs,
+      opts.flags ?? LXC_CREATE_QUIET,
+      argv,
+    );
     this.check(ok, 'LXC_CREATE_FAILED', 'create', `template '${template}' failed`);
   }
 
@@ -357,38 +470,59 @@ export class Container implements Disposable {
     this.check(ok, 'LXC_START_FAILED', 'start', 'c->start failed');
   }
 
-  /** Runs an lxc-* tool; failure becomes an LxcError with its status, stderr and log. */
-  private runTool(operation: string, code: LxcErrorCode, tool: string, args: string[], argv?: string[]): void {
-    const logDir = mkdtempSync(join(tmpdir(), 'lxcq-tool-'));
-    const logFile = join(logDir, 'lxc.log');
+  /**
+   * Runs lxc-start / lxc-execute / lxc-checkpoint -r. Its liblxc log goes to startLogFile and its
+   * stdout/stderr to startOutputFile, both in the container's directory and truncated first: the
+   * daemonized monitor inherits the log and those fds and writes them until the container stops,
+   * so they must outlive this call (a file, not a pipe: spawnSync would wait on a pipe until the
+   * container stops). A failure becomes an LxcError with the exit status and the log's tail.
+   */
+  private runTool(
+    operation: string,
+    code: LxcErrorCode,
+    tool: string,
+    args: string[],
+    argv?: string[],
+    hint?: () => string,
+  ): void {
+    const logFile = this.startLogFile;
+    const outFile = this.startOutputFile;
+    let out: number;
     try {
-      const full = [...args, '-o', logFile, '-l', 'ERROR'];
-      if (argv && argv.length > 0) full.push('--', ...argv);
-      const exe = lxcTool(tool, this.lxcBinDir);
-      // Output goes to a file, not a pipe: the daemonized monitor inherits these fds, and
-      // spawnSync would wait on a pipe until the container stops (lxc-checkpoint -r -d does).
-      const outFile = join(logDir, 'out');
-      const out = openSync(outFile, 'w');
-      let r: ReturnType<typeof spawnSync>;
-      try {
-        r = spawnSync(exe, full, { stdio: ['ignore', out, out], timeout: 120_000 });
-      } finally {
-        closeSync(out);
-      }
-      if (r.error || r.status !== 0) {
-        const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').trim().split('\n').slice(-15).join('\n') : '';
-        const status = r.error ? r.error.message : r.signal ? `killed by ${r.signal}` : `exit status ${r.status}`;
-        const stderr = readFileSync(outFile, 'utf8').trim();
-        throw new LxcError(code, `${tool} failed (${status})${stderr ? `: ${stderr}` : ''}${log ? `\n${log}` : ''}`, {
-          operation,
-          container: this.name,
-          errorString: stderr || log || null,
-          errorNum: r.status ?? undefined,
-          cause: r.error,
-        });
-      }
+      writeFileSync(logFile, '', { mode: 0o640 });
+      out = openSync(outFile, 'w', 0o640);
+    } catch (e) {
+      throw new LxcError(code, `cannot write ${logFile}: ${(e as Error).message}`, {
+        operation,
+        container: this.name,
+        cause: e,
+      });
+    }
+    const full = [...args, '-o', logFile, '-l', START_LOG_LEVEL];
+    if (argv && argv.length > 0) full.push('--', ...argv);
+    const exe = lxcTool(tool, this.lxcBinDir);
+    let r: ReturnType<typeof spawnSync>;
+    try {
+      r = spawnSync(exe, full, { stdio: ['ignore', out, out], timeout: 120_000 });
     } finally {
-      rmSync(logDir, { recursive: true, force: true });
+      closeSync(out);
+    }
+    if (r.error || r.status !== 0) {
+      const status = r.error
+        ? r.error.message
+        : r.signal
+          ? `killed by ${r.signal}`
+          : `exit status ${r.status}`;
+      // The log holds the tool's ERROR lines too; its own output only matters when the log is
+      // empty (e.g. a bad option, rejected before liblxc's log was opened).
+      const detail = logErrors(readSafe(logFile), 15) || tailLines(readSafe(outFile), 15);
+      throw new LxcError(code, `${tool} failed (${status}); log ${logFile}${hint ? hint() : ''}`, {
+        operation,
+        container: this.name,
+        errorString: detail || null,
+        errorNum: r.status ?? undefined,
+        cause: r.error,
+      });
     }
   }
 
@@ -429,9 +563,15 @@ export class Container implements Disposable {
 
   destroy(opts: { withSnapshots?: boolean } = {}): void {
     this.requireDefined('destroy');
-    if (this.running) throw this.error('LXC_ALREADY_RUNNING', 'destroy', 'stop the container before destroying it');
+    if (this.running)
+      throw this.error('LXC_ALREADY_RUNNING', 'destroy', 'stop the container before destroying it');
     const ok = opts.withSnapshots ? this.call('destroy_with_snapshots') : this.call('destroy');
-    this.check(ok, 'LXC_DESTROY_FAILED', opts.withSnapshots ? 'destroy_with_snapshots' : 'destroy', 'destroy failed');
+    this.check(
+      ok,
+      'LXC_DESTROY_FAILED',
+      opts.withSnapshots ? 'destroy_with_snapshots' : 'destroy',
+      'destroy failed',
+    );
   }
 
   rename(newName: string): void {
@@ -448,14 +588,31 @@ export class Container implements Disposable {
 
   clone(
     newName: string,
-    opts: { lxcpath?: string; snapshot?: boolean; keepName?: boolean; keepMacAddr?: boolean; bdevtype?: string; newSize?: number | bigint; flags?: number } = {},
+    opts: {
+      lxcpath?: string;
+      snapshot?: boolean;
+      keepName?: boolean;
+      keepMacAddr?: boolean;
+      bdevtype?: string;
+      newSize?: number | bigint;
+      flags?: number;
+    } = {},
   ): Container {
     this.requireDefined('clone');
     let flags = opts.flags ?? 0;
     if (opts.snapshot) flags |= LXC_CLONE_SNAPSHOT;
     if (opts.keepName) flags |= LXC_CLONE_KEEPNAME;
     if (opts.keepMacAddr) flags |= LXC_CLONE_KEEPMACADDR;
-    const p = this.call('clone', newName, opts.lxcpath ?? null, flags, opts.bdevtype ?? null, null, BigInt(opts.newSize ?? 0), NULL);
+    const p = this.call(
+      'clone',
+      newName,
+      opts.lxcpath ?? null,
+      flags,
+      opts.bdevtype ?? null,
+      null,
+      BigInt(opts.newSize ?? 0),
+      NULL,
+    );
     if (p === NULL) throw this.error('LXC_CLONE_FAILED', 'clone', `cannot clone to '${newName}'`);
     return new Container(this.raw, p, newName, opts.lxcpath ?? this.lxcpath, this.lxcBinDir);
   }
@@ -512,7 +669,12 @@ export class Container implements Disposable {
   }
   destroySnapshot(snap: string): void {
     this.requireDefined('snapshot_destroy');
-    this.check(this.call('snapshot_destroy', snap), 'LXC_SNAPSHOT_FAILED', 'snapshot_destroy', `cannot destroy '${snap}'`);
+    this.check(
+      this.call('snapshot_destroy', snap),
+      'LXC_SNAPSHOT_FAILED',
+      'snapshot_destroy',
+      `cannot destroy '${snap}'`,
+    );
   }
   destroyAllSnapshots(): void {
     this.requireDefined('snapshot_destroy_all');
@@ -522,13 +684,21 @@ export class Container implements Disposable {
   // -- config -----------------------------------------------------------------------------
 
   /** Calls a `int f(c, key, char *retv, int inlen)` member twice (size, then data). */
-  private readSized(member: 'get_config_item' | 'get_keys' | 'get_cgroup_item', key: string | null, code: LxcErrorCode): string {
+  private readSized(
+    member: 'get_config_item' | 'get_keys' | 'get_cgroup_item',
+    key: string | null,
+    code: LxcErrorCode,
+  ): string {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const len = member === 'get_keys' ? this.call(member, key, NULL, 0) : this.call(member, key ?? '', NULL, 0);
+      const len =
+        member === 'get_keys' ? this.call(member, key, NULL, 0) : this.call(member, key ?? '', NULL, 0);
       if (len < 0) throw this.error(code, member, `cannot read '${key ?? ''}'`);
       if (len === 0) return '';
       const buf = Buffer.alloc(len + 1);
-      const again = member === 'get_keys' ? this.call(member, key, buf, len + 1) : this.call(member, key ?? '', buf, len + 1);
+      const again =
+        member === 'get_keys'
+          ? this.call(member, key, buf, len + 1)
+          : this.call(member, key ?? '', buf, len + 1);
       if (again < 0) throw this.error(code, member, `cannot read '${key ?? ''}'`);
       if (again <= len) return buf.toString('utf8', 0, again);
     }
@@ -539,10 +709,20 @@ export class Container implements Disposable {
     return this.readSized('get_config_item', key, 'LXC_CONFIG_FAILED');
   }
   setConfigItem(key: string, value: string): void {
-    this.check(this.call('set_config_item', key, value), 'LXC_CONFIG_FAILED', 'set_config_item', `cannot set '${key}'`);
+    this.check(
+      this.call('set_config_item', key, value),
+      'LXC_CONFIG_FAILED',
+      'set_config_item',
+      `cannot set '${key}'`,
+    );
   }
   clearConfigItem(key: string): void {
-    this.check(this.call('clear_config_item', key), 'LXC_CONFIG_FAILED', 'clear_config_item', `cannot clear '${key}'`);
+    this.check(
+      this.call('clear_config_item', key),
+      'LXC_CONFIG_FAILED',
+      'clear_config_item',
+      `cannot clear '${key}'`,
+    );
   }
   /** Drops the whole in-memory config (c->clear_config). */
   clearConfig(): void {
@@ -550,17 +730,29 @@ export class Container implements Disposable {
   }
   /** Config keys (under `prefix`, e.g. 'lxc.net.0'). */
   configKeys(prefix?: string): string[] {
-    return this.readSized('get_keys', prefix ?? null, 'LXC_CONFIG_FAILED').split('\n').filter(Boolean);
+    return this.readSized('get_keys', prefix ?? null, 'LXC_CONFIG_FAILED')
+      .split('\n')
+      .filter(Boolean);
   }
   /** Value the running container uses (null when not running or unset). */
   runningConfigItem(key: string): string | null {
     return this.raw.takeString(this.call('get_running_config_item', key));
   }
   saveConfig(path?: string): void {
-    this.check(this.call('save_config', path ?? null), 'LXC_CONFIG_FAILED', 'save_config', `cannot save config${path ? ` to '${path}'` : ''}`);
+    this.check(
+      this.call('save_config', path ?? null),
+      'LXC_CONFIG_FAILED',
+      'save_config',
+      `cannot save config${path ? ` to '${path}'` : ''}`,
+    );
   }
   loadConfig(path?: string): void {
-    this.check(this.call('load_config', path ?? null), 'LXC_CONFIG_FAILED', 'load_config', `cannot load config${path ? ` from '${path}'` : ''}`);
+    this.check(
+      this.call('load_config', path ?? null),
+      'LXC_CONFIG_FAILED',
+      'load_config',
+      `cannot load config${path ? ` from '${path}'` : ''}`,
+    );
   }
 
   getCgroupItem(key: string): string {
@@ -569,7 +761,12 @@ export class Container implements Disposable {
   }
   setCgroupItem(key: string, value: string): void {
     this.requireRunning('set_cgroup_item');
-    this.check(this.call('set_cgroup_item', key, value), 'LXC_CGROUP_FAILED', 'set_cgroup_item', `cannot set '${key}'`);
+    this.check(
+      this.call('set_cgroup_item', key, value),
+      'LXC_CGROUP_FAILED',
+      'set_cgroup_item',
+      `cannot set '${key}'`,
+    );
   }
 
   // -- network ----------------------------------------------------------------------------
@@ -583,20 +780,38 @@ export class Container implements Disposable {
   /** Addresses inside the container; an empty list when there are none. */
   ips(opts: { iface?: string; family?: 'inet' | 'inet6'; scope?: number } = {}): string[] {
     this.requireRunning('get_ips');
-    return this.raw.takeStringArray(this.call('get_ips', opts.iface ?? null, opts.family ?? null, opts.scope ?? 0)) ?? [];
+    return (
+      this.raw.takeStringArray(
+        this.call('get_ips', opts.iface ?? null, opts.family ?? null, opts.scope ?? 0),
+      ) ?? []
+    );
   }
   /** Moves host device `dev` into the container (as `dstDev`). */
   attachInterface(dev: string, dstDev?: string): void {
-    this.check(this.call('attach_interface', dev, dstDev ?? null), 'LXC_NETWORK_FAILED', 'attach_interface', `cannot attach '${dev}'`);
+    this.check(
+      this.call('attach_interface', dev, dstDev ?? null),
+      'LXC_NETWORK_FAILED',
+      'attach_interface',
+      `cannot attach '${dev}'`,
+    );
   }
   /** Moves container device `dev` back to the host (as `dstDev`). */
   detachInterface(dev: string, dstDev?: string): void {
-    this.check(this.call('detach_interface', dev, dstDev ?? null), 'LXC_NETWORK_FAILED', 'detach_interface', `cannot detach '${dev}'`);
+    this.check(
+      this.call('detach_interface', dev, dstDev ?? null),
+      'LXC_NETWORK_FAILED',
+      'detach_interface',
+      `cannot detach '${dev}'`,
+    );
   }
 
   // -- exec -------------------------------------------------------------------------------
 
-  private attachOptions(arena: Arena, o: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; clearEnv?: boolean }, fds: { stdin: number; stdout: number; stderr: number }): Ptr {
+  private attachOptions(
+    arena: Arena,
+    o: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; clearEnv?: boolean },
+    fds: { stdin: number; stdout: number; stderr: number },
+  ): Ptr {
     const env = o.env ? Object.entries(o.env).map(([k, v]) => `${k}=${v}`) : null;
     return arena.struct(LxcAttachOptionsStruct, {
       attach_flags: LXC_ATTACH_DEFAULT,
@@ -625,7 +840,10 @@ export class Container implements Disposable {
    */
   exec(opts: ExecOptions): ExecResult {
     if (opts.argv.length === 0 || !opts.argv[0]) {
-      throw new LxcError('LXC_INVALID_ARGUMENT', 'exec needs a non-empty argv', { operation: 'attach', container: this.name });
+      throw new LxcError('LXC_INVALID_ARGUMENT', 'exec needs a non-empty argv', {
+        operation: 'attach',
+        container: this.name,
+      });
     }
     this.requireRunning('attach');
     const max = opts.maxOutputBytes ?? 1024 * 1024;
@@ -642,7 +860,10 @@ export class Container implements Disposable {
       {
         using arena = new Arena();
         const options = this.attachOptions(arena, opts, { stdin, stdout, stderr });
-        const payload = arena.struct(LxcAttachCommandStruct, { program: arena.str(opts.argv[0]), argv: arena.strArray(opts.argv) });
+        const payload = arena.struct(LxcAttachCommandStruct, {
+          program: arena.str(opts.argv[0]),
+          argv: arena.strArray(opts.argv),
+        });
         const pidSlot = arena.alloc('int');
         koffi.encode(pidSlot, 'int', -1);
         const fn = this.raw.symbolAddress('lxc_attach_run_command');
@@ -690,15 +911,32 @@ export class Container implements Disposable {
    * exits (no timeout; prefer exec). Returns the decoded wait status. */
   attachRunWait(
     argv: string[],
-    opts: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; clearEnv?: boolean; stdinFd?: number; stdoutFd?: number; stderrFd?: number } = {},
+    opts: {
+      env?: Record<string, string>;
+      cwd?: string;
+      uid?: number;
+      gid?: number;
+      clearEnv?: boolean;
+      stdinFd?: number;
+      stdoutFd?: number;
+      stderrFd?: number;
+    } = {},
   ): { exitCode: number; signal: string | null } {
     this.requireRunning('attach_run_wait');
     const program = argv[0];
-    if (!program) throw new LxcError('LXC_INVALID_ARGUMENT', 'empty argv', { operation: 'attach_run_wait', container: this.name });
+    if (!program)
+      throw new LxcError('LXC_INVALID_ARGUMENT', 'empty argv', {
+        operation: 'attach_run_wait',
+        container: this.name,
+      });
     const nul = openSync('/dev/null', 'r+');
     try {
       using arena = new Arena();
-      const options = this.attachOptions(arena, opts, { stdin: opts.stdinFd ?? nul, stdout: opts.stdoutFd ?? nul, stderr: opts.stderrFd ?? nul });
+      const options = this.attachOptions(arena, opts, {
+        stdin: opts.stdinFd ?? nul,
+        stdout: opts.stdoutFd ?? nul,
+        stderr: opts.stderrFd ?? nul,
+      });
       const r = this.call('attach_run_wait', options, program, arena.strArray(argv));
       if (r < 0) throw this.error('LXC_EXEC_FAILED', 'attach_run_wait', `cannot run '${program}'`);
       return decodeWaitStatus(r);
@@ -711,19 +949,41 @@ export class Container implements Disposable {
 
   addDeviceNode(src: string, dst?: string): void {
     this.requireRunning('add_device_node');
-    this.check(this.call('add_device_node', src, dst ?? null), 'LXC_DEVICE_FAILED', 'add_device_node', `cannot add '${src}'`);
+    this.check(
+      this.call('add_device_node', src, dst ?? null),
+      'LXC_DEVICE_FAILED',
+      'add_device_node',
+      `cannot add '${src}'`,
+    );
   }
   removeDeviceNode(src: string, dst?: string): void {
     this.requireRunning('remove_device_node');
-    this.check(this.call('remove_device_node', src, dst ?? null), 'LXC_DEVICE_FAILED', 'remove_device_node', `cannot remove '${src}'`);
+    this.check(
+      this.call('remove_device_node', src, dst ?? null),
+      'LXC_DEVICE_FAILED',
+      'remove_device_node',
+      `cannot remove '${src}'`,
+    );
   }
 
   /** Mounts host `source` at `target` inside the running container (c->mount, API v1). */
-  mount(source: string | null, target: string, opts: { fstype?: string; flags?: number; data?: string } = {}): void {
+  mount(
+    source: string | null,
+    target: string,
+    opts: { fstype?: string; flags?: number; data?: string } = {},
+  ): void {
     this.requireRunning('mount');
     using arena = new Arena();
     const mnt = arena.struct(LxcMountStruct, { version: LXC_MOUNT_API_V1 });
-    const r = this.call('mount', source, target, opts.fstype ?? null, opts.flags ?? 0, arena.str(opts.data), mnt);
+    const r = this.call(
+      'mount',
+      source,
+      target,
+      opts.fstype ?? null,
+      opts.flags ?? 0,
+      arena.str(opts.data),
+      mnt,
+    );
     if (r < 0) throw this.error('LXC_MOUNT_FAILED', 'mount', `cannot mount '${source ?? ''}' at '${target}'`);
   }
   umount(target: string, flags = 0): void {
@@ -749,9 +1009,18 @@ export class Container implements Disposable {
 
   /** c->console: interactive; blocks until the escape sequence (Ctrl-<escape> q) is read
    * from stdinfd or the console closes. Returns liblxc's result (0 on success). */
-  console(opts: { ttynum?: number; stdinFd?: number; stdoutFd?: number; stderrFd?: number; escape?: number } = {}): number {
+  console(
+    opts: { ttynum?: number; stdinFd?: number; stdoutFd?: number; stderrFd?: number; escape?: number } = {},
+  ): number {
     this.requireRunning('console');
-    const r = this.call('console', opts.ttynum ?? -1, opts.stdinFd ?? 0, opts.stdoutFd ?? 1, opts.stderrFd ?? 2, opts.escape ?? 1);
+    const r = this.call(
+      'console',
+      opts.ttynum ?? -1,
+      opts.stdinFd ?? 0,
+      opts.stdoutFd ?? 1,
+      opts.stderrFd ?? 2,
+      opts.escape ?? 1,
+    );
     if (r < 0) throw this.error('LXC_CONSOLE_FAILED', 'console', 'c->console failed');
     return r;
   }
@@ -762,7 +1031,12 @@ export class Container implements Disposable {
     using arena = new Arena();
     const readMax = arena.alloc('uint64_t');
     koffi.encode(readMax, 'uint64_t', BigInt(opts.readMax ?? 0));
-    const log = arena.struct(LxcConsoleLogStruct, { clear: opts.clear ?? false, read: opts.read ?? true, read_max: readMax, data: NULL });
+    const log = arena.struct(LxcConsoleLogStruct, {
+      clear: opts.clear ?? false,
+      read: opts.read ?? true,
+      read_max: readMax,
+      data: NULL,
+    });
     const r = this.call('console_log', log);
     const dataOff = koffi.offsetof(LxcConsoleLogStruct, 'data');
     const data = asPtr(koffi.decode(log, dataOff, 'void *'));
@@ -772,7 +1046,12 @@ export class Container implements Disposable {
       if (n > 0) text = Buffer.from(koffi.view(data, n)).toString('utf8');
       this.raw.free(data);
     }
-    if (r < 0) throw this.error('LXC_CONSOLE_FAILED', 'console_log', 'c->console_log failed (is lxc.console.buffer.size set?)');
+    if (r < 0)
+      throw this.error(
+        'LXC_CONSOLE_FAILED',
+        'console_log',
+        'c->console_log failed (is lxc.console.buffer.size set?)',
+      );
     return text;
   }
 
@@ -781,11 +1060,16 @@ export class Container implements Disposable {
   private requireSupported(name: MemberName): void {
     const s = this.raw.supports(name);
     if (!s.supported) {
-      throw new LxcError('LXC_UNSUPPORTED', `${name} is not available: ${s.reason ?? ''}`, { operation: name, container: this.openedName });
+      throw new LxcError('LXC_UNSUPPORTED', `${name} is not available: ${s.reason ?? ''}`, {
+        operation: name,
+        container: this.openedName,
+      });
     }
   }
 
-  private fdCall(name: 'seccomp_notify_fd' | 'seccomp_notify_fd_active' | 'init_pidfd' | 'devpts_fd'): number {
+  private fdCall(
+    name: 'seccomp_notify_fd' | 'seccomp_notify_fd_active' | 'init_pidfd' | 'devpts_fd',
+  ): number {
     this.requireSupported(name);
     this.requireRunning(name);
     const fd = this.call(name);
@@ -812,35 +1096,87 @@ export class Container implements Disposable {
 
   private requireCriu(operation: string): void {
     const s = criuStatus();
-    if (!s.available) throw new LxcError('LXC_CRIU_UNAVAILABLE', s.reason, { operation, container: this.name });
+    if (!s.available)
+      throw new LxcError('LXC_CRIU_UNAVAILABLE', s.reason, { operation, container: this.name });
   }
 
-  /** Dumps the running container to `dir` (c->checkpoint; CRIU runs as a short-lived child). */
+  /** Dumps the running container to `dir` (c->checkpoint; CRIU runs as a short-lived child). With
+   * `stop` the container is left STOPPED (its processes live on only in the images). */
   checkpoint(dir: string, opts: { stop?: boolean; verbose?: boolean } = {}): void {
     this.requireCriu('checkpoint');
     this.requireRunning('checkpoint');
-    this.check(this.call('checkpoint', dir, opts.stop ?? false, opts.verbose ?? false), 'LXC_CHECKPOINT_FAILED', 'checkpoint', `dump to '${dir}' failed`);
+    if (!this.call('checkpoint', dir, opts.stop ?? false, opts.verbose ?? false)) {
+      throw this.error(
+        'LXC_CHECKPOINT_FAILED',
+        'checkpoint',
+        `dump to '${dir}' failed${criuLogHint(dir, 'dump.log')}`,
+      );
+    }
   }
 
-  /** Restores from `dir` through `lxc-checkpoint -r -d`, so the new monitor is small. */
+  private requireStopped(operation: string): void {
+    this.requireDefined(operation);
+    if (this.running) throw this.error('LXC_ALREADY_RUNNING', operation, 'container is already running');
+  }
+
+  /** Restores from `dir` through `lxc-checkpoint -r -d`, so the new monitor is small. Its log is
+   * startLogFile, as for start(). */
   restore(dir: string, opts: { verbose?: boolean } = {}): void {
     this.requireCriu('restore');
-    this.requireDefined('restore');
+    this.requireStopped('restore');
     const args = ['-r', '-D', dir, '-n', this.name, '-P', this.lxcpath, '-d'];
     if (opts.verbose) args.push('-v');
-    this.runTool('restore', 'LXC_RESTORE_FAILED', 'lxc-checkpoint', args);
+    this.runTool('restore', 'LXC_RESTORE_FAILED', 'lxc-checkpoint', args, undefined, () =>
+      criuLogHint(dir, 'restore.log'),
+    );
   }
 
   /** Raw c->restore in this process (the monitor is a fork of Node). */
   restoreInProcess(dir: string, opts: { verbose?: boolean } = {}): void {
     this.requireCriu('restore');
-    this.requireDefined('restore');
-    this.check(this.call('restore', dir, opts.verbose ?? false), 'LXC_RESTORE_FAILED', 'restore', `restore from '${dir}' failed`);
+    this.requireStopped('restore');
+    if (!this.call('restore', dir, opts.verbose ?? false)) {
+      throw this.error(
+        'LXC_RESTORE_FAILED',
+        'restore',
+        `restore from '${dir}' failed${criuLogHint(dir, 'restore.log')}`,
+      );
+    }
   }
 
+  /** Whether CRIU and the kernel offer `features` (FEATURE_MEM_TRACK | FEATURE_LAZY_PAGES), by
+   * c->migrate(MIGRATE_FEATURE_CHECK): false when one is missing. */
+  criuFeaturesSupported(features: number | bigint): boolean {
+    try {
+      this.migrate('feature-check', { directory: '/', featuresToCheck: features });
+      return true;
+    } catch (e) {
+      if (e instanceof LxcError && e.code === 'LXC_MIGRATE_FAILED') return false;
+      throw e;
+    }
+  }
+
+  /**
+   * c->migrate. 'pre-dump' (and 'dump' with `predumpDir`) need CRIU's memory tracking, i.e. a
+   * kernel with soft-dirty page tracking (CONFIG_MEM_SOFT_DIRTY): without it criu aborts on a
+   * BUG_ON, so this checks first (once per thread) and throws LXC_UNSUPPORTED instead. 'restore'
+   * runs in this process, like restoreInProcess().
+   */
   migrate(cmd: 'pre-dump' | 'dump' | 'restore' | 'feature-check', opts: MigrateOptions): void {
     this.requireCriu('migrate');
-    this.requireDefined('migrate');
+    if (cmd === 'restore') this.requireStopped('migrate');
+    else if (cmd === 'feature-check') this.requireDefined('migrate');
+    else this.requireRunning('migrate');
+    if (cmd === 'pre-dump' || (cmd === 'dump' && opts.predumpDir)) {
+      memTrackCache ??= this.criuFeaturesSupported(FEATURE_MEM_TRACK);
+      if (!memTrackCache) {
+        throw new LxcError(
+          'LXC_UNSUPPORTED',
+          `migrate ${cmd}${cmd === 'dump' ? ' with predumpDir' : ''} needs CRIU memory tracking, which this kernel lacks (no soft-dirty page tracking, CONFIG_MEM_SOFT_DIRTY; \`criu check --feature mem_dirty_track\` fails): dump without pre-dumps instead`,
+          { operation: 'migrate', container: this.name },
+        );
+      }
+    }
     using arena = new Arena();
     const p = arena.struct(MigrateOptsStruct, {
       directory: arena.str(opts.directory),
@@ -856,7 +1192,10 @@ export class Container implements Disposable {
       features_to_check: BigInt(opts.featuresToCheck ?? 0),
     });
     const r = this.call('migrate', MIGRATE_CMDS[cmd], p, koffi.sizeof(MigrateOptsStruct));
-    if (r !== 0) throw this.error('LXC_MIGRATE_FAILED', 'migrate', `migrate ${cmd} failed (${r})`);
+    if (r !== 0) {
+      const log = cmd === 'feature-check' ? '' : criuLogHint(opts.directory, `${cmd}.log`);
+      throw this.error('LXC_MIGRATE_FAILED', 'migrate', `migrate ${cmd} failed (${r})${log}`);
+    }
   }
 
   // -- references ------------------------------------------------------------------------------
@@ -864,7 +1203,8 @@ export class Container implements Disposable {
   /** lxc_container_get: another Container sharing the same struct (its own reference). */
   ref(): Container {
     const c = this.c;
-    if (this.raw.containerGet(c) !== 1) throw this.error('LXC_CALL_FAILED', 'lxc_container_get', 'cannot take a reference');
+    if (this.raw.containerGet(c) !== 1)
+      throw this.error('LXC_CALL_FAILED', 'lxc_container_get', 'cannot take a reference');
     return new Container(this.raw, c, this.openedName, this.lxcpath, this.lxcBinDir);
   }
 

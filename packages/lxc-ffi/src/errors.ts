@@ -4,7 +4,11 @@
  * retry (same input, same result). */
 export const LXC_ERROR_CODES = {
   LXC_LOAD_FAILED: { retryable: false, meaning: 'liblxc.so.1 is missing or older than 4.0' },
-  LXC_UNSUPPORTED: { retryable: false, meaning: 'the loaded liblxc lacks this member/API extension' },
+  LXC_UNSUPPORTED: {
+    retryable: false,
+    meaning:
+      'the loaded liblxc lacks this member/API extension, or the kernel lacks a feature the call needs',
+  },
   LXC_DISPOSED: { retryable: false, meaning: 'the Container was used after [Symbol.dispose]()' },
   LXC_INVALID_ARGUMENT: { retryable: false, meaning: 'an argument was rejected before calling liblxc' },
   LXC_NEW_FAILED: { retryable: false, meaning: 'lxc_container_new returned NULL' },
@@ -25,7 +29,10 @@ export const LXC_ERROR_CODES = {
   LXC_SNAPSHOT_FAILED: { retryable: true, meaning: 'a snapshot member failed' },
   LXC_CONFIG_FAILED: { retryable: false, meaning: 'a config member failed (unknown key, bad value, I/O)' },
   LXC_CGROUP_FAILED: { retryable: false, meaning: 'get/set_cgroup_item failed' },
-  LXC_NETWORK_FAILED: { retryable: true, meaning: 'get_interfaces/get_ips/attach_interface/detach_interface failed' },
+  LXC_NETWORK_FAILED: {
+    retryable: true,
+    meaning: 'get_interfaces/get_ips/attach_interface/detach_interface failed',
+  },
   LXC_EXEC_FAILED: { retryable: true, meaning: 'c->attach could not start the command' },
   LXC_DEVICE_FAILED: { retryable: false, meaning: 'add/remove_device_node failed' },
   LXC_CONSOLE_FAILED: { retryable: true, meaning: 'console/console_getfd/console_log failed' },
@@ -73,7 +80,8 @@ export class LxcError extends Error {
   constructor(code: LxcErrorCode, message: string, details: LxcErrorDetails) {
     const extras: string[] = [];
     if (details.errorString) extras.push(`liblxc: ${details.errorString}`);
-    if (details.errorNum !== undefined && details.errorNum !== 0) extras.push(`error_num ${details.errorNum}`);
+    if (details.errorNum !== undefined && details.errorNum !== 0)
+      extras.push(`error_num ${details.errorNum}`);
     if (details.errno !== undefined && details.errno !== 0) extras.push(`errno ${details.errno}`);
     const where = details.container ? `${details.operation}(${details.container})` : details.operation;
     super(`${where}: ${message}${extras.length ? ` (${extras.join(', ')})` : ''}`, { cause: details.cause });

@@ -4,7 +4,10 @@ import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** Finds an executable in $PATH (plus sbin dirs, which root's PATH may lack). */
-export function which(cmd: string, extraDirs: readonly string[] = ['/usr/sbin', '/sbin', '/usr/bin']): string | null {
+export function which(
+  cmd: string,
+  extraDirs: readonly string[] = ['/usr/sbin', '/sbin', '/usr/bin'],
+): string | null {
   const dirs = [...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean), ...extraDirs];
   for (const d of dirs) {
     const p = join(d, cmd);
@@ -84,14 +87,20 @@ export function criuStatus(refresh = false): CriuStatus {
     criuCache = {
       available: false,
       path: null,
-      reason: 'criu is not installed (no `criu` in PATH, /usr/sbin or /sbin); install criu >= 3.18 (Debian 13 / Ubuntu 24.04 package `criu`)',
+      reason:
+        'criu is not installed (no `criu` in PATH, /usr/sbin or /sbin); install criu >= 3.18 (Debian 13 / Ubuntu 24.04 package `criu`)',
     };
     return criuCache;
   }
   const r = spawnSync(path, ['check'], { encoding: 'utf8', timeout: 30_000 });
   const out = `${r.stdout}${r.stderr}`.trim();
   if (r.status === 0) criuCache = { available: true, path, reason: out || 'criu check passed' };
-  else criuCache = { available: false, path, reason: `\`criu check\` failed (status ${r.status}): ${out.slice(-500)}` };
+  else
+    criuCache = {
+      available: false,
+      path,
+      reason: `\`criu check\` failed (status ${r.status}): ${out.slice(-500)}`,
+    };
   return criuCache;
 }
 

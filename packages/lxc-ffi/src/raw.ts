@@ -118,7 +118,11 @@ export const MEMBERS = {
     args: ['const char *', 'const char *', 'const char *', 'unsigned long', 'void *', 'void *'],
     extension: 'mount_injection_file',
   },
-  umount: { result: 'int', args: ['const char *', 'unsigned long', 'void *'], extension: 'mount_injection_file' },
+  umount: {
+    result: 'int',
+    args: ['const char *', 'unsigned long', 'void *'],
+    extension: 'mount_injection_file',
+  },
   seccomp_notify_fd: { result: 'int', args: [], extension: 'seccomp_notify' },
   seccomp_notify_fd_active: { result: 'int', args: [], extension: 'seccomp_notify_fd_active' },
   init_pidfd: { result: 'int', args: [], extension: 'pidfd' },
@@ -305,6 +309,9 @@ export const MIGRATE_PRE_DUMP = 0;
 export const MIGRATE_DUMP = 1;
 export const MIGRATE_RESTORE = 2;
 export const MIGRATE_FEATURE_CHECK = 3;
+/** features_to_check bits of struct migrate_opts (lxccontainer.h FEATURE_*). */
+export const FEATURE_MEM_TRACK = 1n << 0n;
+export const FEATURE_LAZY_PAGES = 1n << 1n;
 
 // ---------------------------------------------------------------------------------------------
 // Native memory we own
@@ -460,7 +467,14 @@ export class RawLxc {
     for (let i = 0; i < n; i++) out.push(koffi.decode.string(koffi.decode(arr, i * 8, 'void *')));
     return out;
   }
-  logInit(log: { name?: string; lxcpath?: string; file?: string; level?: string; prefix?: string; quiet?: boolean }): number {
+  logInit(log: {
+    name?: string;
+    lxcpath?: string;
+    file?: string;
+    level?: string;
+    prefix?: string;
+    quiet?: boolean;
+  }): number {
     using arena = new Arena();
     const p = arena.struct(LxcLogStruct, {
       name: arena.str(log.name),
@@ -478,7 +492,11 @@ export class RawLxc {
 
   /** list_{defined,active,all}_containers. Names are copied and freed; with `withContainers`
    * the returned struct lxc_container pointers each hold one reference the caller must put. */
-  listContainers(kind: ListKind, lxcpath: S, withContainers = false): { names: string[]; containers: Ptr[] } | null {
+  listContainers(
+    kind: ListKind,
+    lxcpath: S,
+    withContainers = false,
+  ): { names: string[]; containers: Ptr[] } | null {
     using arena = new Arena();
     const namesSlot = arena.alloc('void *');
     koffi.encode(namesSlot, 'void *', NULL);
@@ -539,7 +557,11 @@ export class RawLxc {
   }
 
   /** Calls c->name(c, ...args). Callers must check `supports(name)` first (Container does). */
-  call<K extends MemberName>(c: Ptr, name: K, ...args: Parameters<MemberSignatures[K]>): ReturnType<MemberSignatures[K]> {
+  call<K extends MemberName>(
+    c: Ptr,
+    name: K,
+    ...args: Parameters<MemberSignatures[K]>
+  ): ReturnType<MemberSignatures[K]> {
     if (c === NULL) throw new TypeError(`lxc_container ${name}: NULL container`);
     const fp = this.memberPointer(c, name);
     if (fp === NULL) throw new TypeError(`lxc_container ${name}: NULL function pointer`);

@@ -13,7 +13,9 @@ afterAll(() => {
 
 function runWorker(name: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./concurrency-worker.mjs', import.meta.url), { workerData: { name, lxcpath } });
+    const w = new Worker(new URL('./concurrency-worker.mjs', import.meta.url), {
+      workerData: { name, lxcpath },
+    });
     w.once('message', (m) => {
       void w.terminate();
       resolve(m);

@@ -17,7 +17,12 @@ export const TEST_CONFIG: readonly [string, string][] = [
   ['lxc.tty.max', '0'],
 ];
 
-export function createBusybox(lxcpath: string, name: string, options: ContainerOptions = {}, extra: readonly [string, string][] = []): Container {
+export function createBusybox(
+  lxcpath: string,
+  name: string,
+  options: ContainerOptions = {},
+  extra: readonly [string, string][] = [],
+): Container {
   const c = Container.open(name, lxcpath, options);
   for (const [k, v] of TEST_CONFIG) c.setConfigItem(k, v);
   c.create('busybox');

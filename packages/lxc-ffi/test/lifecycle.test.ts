@@ -1,6 +1,16 @@
 // Lifecycle, exec, config, cgroup, network, devices, mounts and console of one running busybox
 // container, against real liblxc (the tests run in order and share the container).
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,9 +82,41 @@ describe('lifecycle (busybox, real liblxc)', () => {
     expectLxcError(() => c.start(), 'LXC_ALREADY_RUNNING');
   });
 
+  it('start keeps its log in the container directory, open in the monitor (not a deleted temp file)', () => {
+    expect(c.startLogFile).toBe(join(lxcpath, 'life1', 'lxcq-start.log'));
+    expect(c.startOutputFile).toBe(join(lxcpath, 'life1', 'lxcq-start.out'));
+    const pid = monitorMemory('life1', lxcpath)!.pid;
+    const open = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    expect(open).toContain(c.startLogFile);
+    // (liblxc's own rootfs/.lxc_keep is deleted on purpose)
+    expect(open.filter((f) => f.endsWith(' (deleted)') && !f.includes('/rootfs/'))).toEqual([]);
+    // A refused second start does not truncate the running container's log (the monitor's file).
+    const marker = `lxcq-test-marker ${Date.now()}\n`;
+    appendFileSync(c.startLogFile, marker);
+    expectLxcError(() => c.start(), 'LXC_ALREADY_RUNNING');
+    expect(readFileSync(c.startLogFile, 'utf8')).toContain(marker);
+  });
+
   it('exec returns output, exit code, env and cwd (attach + waitpid)', () => {
-    const r = c.exec({ argv: ['sh', '-c', 'echo out; echo err >&2; echo "$FOO"; pwd; exit 7'], env: { FOO: 'bar' }, cwd: '/tmp' });
-    expect(r).toMatchObject({ exitCode: 7, signal: null, stdout: 'out\nbar\n/tmp\n', stderr: 'err\n', timedOut: false, truncated: false });
+    const r = c.exec({
+      argv: ['sh', '-c', 'echo out; echo err >&2; echo "$FOO"; pwd; exit 7'],
+      env: { FOO: 'bar' },
+      cwd: '/tmp',
+    });
+    expect(r).toMatchObject({
+      exitCode: 7,
+      signal: null,
+      stdout: 'out\nbar\n/tmp\n',
+      stderr: 'err\n',
+      timedOut: false,
+      truncated: false,
+    });
   });
 
   it('exec kills the command on timeout', () => {
@@ -101,7 +143,9 @@ describe('lifecycle (busybox, real liblxc)', () => {
     process.env['LXCQ_MARK'] = 'host';
     try {
       expect(c.exec({ argv: ['sh', '-c', 'echo "[$LXCQ_MARK]"'] }).stdout).toBe('[host]\n');
-      expect(c.exec({ argv: ['sh', '-c', 'echo "[$LXCQ_MARK][$A]"'], clearEnv: true, env: { A: '1' } }).stdout).toBe('[][1]\n');
+      expect(
+        c.exec({ argv: ['sh', '-c', 'echo "[$LXCQ_MARK][$A]"'], clearEnv: true, env: { A: '1' } }).stdout,
+      ).toBe('[][1]\n');
     } finally {
       delete process.env['LXCQ_MARK'];
     }
@@ -239,6 +283,9 @@ describe('lifecycle (busybox, real liblxc)', () => {
   it('shutdown halts cleanly', () => {
     expect(c.shutdown(20)).toBe(true);
     expect(c.state).toBe('STOPPED');
+    // The monitor may still be exiting for a moment after shutdown returns: wait (bounded).
+    const end = Date.now() + 3000;
+    while (monitorMemory('life1', lxcpath) !== null && Date.now() < end) sleepMs(20);
     expect(monitorMemory('life1', lxcpath)).toBeNull();
   });
 
@@ -259,11 +306,29 @@ describe('lifecycle (busybox, real liblxc)', () => {
   });
 
   it('start failure becomes LXC_START_FAILED with the tool status and log', () => {
-    using bad = createBusybox(lxcpath, 'life-bad', {}, [['lxc.rootfs.path', `dir:${scratch}/no-such-rootfs`]]);
+    using bad = createBusybox(lxcpath, 'life-bad', {}, [
+      ['lxc.rootfs.path', `dir:${scratch}/no-such-rootfs`],
+    ]);
     const err = expectLxcError(() => bad.start(), 'LXC_START_FAILED');
     expect(err.message).toMatch(/lxc-start failed \(exit status \d+\)/);
     expect(err.container).toBe('life-bad');
-    expect(JSON.parse(JSON.stringify(err))).toMatchObject({ code: 'LXC_START_FAILED', operation: 'start', container: 'life-bad' });
+    // The tail of the start log is in the error, and the log stays for later reading.
+    expect(err.message).toContain(bad.startLogFile);
+    expect(err.errorString).toMatch(/ERROR/);
+    const log = readFileSync(bad.startLogFile, 'utf8');
+    expect(log).toMatch(/lxc-start life-bad .* ERROR /);
+    expect(log).toContain('no-such-rootfs');
+    // The cause, not only the tool's last words (WARN lines of the clean-up come after it).
+    expect(err.message).toMatch(/Failed to open ".*no-such-rootfs"/);
+    // Each start truncates it: after a second failure the log holds one run's lines, not two.
+    expectLxcError(() => bad.start(), 'LXC_START_FAILED');
+    const again = readFileSync(bad.startLogFile, 'utf8');
+    expect(again.match(/Failed to open ".*no-such-rootfs"/g)).toHaveLength(1);
+    expect(JSON.parse(JSON.stringify(err))).toMatchObject({
+      code: 'LXC_START_FAILED',
+      operation: 'start',
+      container: 'life-bad',
+    });
     bad.destroy();
   });
 
@@ -279,13 +344,19 @@ describe('lifecycle (busybox, real liblxc)', () => {
     expect(c.wait('STOPPED', 10)).toBe(true);
     expect(inProc).not.toBeNull();
     expect(helper).not.toBeNull();
-    console.log(`monitor memory: startInProcess rss ${inProc!.rssKb} kB private_dirty ${inProc!.privateDirtyKb} kB; start(helper) rss ${helper!.rssKb} kB private_dirty ${helper!.privateDirtyKb} kB`);
+    console.log(
+      `monitor memory: startInProcess rss ${inProc!.rssKb} kB private_dirty ${inProc!.privateDirtyKb} kB; start(helper) rss ${helper!.rssKb} kB private_dirty ${helper!.privateDirtyKb} kB`,
+    );
     expect(helper!.privateDirtyKb).toBeLessThan(4 * 1024);
     expect(inProc!.rssKb).toBeGreaterThan(helper!.rssKb * 2);
     expect(inProc!.privateDirtyKb).toBeGreaterThan(helper!.privateDirtyKb);
   });
 });
 
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+function sleepMs(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
 function require_open(p: string): number {
   writeFileSync(p, '');
   return openSync(p, 'w');

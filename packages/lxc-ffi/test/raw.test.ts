@@ -6,8 +6,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import koffi from 'koffi';
 import { afterAll, describe, expect, it } from 'vitest';
-import { configItemIsSupported, globalConfigItem, hasApiExtension, logClose, logInit, lxcVersion, waitStates } from '../src/index.ts';
-import { Arena, LxcAttachOptionsStruct, MEMBER_NAMES, NULL, RawLxc, STRUCTS, LXC_CONTAINER_DATA_FIELDS } from '../src/raw.ts';
+import {
+  configItemIsSupported,
+  globalConfigItem,
+  hasApiExtension,
+  logClose,
+  logInit,
+  lxcVersion,
+  waitStates,
+} from '../src/index.ts';
+import {
+  Arena,
+  LxcAttachOptionsStruct,
+  MEMBER_NAMES,
+  NULL,
+  RawLxc,
+  STRUCTS,
+  LXC_CONTAINER_DATA_FIELDS,
+} from '../src/raw.ts';
 import { cleanupLxcpath, createBusybox, makeLxcpath, processesUnder } from './helpers.ts';
 
 const HEADER = '/usr/include/lxc/lxccontainer.h';
@@ -75,9 +91,13 @@ describe('binding completeness', () => {
       for (const m of Object.keys(t.members ?? {})) fields.push([s, m]);
     }
     const ctype = (s: string): string => (s.endsWith('_t') ? s : `struct ${s}`);
-    const src = `#include <stdio.h>\n#include <stddef.h>\n#include <lxc/lxccontainer.h>\nint main(void){\n${Object.keys(STRUCTS)
+    const src = `#include <stdio.h>\n#include <stddef.h>\n#include <lxc/lxccontainer.h>\nint main(void){\n${Object.keys(
+      STRUCTS,
+    )
       .map((s) => `printf("${s} sizeof %zu\\n", sizeof(${ctype(s)}));`)
-      .join('\n')}\n${fields.map(([s, m]) => `printf("${s} ${m} %zu\\n", offsetof(${ctype(s)}, ${m}));`).join('\n')}\nreturn 0;}\n`;
+      .join(
+        '\n',
+      )}\n${fields.map(([s, m]) => `printf("${s} ${m} %zu\\n", offsetof(${ctype(s)}, ${m}));`).join('\n')}\nreturn 0;}\n`;
     writeFileSync(join(scratch, 'layout.c'), src);
     execFileSync('gcc', ['-o', join(scratch, 'layout'), join(scratch, 'layout.c')]);
     const out = execFileSync(join(scratch, 'layout'), { encoding: 'utf8' });
@@ -101,7 +121,16 @@ describe('free functions', () => {
     expect(configItemIsSupported('lxc.no.such')).toBe(false);
     expect(globalConfigItem('lxc.lxcpath')).toBe('/var/lib/lxc');
     expect(globalConfigItem('lxc.no.such')).toBeNull();
-    expect(waitStates()).toEqual(['STOPPED', 'STARTING', 'RUNNING', 'STOPPING', 'ABORTING', 'FREEZING', 'FROZEN', 'THAWED']);
+    expect(waitStates()).toEqual([
+      'STOPPED',
+      'STARTING',
+      'RUNNING',
+      'STOPPING',
+      'ABORTING',
+      'FREEZING',
+      'FROZEN',
+      'THAWED',
+    ]);
   });
 
   it('lxc_log_init / lxc_log_close write liblxc log to a file', () => {
@@ -136,11 +165,35 @@ describe('variadic members (startl, createl, attach_run_waitl)', () => {
       expect(raw.call(c, 'is_running')).toBe(true);
       using arena = new Arena();
       const opts = arena.struct(LxcAttachOptionsStruct, {
-        attach_flags: 0xffff, namespaces: -1, personality: -1, initial_cwd: NULL, uid: 0xffffffff, gid: 0xffffffff,
-        env_policy: 0, extra_env_vars: NULL, extra_keep_env: NULL, stdin_fd: 0, stdout_fd: 1, stderr_fd: 2, log_fd: -9,
-        lsm_label: NULL, groups: { size: 0, list: NULL },
+        attach_flags: 0xffff,
+        namespaces: -1,
+        personality: -1,
+        initial_cwd: NULL,
+        uid: 0xffffffff,
+        gid: 0xffffffff,
+        env_policy: 0,
+        extra_env_vars: NULL,
+        extra_keep_env: NULL,
+        stdin_fd: 0,
+        stdout_fd: 1,
+        stderr_fd: 2,
+        log_fd: -9,
+        lsm_label: NULL,
+        groups: { size: 0, list: NULL },
       });
-      const st = raw.call(c, 'attach_run_waitl', opts, 'sh', 'sh', 'const char *', '-c', 'const char *', 'exit 5', 'void *', NULL);
+      const st = raw.call(
+        c,
+        'attach_run_waitl',
+        opts,
+        'sh',
+        'sh',
+        'const char *',
+        '-c',
+        'const char *',
+        'exit 5',
+        'void *',
+        NULL,
+      );
       expect((st >> 8) & 0xff).toBe(5);
       expect(raw.call(c, 'stop')).toBe(true);
       expect(raw.call(c, 'destroy')).toBe(true);
