@@ -126,3 +126,25 @@ export function assertClearableKeys(keys: readonly string[], policy: ConfigPolic
     policy,
   );
 }
+
+/**
+ * Reads an operator's policy from LXCQ_CONFIG_POLICY: inline JSON (`{"allow": [...]}`) or the path
+ * of a file holding it. Throws a plain Error naming what is wrong (a startup error, not a 4xx).
+ */
+export function loadPolicy(raw: string | undefined, readFile: (path: string) => string): ConfigPolicy {
+  if (!raw) return DEFAULT_POLICY;
+  const text = raw.trim().startsWith('{') ? raw : readFile(raw);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new Error(
+      `LXCQ_CONFIG_POLICY is not valid JSON (${(e as Error).message}); expected {"allow": ["lxc.hook.*", ...]}.`,
+    );
+  }
+  const allow = (parsed as { allow?: unknown } | null)?.allow;
+  if (!Array.isArray(allow) || !allow.every((a) => typeof a === 'string')) {
+    throw new Error('LXCQ_CONFIG_POLICY must be {"allow": [<key patterns>]}.');
+  }
+  return { allow: allow as string[] };
+}

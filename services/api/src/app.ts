@@ -65,6 +65,8 @@ export async function buildApp(
       ? { loggerInstance: opts.logger }
       : { logger: opts.logger === true }),
     bodyLimit: config.bodyLimit,
+    // One line per request drowns the operator's view; errors are logged by the error handler.
+    disableRequestLogging: process.env.LXCQ_LOG_REQUESTS !== '1',
     // Strict bodies: unknown properties are refused, not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {

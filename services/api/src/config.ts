@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { DEFAULT_POLICY, SCOPES, type ConfigPolicy, type Scope } from '@lxcq/shared';
+import { SCOPES, loadPolicy, type ConfigPolicy, type Scope } from '@lxcq/shared';
 
 export interface TokenEntry {
   name: string;
@@ -85,16 +85,6 @@ export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string):
   return tokens;
 }
 
-export function loadPolicy(raw: string | undefined): ConfigPolicy {
-  if (!raw) return DEFAULT_POLICY;
-  const text = raw.trim().startsWith('{') ? raw : readFileSync(raw, 'utf8');
-  const allow = (JSON.parse(text) as { allow?: unknown }).allow;
-  if (!Array.isArray(allow) || !allow.every((a) => typeof a === 'string')) {
-    throw new ConfigError('LXCQ_CONFIG_POLICY must be {"allow": [<key patterns>]}.');
-  }
-  return { allow: allow };
-}
-
 export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): ApiConfig {
   const redisUrl = env.LXCQ_REDIS_URL;
   if (!redisUrl) throw new ConfigError('LXCQ_REDIS_URL is not set (e.g. redis://127.0.0.1:6379).');
@@ -108,10 +98,18 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
     hostOfflineMs: int(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
     jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
     maxWaitSec: int(env, 'LXCQ_MAX_WAIT_S', 300, 1),
-    policy: loadPolicy(env.LXCQ_CONFIG_POLICY),
+    policy: policyFrom(env.LXCQ_CONFIG_POLICY),
     wsPingMs: int(env, 'LXCQ_WS_PING_MS', 15_000, 100),
     wsMaxBufferedBytes: int(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
     eventRetentionSec: int(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
     eventMaxLen: int(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
   };
+}
+
+function policyFrom(raw: string | undefined): ConfigPolicy {
+  try {
+    return loadPolicy(raw, (path) => readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
 }

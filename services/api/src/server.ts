@@ -4,7 +4,7 @@ import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
 import { ConfigError, apiConfig } from './config.ts';
 
-const log = pino({ name: 'lxcq-api' });
+const log = pino({ name: 'lxcq-api', level: process.env.LXCQ_LOG_LEVEL || 'info' });
 
 async function main(): Promise<void> {
   let config;

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { DEFAULT_POLICY, assertName, type ConfigPolicy } from '@lxcq/shared';
+import { assertName, loadPolicy, type ConfigPolicy } from '@lxcq/shared';
 
 /** Every worker setting, from the environment (documented in the README's configuration table). */
 export interface WorkerConfig {
@@ -45,24 +45,6 @@ function defaultLxcpath(): string {
   }
 }
 
-export function loadPolicy(raw: string | undefined): ConfigPolicy {
-  if (!raw) return DEFAULT_POLICY;
-  const text = raw.trim().startsWith('{') ? raw : readFileSync(raw, 'utf8');
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new ConfigError(
-      `LXCQ_CONFIG_POLICY is not valid JSON (${(e as Error).message}); expected {"allow": ["lxc.hook.*", ...]}.`,
-    );
-  }
-  const allow = (parsed as { allow?: unknown }).allow;
-  if (!Array.isArray(allow) || !allow.every((a) => typeof a === 'string')) {
-    throw new ConfigError('LXCQ_CONFIG_POLICY must be {"allow": [<key patterns>]}.');
-  }
-  return { allow: allow };
-}
-
 export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const redisUrl = env.LXCQ_REDIS_URL;
   if (!redisUrl)
@@ -89,6 +71,14 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600),
     maxExecOutputBytes: int(env, 'LXCQ_EXEC_MAX_OUTPUT', 1024 * 1024),
     eventMaxLen: int(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
-    policy: loadPolicy(env.LXCQ_CONFIG_POLICY),
+    policy: policyFrom(env.LXCQ_CONFIG_POLICY),
   };
+}
+
+function policyFrom(raw: string | undefined): ConfigPolicy {
+  try {
+    return loadPolicy(raw, (path) => readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ConfigError((e as Error).message);
+  }
 }

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { ConfigError, workerConfig } from './config.ts';
 import { LxcqWorker } from './worker.ts';
 
-const log = pino({ name: 'lxcq-worker' });
+const log = pino({ name: 'lxcq-worker', level: process.env.LXCQ_LOG_LEVEL || 'info' });
 
 async function main(): Promise<void> {
   let config;
