@@ -146,5 +146,5 @@ export function loadPolicy(raw: string | undefined, readFile: (path: string) => 
   if (!Array.isArray(allow) || !allow.every((a) => typeof a === 'string')) {
     throw new Error('LXCQ_CONFIG_POLICY must be {"allow": [<key patterns>]}.');
   }
-  return { allow: allow as string[] };
+  return { allow: allow };
 }

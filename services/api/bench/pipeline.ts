@@ -16,7 +16,7 @@
  * cheap-job mode (default 200), LXCQ_BENCH_THREADS the worker's LXCQ_THREADS (default 4, its
  * default), LXCQ_BENCH_OUT the JSON file.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -357,6 +357,18 @@ interface LoopDelay {
   maxMs: number | null;
 }
 
+/** RSS (MB) and thread count of a process, from /proc/<pid>/status. */
+function procStatus(pid: number | undefined): { rssMB: number; threads: number } {
+  let text = '';
+  try {
+    text = pid === undefined ? '' : readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    // gone: report nothing
+  }
+  const field = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  return { rssMB: round(field('VmRSS') / 1024, 1), threads: field('Threads') };
+}
+
 function loopDelay(at: string, h: HostRecord): LoopDelay {
   const num = (v: unknown) => (typeof v === 'number' ? v : null);
   return {
@@ -484,6 +496,7 @@ async function main(): Promise<void> {
       ]),
     );
     delays.push(loopDelay('after all the load', await client.freshHost(hostId)));
+    const workerProc = procStatus(stack.worker?.pid);
 
     // clean-up of what the runs left running (the rest goes with the lxcpaths)
     for (const n of rtNames) {
@@ -535,6 +548,7 @@ async function main(): Promise<void> {
         freezeP50: round(apiFreeze.ms.p50 - directFreeze.ms.p50),
       },
       workerEventLoopDelay: delays,
+      workerProcess: workerProc,
     };
     print(result);
     mkdirSync(dirname(OUT), { recursive: true });
@@ -563,6 +577,7 @@ type Result = {
   cloneLifecycles: Lifecycles;
   roundTrip: Record<string, RoundTrip>;
   workerEventLoopDelay: LoopDelay[];
+  workerProcess: { rssMB: number; threads: number };
 };
 
 function print(r: Result): void {
@@ -621,6 +636,8 @@ function print(r: Result): void {
       ['when', 'p99 ms', 'max ms'],
       r.workerEventLoopDelay.map((d) => [d.at, fmt(d.p99Ms ?? NaN), fmt(d.maxMs ?? NaN)]),
     ),
+    `worker process after the load: RSS ${fmt(r.workerProcess.rssMB, 0)} MB, ${r.workerProcess.threads} threads` +
+      ' (every fork liblxc makes from it copies its page tables: templates, lxc-start, ips())',
   );
   process.stdout.write(out.join('\n') + '\n');
 }

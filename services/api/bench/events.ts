@@ -1,0 +1,1275 @@
+/**
+ * The events benchmark: `pnpm --filter @lxcq/api bench:events` (as root; needs lxc, busybox-static
+ * and redis-server, which scripts/setup-host.sh installs).
+ *
+ * In one run, on a real stack (private redis-server on a unix socket, the API on 127.0.0.1 port 0,
+ * one worker, a temporary lxcpath, a busybox container with `lxc.net.0.type = empty`), it measures:
+ *  1. delivery latency at 1, 100 and 1,000 connected WebSocket subscribers, p50 / p99 / max over
+ *     every delivery:
+ *     a. end to end from a real container state change: the container is started and stopped
+ *        through the API again and again; latency runs from the `time` of each `container.state`
+ *        event (stamped by the worker just before its XADD) to receipt by each subscriber. `time`
+ *        has millisecond resolution and is truncated, so these figures read up to 1 ms high;
+ *     b. fan-out alone: synthetic `job.progress` events (the size of real ones) XADDed straight
+ *        into `lxcq:events` at a steady rate; latency runs from just before the XADD to receipt,
+ *        on CLOCK_MONOTONIC (`process.hrtime`), which every process on the machine shares;
+ *  2. the rate the API fans out: a burst of synthetic events with 100 subscribers: deliveries per
+ *     second, and events per second at which every subscriber had every event;
+ *  3. the API's memory per connected client: RSS, heap and off-heap memory of the API process
+ *     (after forced GCs) before and after 1,000 idle subscribers connect, divided by 1,000;
+ *  4. diagnostics at the largest subscriber count: the API's own side of the fan-out (XADD to the
+ *     first `ws.send` of an event, first to last send), CPU per delivery, and a CPU profile of
+ *     the API process during fan-out, summed by area and by function.
+ * It prints aligned tables and writes everything as JSON to bench/results/events-latest.json.
+ *
+ * Processes, and why. This one file plays three roles (argv[2]):
+ *  - `main` (the default): orchestrates, XADDs the synthetic events, calls the API over HTTP;
+ *  - `api`: the API (buildApp, production defaults) in a process of its own, started with
+ *    --expose-gc, answering the orchestrator over IPC (memory after GC, CPU time, counters,
+ *    profile, send probe). Nothing else runs on its event loop, so its latency is its own;
+ *  - `subs`: every WebSocket subscriber (the `ws` package), in one more process, so that
+ *    receiving and decoding 1,000 copies of each event does not share the API's event loop. It
+ *    takes the receipt time first thing in each message callback. On a 2-core machine it still
+ *    competes with the API for CPU: its CPU per delivery is printed next to the API's.
+ * The worker and redis-server are child processes too, as in production.
+ *
+ * Environment: LXCQ_BENCH_SUBS subscriber counts (default "1,100,1000"), LXCQ_BENCH_CYCLES
+ * start/stop cycles per count (default 15), LXCQ_BENCH_SYNTH synthetic events per count (default
+ * 150) at LXCQ_BENCH_RATE per second (default 25), LXCQ_BENCH_TP_SUBS and LXCQ_BENCH_TP_EVENTS for
+ * the burst (default 100 and 20000), LXCQ_BENCH_MEM_SUBS idle clients for the memory figure
+ * (default 1000), LXCQ_BENCH_PROFILE=0 skips the diagnostics, LXCQ_BENCH_EVENTS_OUT the JSON file.
+ * The API runs with its defaults; LXCQ_WS_MAX_BUFFER and LXCQ_WS_PING_MS pass through to it.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session, type Profiler } from 'node:inspector';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { WebSocket } from 'ws';
+import { buildApp } from '../src/app.ts';
+import { sha256 } from '../src/auth.ts';
+import { apiConfig } from '../src/config.ts';
+import { TEST_CONFIG, TOKEN, removeLxcpath, startRedis, type RedisServer } from '../test/harness.ts';
+import { fmt, round, summarize, table, type Summary } from './stats.ts';
+
+const SELF = fileURLToPath(import.meta.url);
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const STREAM = 'lxcq:events';
+const BURST_MARK = '"burst":1';
+const GOAL_P99_MS = 20;
+
+/** Microseconds on CLOCK_MONOTONIC: comparable across processes on this machine. */
+const monoUs = (): number => Number(process.hrtime.bigint()) / 1000;
+/** Wall clock in milliseconds, sub-millisecond resolution. */
+const wallMs = (): number => performance.timeOrigin + performance.now();
+
+// ---- IPC: a tiny request/answer protocol between the orchestrator and its children -------------
+
+interface RpcRequest {
+  rid: number;
+  cmd: string;
+  arg: unknown;
+}
+interface RpcReply {
+  rid: number;
+  ok: boolean;
+  res?: unknown;
+  err?: string;
+}
+
+function isReply(m: unknown): m is RpcReply {
+  return typeof m === 'object' && m !== null && typeof (m as RpcReply).rid === 'number' && 'ok' in m;
+}
+function isRequest(m: unknown): m is RpcRequest {
+  return typeof m === 'object' && m !== null && typeof (m as RpcRequest).cmd === 'string';
+}
+
+type Handler = (arg: unknown) => unknown;
+
+/** Child side: answers requests with the named handler; rid 0 is an unsolicited "ready". */
+function serve(handlers: Record<string, Handler>): void {
+  const send = (r: RpcReply) => process.send?.(r);
+  process.on('message', (m: unknown) => {
+    if (!isRequest(m)) return;
+    const h = handlers[m.cmd];
+    if (!h) {
+      send({ rid: m.rid, ok: false, err: `unknown command ${m.cmd}` });
+      return;
+    }
+    Promise.resolve()
+      .then(() => h(m.arg))
+      .then(
+        (res) => send({ rid: m.rid, ok: true, res }),
+        (e: unknown) => send({ rid: m.rid, ok: false, err: e instanceof Error ? e.stack : String(e) }),
+      );
+  });
+  // Orphaned (the orchestrator died): leave.
+  process.on('disconnect', () => process.exit(0));
+}
+
+/** Orchestrator side of one child. */
+class Child {
+  private next = 1;
+  private readonly waits = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  private readyWait: { resolve(v: unknown): void; reject(e: Error): void } | null = null;
+  log = '';
+
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    proc.stdout?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
+    proc.stderr?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
+    proc.on('message', (m: unknown) => {
+      if (!isReply(m)) return;
+      const w = m.rid === 0 ? this.readyWait : this.waits.get(m.rid);
+      if (!w) return;
+      this.waits.delete(m.rid);
+      if (m.ok) w.resolve(m.res);
+      else w.reject(new Error(`${this.name}: ${m.err ?? 'failed'}`));
+    });
+    proc.on('exit', (code, signal) => {
+      const e = new Error(`${this.name} exited (${code ?? signal}):\n${this.log.slice(-4000)}`);
+      this.readyWait?.reject(e);
+      for (const w of this.waits.values()) w.reject(e);
+      this.waits.clear();
+    });
+  }
+
+  get alive(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  ready<T>(timeoutMs = 60_000): Promise<T> {
+    return this.withTimeout(
+      new Promise<unknown>((resolve, reject) => (this.readyWait = { resolve, reject })),
+      timeoutMs,
+      'ready',
+    ) as Promise<T>;
+  }
+
+  call<T>(cmd: string, arg: unknown = null, timeoutMs = 120_000): Promise<T> {
+    const rid = this.next++;
+    const p = new Promise<unknown>((resolve, reject) => {
+      this.waits.set(rid, { resolve, reject });
+      this.proc.send({ rid, cmd, arg } satisfies RpcRequest);
+    });
+    return this.withTimeout(p, timeoutMs, cmd) as Promise<T>;
+  }
+
+  private withTimeout(p: Promise<unknown>, ms: number, what: string): Promise<unknown> {
+    let t: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${this.name}: ${what} timed out after ${ms} ms`)), ms);
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+  }
+
+  /** Stops the child by its pid (SIGTERM, then SIGKILL after `graceMs`). */
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.alive) return;
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    this.proc.kill('SIGTERM');
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+// ---- role `api` ---------------------------------------------------------------------------------
+
+interface MemSample {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  clients: number;
+}
+interface CpuSample {
+  /** user + system CPU time of the process so far, ms */
+  ms: number;
+}
+interface HubStats {
+  delivered: number;
+  slowClosed: number;
+  deadDropped: number;
+  clients: number;
+}
+/** One event seen from the API's side while the send probe is on. */
+interface SendSpan {
+  /** XADD (publisher's clock) to the first ws.send of the event, ms. */
+  toFirst: number;
+  /** First ws.send started to last ws.send returned, ms. */
+  span: number;
+  sends: number;
+}
+interface ProfileSummary {
+  sampledMs: number;
+  idleMs: number;
+  areas: { area: string; ms: number; share: number }[];
+  top: { fn: string; area: string; ms: number; share: number }[];
+}
+
+/**
+ * Wraps WebSocket.prototype.send in the API process (diagnostics only, off for every headline
+ * figure): the hub sends one JSON string per event to every client, so a new string marks the
+ * next event. Costs two clock reads per send.
+ */
+function sendProbe(): { on(): void; off(): SendSpan[] } {
+  let orig: WebSocket['send'] | null = null;
+  let cur: string | null = null;
+  let t = 0;
+  let first = 0;
+  let last = 0;
+  let n = 0;
+  let spans: SendSpan[] = [];
+  const flush = () => {
+    if (cur !== null && !Number.isNaN(t))
+      spans.push({ toFirst: (first - t) / 1000, span: (last - first) / 1000, sends: n });
+    cur = null;
+  };
+  return {
+    on() {
+      if (orig) return;
+      const send = WebSocket.prototype.send;
+      orig = send;
+      spans = [];
+      cur = null;
+      WebSocket.prototype.send = function (this: WebSocket, ...args: unknown[]): void {
+        const data = args[0];
+        const start = monoUs();
+        if (typeof data === 'string' && data !== cur) {
+          flush();
+          cur = data;
+          first = start;
+          n = 0;
+          t = Number(/"t":(\d+(?:\.\d+)?)/.exec(data)?.[1] ?? Number.NaN);
+        }
+        Reflect.apply(send, this, args);
+        last = monoUs();
+        n++;
+      };
+    },
+    off() {
+      flush();
+      if (orig) WebSocket.prototype.send = orig;
+      orig = null;
+      return spans;
+    },
+  };
+}
+
+/** A V8 CPU profile of the process itself, summed by self time. */
+class SelfProfiler {
+  private readonly session = new Session();
+
+  async start(): Promise<void> {
+    this.session.connect();
+    await new Promise<void>((res, rej) => this.session.post('Profiler.enable', (e) => (e ? rej(e) : res())));
+    await new Promise<void>((res, rej) =>
+      this.session.post('Profiler.setSamplingInterval', { interval: 100 }, (e) => (e ? rej(e) : res())),
+    );
+    await new Promise<void>((res, rej) => this.session.post('Profiler.start', (e) => (e ? rej(e) : res())));
+  }
+
+  async stop(): Promise<ProfileSummary> {
+    const profile = await new Promise<Profiler.Profile>((res, rej) =>
+      this.session.post('Profiler.stop', (e, r) => (e ? rej(e) : res(r.profile))),
+    );
+    this.session.disconnect();
+    return summarizeProfile(profile);
+  }
+}
+
+function area(fn: string, url: string): string {
+  if (fn === '(idle)') return 'idle';
+  if (fn === '(garbage collector)') return 'garbage collector';
+  if (fn === '(program)') return 'V8/native, outside JS';
+  if (url.includes('/ws/lib/')) return 'ws (framing, send, receive)';
+  if (url.includes('/ioredis/') || url.includes('/redis-parser/')) return 'ioredis';
+  if (url.includes('services/api/src/events.ts')) return 'EventHub (events.ts)';
+  if (url.includes('services/api/bench/')) return 'bench probe';
+  if (url.includes('packages/shared/')) return '@lxcq/shared (filters, parse)';
+  if (url.startsWith('node:')) return 'node core (net, stream, timers)';
+  if (url === '') return 'native bindings (writev, ...)';
+  return 'other JS';
+}
+
+function summarizeProfile(p: Profiler.Profile): ProfileSummary {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  const samples = p.samples ?? [];
+  const deltas = p.timeDeltas ?? [];
+  for (let i = 0; i < samples.length; i++) {
+    const id = samples[i] as number;
+    // timeDeltas[i] is the time before sample i; attribute the next interval to sample i.
+    const dt = deltas[i + 1] ?? 0;
+    self.set(id, (self.get(id) ?? 0) + dt);
+  }
+  const areas = new Map<string, number>();
+  const fns = new Map<string, { area: string; us: number }>();
+  let total = 0;
+  let idle = 0;
+  for (const [id, us] of self) {
+    const cf = byId.get(id)?.callFrame;
+    if (!cf) continue;
+    const a = area(cf.functionName, cf.url);
+    total += us;
+    if (a === 'idle') {
+      idle += us;
+      continue;
+    }
+    areas.set(a, (areas.get(a) ?? 0) + us);
+    const where = cf.url ? ` ${basename(cf.url)}:${cf.lineNumber + 1}` : '';
+    const key = `${cf.functionName || '(anonymous)'}${where}`;
+    const f = fns.get(key) ?? { area: a, us: 0 };
+    f.us += us;
+    fns.set(key, f);
+  }
+  const busy = total - idle;
+  const share = (us: number) => round(busy > 0 ? us / busy : Number.NaN, 3);
+  return {
+    sampledMs: round(total / 1000, 1),
+    idleMs: round(idle / 1000, 1),
+    areas: [...areas]
+      .sort((x, y) => y[1] - x[1])
+      .map(([a, us]) => ({ area: a, ms: round(us / 1000, 1), share: share(us) })),
+    top: [...fns]
+      .sort((x, y) => y[1].us - x[1].us)
+      .slice(0, 14)
+      .map(([fn, f]) => ({ fn, area: f.area, ms: round(f.us / 1000, 1), share: share(f.us) })),
+  };
+}
+
+async function apiRole(): Promise<void> {
+  const gc = globalThis.gc;
+  if (!gc) throw new Error('the api role needs --expose-gc');
+  const built = await buildApp(apiConfig(process.env, sha256), { logger: pino({ level: 'warn' }) });
+  const url = await built.app.listen({ port: 0, host: '127.0.0.1' });
+  const hub = built.ctx.events;
+  if (!hub) throw new Error('the event hub did not start');
+  const probe = sendProbe();
+  let profiler: SelfProfiler | null = null;
+  serve({
+    mem: async (): Promise<MemSample> => {
+      for (let i = 0; i < 4; i++) {
+        gc();
+        await sleep(50);
+      }
+      const m = process.memoryUsage();
+      return {
+        rss: m.rss,
+        heapUsed: m.heapUsed,
+        heapTotal: m.heapTotal,
+        external: m.external,
+        arrayBuffers: m.arrayBuffers,
+        clients: hub.clientCount,
+      };
+    },
+    cpu: (): CpuSample => {
+      const u = process.cpuUsage();
+      return { ms: (u.user + u.system) / 1000 };
+    },
+    stats: (): HubStats => ({ ...hub.stats, clients: hub.clientCount }),
+    probeOn: () => probe.on(),
+    probeOff: (): SendSpan[] => probe.off(),
+    profileStart: async () => {
+      profiler = new SelfProfiler();
+      await profiler.start();
+    },
+    profileStop: async (): Promise<ProfileSummary | null> => {
+      const p = profiler;
+      profiler = null;
+      return p ? p.stop() : null;
+    },
+    close: async () => {
+      await built.close();
+      setImmediate(() => process.exit(0));
+    },
+  });
+  process.send?.({ rid: 0, ok: true, res: { url } } satisfies RpcReply);
+}
+
+// ---- role `subs` --------------------------------------------------------------------------------
+
+interface Conn {
+  ws: WebSocket;
+  ready: boolean;
+  got: number;
+  doneAt: number;
+}
+interface RecvMsg {
+  type?: string;
+  time?: string;
+  container?: string;
+  data?: { t?: number; seq?: number };
+}
+interface ConnectArg {
+  url: string;
+  n: number;
+  query: string;
+}
+interface ResetArg {
+  mode: 'record' | 'count';
+  /** count mode: burst events each subscriber must get; record mode: the e2e container. */
+  expect: number;
+  container: string;
+}
+interface WaitArg {
+  e2e: number;
+  synth: number;
+  timeoutMs: number;
+}
+interface Collected {
+  subs: number;
+  e2e: Float64Array;
+  synth: Float64Array;
+  /** Per synthetic event: latency of its first and its last delivery, ms. */
+  firstPerEvent: Float64Array;
+  lastPerEvent: Float64Array;
+  /** count mode: CLOCK_MONOTONIC µs at which each subscriber had every burst event (0: never). */
+  doneAt: Float64Array;
+  counted: number;
+  closes: Record<string, number>;
+  cpuMs: number;
+}
+
+function subsRole(): void {
+  const conns: Conn[] = [];
+  let mode: ResetArg['mode'] = 'record';
+  let expect = 0;
+  let container = '';
+  let e2e: number[] = [];
+  let synth: number[] = [];
+  let perEvent = new Map<number, { first: number; last: number }>();
+  let counted = 0;
+  let closes: Record<string, number> = {};
+
+  const onMessage = (c: Conn, data: Buffer): void => {
+    const rMono = monoUs();
+    if (mode === 'count') {
+      if (data.indexOf(BURST_MARK) !== -1 && ++c.got === expect) c.doneAt = rMono;
+      counted++;
+      return;
+    }
+    const rWall = wallMs();
+    const m = JSON.parse(data.toString()) as RecvMsg;
+    if (m.type === 'container.state' && m.container === container && m.time) {
+      e2e.push(rWall - Date.parse(m.time));
+    } else if (m.type === 'job.progress' && typeof m.data?.t === 'number') {
+      const lat = (rMono - m.data.t) / 1000;
+      synth.push(lat);
+      const seq = m.data.seq ?? -1;
+      const pe = perEvent.get(seq);
+      if (!pe) perEvent.set(seq, { first: lat, last: lat });
+      else {
+        if (lat < pe.first) pe.first = lat;
+        if (lat > pe.last) pe.last = lat;
+      }
+    }
+  };
+
+  const open = (a: ConnectArg): Promise<Conn> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${a.url.replace(/^http/, 'ws')}/v1/events${a.query}`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      const c: Conn = { ws, ready: false, got: 0, doneAt: 0 };
+      ws.on('message', (data: Buffer) => {
+        if (c.ready) onMessage(c, data);
+        else {
+          c.ready = true; // the hello
+          resolve(c);
+        }
+      });
+      ws.on('close', (code: number) => {
+        closes[code] = (closes[code] ?? 0) + 1;
+        if (!c.ready) reject(new Error(`closed (${code}) before hello`));
+      });
+      ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`upgrade refused: ${res.statusCode ?? '?'}`)),
+      );
+      ws.once('error', reject);
+    });
+
+  serve({
+    connect: async (arg: unknown) => {
+      const a = arg as ConnectArg;
+      const t0 = performance.now();
+      const batch = 50;
+      for (let i = 0; i < a.n; i += batch) {
+        const k = Math.min(batch, a.n - i);
+        conns.push(...(await Promise.all(Array.from({ length: k }, () => open(a)))));
+      }
+      return { connected: conns.length, ms: round(performance.now() - t0, 1) };
+    },
+    reset: (arg: unknown) => {
+      const a = arg as ResetArg;
+      mode = a.mode;
+      expect = a.expect;
+      container = a.container;
+      e2e = [];
+      synth = [];
+      perEvent = new Map();
+      counted = 0;
+      closes = {};
+      for (const c of conns) {
+        c.got = 0;
+        c.doneAt = 0;
+      }
+    },
+    wait: async (arg: unknown) => {
+      const a = arg as WaitArg;
+      const deadline = Date.now() + a.timeoutMs;
+      const done = () =>
+        mode === 'count'
+          ? conns.every((c) => c.doneAt > 0 || c.ws.readyState !== WebSocket.OPEN)
+          : e2e.length >= a.e2e && synth.length >= a.synth;
+      while (!done() && Date.now() < deadline) await sleep(20);
+      return done();
+    },
+    collect: (): Collected => {
+      const u = process.cpuUsage();
+      const pe = [...perEvent.values()];
+      return {
+        subs: conns.length,
+        e2e: Float64Array.from(e2e),
+        synth: Float64Array.from(synth),
+        firstPerEvent: Float64Array.from(pe.map((x) => x.first)),
+        lastPerEvent: Float64Array.from(pe.map((x) => x.last)),
+        doneAt: Float64Array.from(conns.map((c) => c.doneAt)),
+        counted,
+        closes,
+        cpuMs: (u.user + u.system) / 1000,
+      };
+    },
+    cpu: (): CpuSample => {
+      const u = process.cpuUsage();
+      return { ms: (u.user + u.system) / 1000 };
+    },
+    disconnect: async () => {
+      const all = conns.splice(0);
+      await Promise.all(
+        all.map(
+          (c) =>
+            new Promise<void>((r) => {
+              if (c.ws.readyState === WebSocket.CLOSED) return r();
+              const t = setTimeout(() => c.ws.terminate(), 2000);
+              c.ws.once('close', () => {
+                clearTimeout(t);
+                r();
+              });
+              c.ws.close();
+            }),
+        ),
+      );
+    },
+  });
+  process.send?.({ rid: 0, ok: true, res: {} } satisfies RpcReply);
+}
+
+// ---- role `main` --------------------------------------------------------------------------------
+
+function envInt(key: string, def: number, min: number): number {
+  const raw = process.env[key];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${key}=${raw} is not a whole number >= ${min}`);
+  return n;
+}
+
+function envList(key: string, def: number[]): number[] {
+  const raw = process.env[key];
+  if (!raw) return def;
+  const xs = raw.split(',').map((s) => Number(s.trim()));
+  if (xs.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${key}=${raw}: want e.g. 1,100,1000`);
+  return xs;
+}
+
+const P = {
+  levels: envList('LXCQ_BENCH_SUBS', [1, 100, 1000]),
+  cycles: envInt('LXCQ_BENCH_CYCLES', 15, 1),
+  synth: envInt('LXCQ_BENCH_SYNTH', 150, 1),
+  rate: envInt('LXCQ_BENCH_RATE', 25, 1),
+  tpSubs: envInt('LXCQ_BENCH_TP_SUBS', 100, 1),
+  tpEvents: envInt('LXCQ_BENCH_TP_EVENTS', 20_000, 1),
+  memSubs: envInt('LXCQ_BENCH_MEM_SUBS', 1000, 1),
+  profile: process.env.LXCQ_BENCH_PROFILE !== '0',
+};
+const OUT =
+  process.env.LXCQ_BENCH_EVENTS_OUT ||
+  fileURLToPath(new URL('./results/events-latest.json', import.meta.url));
+const HOST_ID = 'bench-h1';
+const CT = 'evbench1';
+
+/** Soft and hard open-file limits of this process (children inherit them). */
+function nofile(): { soft: number; hard: number } {
+  const line = readFileSync('/proc/self/limits', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('Max open files'));
+  const [soft, hard] = (line ?? '').split(/\s+/).slice(3, 5);
+  const num = (s: string | undefined) => (s === 'unlimited' ? Number.POSITIVE_INFINITY : Number(s));
+  return { soft: num(soft), hard: num(hard) };
+}
+
+/**
+ * Each end of the subscriptions lives in its own process (API, subs), so each needs one file
+ * per subscriber plus some. Raises the child's limit with prlimit(1) when the inherited one is
+ * too low; explains how to fix it when that fails.
+ */
+function ensureNofile(pid: number, need: number): void {
+  const { soft, hard } = nofile();
+  if (soft >= need) return;
+  try {
+    execFileSync('prlimit', ['--pid', String(pid), `--nofile=${need}:${Math.max(need, hard)}`]);
+  } catch (e) {
+    throw new Error(
+      `The open-file limit is ${soft} (hard ${hard}) but ${need} are needed for the subscribers, and ` +
+        `prlimit could not raise it (${(e as Error).message}). Run \`ulimit -n ${need}\` (as root ` +
+        'if the hard limit is lower) and start the benchmark again.',
+    );
+  }
+}
+
+function spawnRole(role: 'api' | 'subs', env: NodeJS.ProcessEnv, need: number): Child {
+  const flags = role === 'api' ? ['--expose-gc'] : [];
+  const proc = spawn(process.execPath, [...flags, '--import', 'tsx', SELF, role], {
+    cwd: REPO,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    serialization: 'advanced',
+  });
+  ensureNofile(proc.pid as number, need);
+  return new Child(role, proc);
+}
+
+async function spawnWorker(redisUrl: string, lxcpath: string): Promise<Child> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'services/worker/src/main.ts')], {
+    cwd: REPO,
+    env: {
+      ...process.env,
+      LXCQ_REDIS_URL: redisUrl,
+      LXCQ_HOST_ID: HOST_ID,
+      LXCQ_LXCPATH: lxcpath,
+      // Production defaults except a slower inventory, so no sweep lands inside a measurement.
+      LXCQ_INVENTORY_MS: '60000',
+      LXCQ_LOCK_MS: '30000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const w = new Child('worker', proc);
+  for (let i = 0; i < 400; i++) {
+    if (!w.alive) throw new Error(`worker exited:\n${w.log}`);
+    if (w.log.includes('worker ready')) return w;
+    await sleep(50);
+  }
+  throw new Error(`worker did not become ready:\n${w.log}`);
+}
+
+async function api<T>(base: string, method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${path} answered ${res.status}: ${text}`);
+  return (text ? JSON.parse(text) : {}) as T;
+}
+
+async function job(base: string, method: string, path: string, body?: unknown): Promise<void> {
+  const sep = path.includes('?') ? '&' : '?';
+  const j = await api<{ state: string; error?: unknown }>(base, method, `${path}${sep}wait=120`, body);
+  if (j.state !== 'completed')
+    throw new Error(`${method} ${path}: job ${j.state} ${JSON.stringify(j.error)}`);
+}
+
+interface LatencyRow {
+  subs: number;
+  events: number;
+  deliveries: number;
+  expected: number;
+  /** ms over every delivery */
+  latency: Summary;
+  /** ms, per event: its last subscriber (synthetic only) */
+  lastPerEvent?: Summary;
+  firstPerEvent?: Summary;
+  apiCpuUsPerDelivery: number;
+  subsCpuUsPerDelivery: number;
+  closes: Record<string, number>;
+}
+
+interface Stack {
+  redis: RedisServer;
+  lxcpath: string;
+  apiChild: Child;
+  subs: Child;
+  worker: Child;
+  url: string;
+  pub: Redis;
+}
+
+async function cpuOf(c: Child): Promise<number> {
+  return (await c.call<CpuSample>('cpu')).ms;
+}
+
+/** Synthetic job.progress events at `rate`/s, on absolute targets so the rate does not drift. */
+async function steadyXadds(pub: Redis, n: number, rate: number, jobId: string): Promise<void> {
+  const interval = 1000 / rate;
+  const t0 = performance.now() + 20;
+  for (let i = 0; i < n; i++) {
+    const wait = t0 + i * interval - performance.now();
+    if (wait > 0) await sleep(wait);
+    const data = JSON.stringify({
+      percent: Math.round((i * 100) / n),
+      stage: 'copying rootfs',
+      t: monoUs(),
+      seq: i,
+    });
+    await pub.xadd(
+      STREAM,
+      '*',
+      'type',
+      'job.progress',
+      'time',
+      new Date().toISOString(),
+      'data',
+      data,
+      'host',
+      HOST_ID,
+      'container',
+      'synth1',
+      'job',
+      jobId,
+    );
+  }
+}
+
+async function connect(s: Stack, n: number): Promise<void> {
+  await s.subs.call('connect', { url: s.url, n, query: '' } satisfies ConnectArg, 300_000);
+  for (let i = 0; i < 100 && (await s.apiChild.call<HubStats>('stats')).clients < n; i++) await sleep(50);
+}
+
+async function disconnect(s: Stack): Promise<void> {
+  await s.subs.call('disconnect', null, 60_000);
+  for (let i = 0; i < 200 && (await s.apiChild.call<HubStats>('stats')).clients > 0; i++) await sleep(50);
+}
+
+async function measureE2e(s: Stack, n: number): Promise<LatencyRow> {
+  await s.subs.call('reset', { mode: 'record', expect: 0, container: CT } satisfies ResetArg);
+  const [a0, s0] = [await cpuOf(s.apiChild), await cpuOf(s.subs)];
+  const d0 = (await s.apiChild.call<HubStats>('stats')).delivered;
+  for (let i = 0; i < P.cycles; i++) {
+    await job(s.url, 'POST', `/v1/containers/${CT}/start`);
+    await job(s.url, 'POST', `/v1/containers/${CT}/stop`);
+  }
+  const expected = 2 * P.cycles * n;
+  await s.subs.call('wait', { e2e: expected, synth: 0, timeoutMs: 15_000 } satisfies WaitArg, 30_000);
+  const got = await s.subs.call<Collected>('collect');
+  const delivered = (await s.apiChild.call<HubStats>('stats')).delivered - d0;
+  const [a1, s1] = [await cpuOf(s.apiChild), got.cpuMs];
+  return {
+    subs: n,
+    events: 2 * P.cycles,
+    deliveries: got.e2e.length,
+    expected,
+    latency: summarize([...got.e2e]),
+    // every event the API sent in the phase (job.*, container.*) counts as a delivery here
+    apiCpuUsPerDelivery: round(((a1 - a0) * 1000) / Math.max(1, delivered), 2),
+    subsCpuUsPerDelivery: round(((s1 - s0) * 1000) / Math.max(1, delivered), 2),
+    closes: got.closes,
+  };
+}
+
+async function measureSynthetic(
+  s: Stack,
+  n: number,
+  diag: boolean,
+): Promise<{
+  row: LatencyRow;
+  spans?: SendSpan[];
+  profile?: ProfileSummary | null;
+}> {
+  await s.subs.call('reset', { mode: 'record', expect: 0, container: CT } satisfies ResetArg);
+  if (diag) {
+    await s.apiChild.call('probeOn');
+    await s.apiChild.call('profileStart');
+  }
+  const [a0, s0] = [await cpuOf(s.apiChild), await cpuOf(s.subs)];
+  const d0 = (await s.apiChild.call<HubStats>('stats')).delivered;
+  await steadyXadds(s.pub, P.synth, P.rate, randomUUID());
+  const expected = P.synth * n;
+  await s.subs.call('wait', { e2e: 0, synth: expected, timeoutMs: 15_000 } satisfies WaitArg, 30_000);
+  const a1 = await cpuOf(s.apiChild);
+  const delivered = (await s.apiChild.call<HubStats>('stats')).delivered - d0;
+  const profile = diag ? await s.apiChild.call<ProfileSummary | null>('profileStop') : undefined;
+  const spans = diag ? await s.apiChild.call<SendSpan[]>('probeOff') : undefined;
+  const got = await s.subs.call<Collected>('collect');
+  const row: LatencyRow = {
+    subs: n,
+    events: P.synth,
+    deliveries: got.synth.length,
+    expected,
+    latency: summarize([...got.synth]),
+    firstPerEvent: summarize([...got.firstPerEvent]),
+    lastPerEvent: summarize([...got.lastPerEvent]),
+    apiCpuUsPerDelivery: round(((a1 - a0) * 1000) / Math.max(1, delivered), 2),
+    subsCpuUsPerDelivery: round(((got.cpuMs - s0) * 1000) / Math.max(1, delivered), 2),
+    closes: got.closes,
+  };
+  return { row, ...(spans ? { spans } : {}), ...(profile !== undefined ? { profile } : {}) };
+}
+
+interface Throughput {
+  subs: number;
+  events: number;
+  deliveries: number;
+  expected: number;
+  /** Publisher's XADDs, s. */
+  xaddS: number;
+  /** First XADD to the moment the last subscriber had every event, s. */
+  allHadAllS: number;
+  deliveriesPerSec: number;
+  eventsPerSecAllSubs: number;
+  slowClosed: number;
+  apiCpuUsPerDelivery: number;
+  apiCores: number;
+  complete: boolean;
+}
+
+async function measureThroughput(s: Stack): Promise<Throughput> {
+  await connect(s, P.tpSubs);
+  await s.subs.call('reset', { mode: 'count', expect: P.tpEvents, container: CT } satisfies ResetArg);
+  const st0 = await s.apiChild.call<HubStats>('stats');
+  const a0 = await cpuOf(s.apiChild);
+  const jobId = randomUUID();
+  const t0 = monoUs();
+  for (let i = 0; i < P.tpEvents; i += 500) {
+    const p = s.pub.pipeline();
+    for (let j = i; j < Math.min(P.tpEvents, i + 500); j++) {
+      const data = `{"percent":${j % 100},"stage":"copying rootfs","seq":${j},"burst":1}`;
+      p.xadd(
+        STREAM,
+        '*',
+        'type',
+        'job.progress',
+        'time',
+        new Date().toISOString(),
+        'data',
+        data,
+        'host',
+        HOST_ID,
+        'container',
+        'synth1',
+        'job',
+        jobId,
+      );
+    }
+    await p.exec();
+  }
+  const tAdded = monoUs();
+  const complete = await s.subs.call<boolean>(
+    'wait',
+    { e2e: 0, synth: 0, timeoutMs: 120_000 } satisfies WaitArg,
+    130_000,
+  );
+  const a1 = await cpuOf(s.apiChild);
+  const st1 = await s.apiChild.call<HubStats>('stats');
+  const got = await s.subs.call<Collected>('collect');
+  const ends = [...got.doneAt];
+  const last = ends.every((t) => t > 0) ? Math.max(...ends) : Number.NaN;
+  const wallS = (last - t0) / 1e6;
+  const delivered = st1.delivered - st0.delivered;
+  await disconnect(s);
+  return {
+    subs: P.tpSubs,
+    events: P.tpEvents,
+    deliveries: got.counted,
+    expected: P.tpSubs * P.tpEvents,
+    xaddS: round((tAdded - t0) / 1e6, 3),
+    allHadAllS: round(wallS, 3),
+    deliveriesPerSec: Math.round(got.counted / wallS),
+    eventsPerSecAllSubs: Math.round(P.tpEvents / wallS),
+    slowClosed: st1.slowClosed - st0.slowClosed,
+    apiCpuUsPerDelivery: round(((a1 - a0) * 1000) / Math.max(1, delivered), 2),
+    apiCores: round((a1 - a0) / 1000 / wallS, 2),
+    complete,
+  };
+}
+
+interface Memory {
+  clients: number;
+  before: MemSample;
+  connected: MemSample;
+  afterClose: MemSample;
+  /** bytes per client */
+  perClient: { rss: number; heapUsed: number; offHeap: number; total: number };
+}
+
+async function measureMemory(s: Stack): Promise<Memory> {
+  const before = await s.apiChild.call<MemSample>('mem');
+  await connect(s, P.memSubs);
+  await sleep(500);
+  const connected = await s.apiChild.call<MemSample>('mem');
+  await disconnect(s);
+  await sleep(300);
+  const afterClose = await s.apiChild.call<MemSample>('mem');
+  const n = connected.clients || P.memSubs;
+  const off = (m: MemSample) => m.external + m.arrayBuffers;
+  return {
+    clients: connected.clients,
+    before,
+    connected,
+    afterClose,
+    perClient: {
+      rss: Math.round((connected.rss - before.rss) / n),
+      heapUsed: Math.round((connected.heapUsed - before.heapUsed) / n),
+      offHeap: Math.round((off(connected) - off(before)) / n),
+      total: Math.round((connected.heapUsed + off(connected) - before.heapUsed - off(before)) / n),
+    },
+  };
+}
+
+function summarizeSpans(spans: readonly SendSpan[]) {
+  const per = spans.filter((x) => x.sends > 0);
+  return {
+    events: per.length,
+    sendsPerEvent: summarize(per.map((x) => x.sends)),
+    xaddToFirstSend: summarize(per.map((x) => x.toFirst)),
+    firstToLastSend: summarize(per.map((x) => x.span)),
+    usPerSend: summarize(per.map((x) => (x.span * 1000) / x.sends)),
+  };
+}
+
+async function main(): Promise<void> {
+  const maxSubs = Math.max(...P.levels, P.tpSubs, P.memSubs);
+  const need = maxSubs + 512;
+  const lim = nofile();
+  const t0 = performance.now();
+  const loadStart = loadavg()[0] ?? Number.NaN;
+  console.log(
+    `events bench: subscribers ${P.levels.join(', ')}; ${P.cycles} start/stop cycles and ${P.synth} ` +
+      `synthetic events at ${P.rate}/s per count; burst ${P.tpEvents} events to ${P.tpSubs}; memory at ` +
+      `${P.memSubs} idle clients. ${cpus().length} cores, load ${fmt(loadStart)}, open files ${lim.soft}` +
+      `${lim.soft < need ? ` (raising to ${need} in the children)` : ''}.`,
+  );
+
+  const redis = await startRedis();
+  const lxcpath = mkdtempSync(join(tmpdir(), 'lxcq-lxcpath-'));
+  const started: Child[] = [];
+  let pub: Redis | null = null;
+  let apiChild: Child | null = null;
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned) return;
+    cleaned = true;
+    if (apiChild?.alive) await apiChild.call('close', null, 10_000).catch(() => undefined);
+    for (const c of started.reverse()) await c.stop();
+    pub?.disconnect();
+    removeLxcpath(lxcpath);
+    await redis.stop();
+    rmSync(redis.dir, { recursive: true, force: true });
+  };
+  const onSignal = () => {
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const apiEnv: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      LXCQ_REDIS_URL: redis.url,
+      LXCQ_TOKEN: TOKEN,
+      ...(process.env.LXCQ_WS_MAX_BUFFER ? { LXCQ_WS_MAX_BUFFER: process.env.LXCQ_WS_MAX_BUFFER } : {}),
+      ...(process.env.LXCQ_WS_PING_MS ? { LXCQ_WS_PING_MS: process.env.LXCQ_WS_PING_MS } : {}),
+    };
+    apiChild = spawnRole('api', apiEnv, need);
+    started.push(apiChild);
+    const { url } = await apiChild.ready<{ url: string }>();
+    const subs = spawnRole('subs', { PATH: process.env.PATH }, need);
+    started.push(subs);
+    await subs.ready();
+    const worker = await spawnWorker(redis.url, lxcpath);
+    started.push(worker);
+    pub = new Redis(redis.url);
+    const s: Stack = { redis, lxcpath, apiChild, subs, worker, url, pub };
+
+    await job(url, 'POST', '/v1/containers', { name: CT, template: 'busybox', config: TEST_CONFIG });
+    console.log(`stack up, container ${CT} created (${fmt((performance.now() - t0) / 1000, 1)} s)`);
+
+    // Memory first, on a fresh API heap.
+    const memory = await measureMemory(s);
+    console.log(`memory: ${memory.clients} idle clients measured`);
+
+    const e2e: LatencyRow[] = [];
+    const synth: LatencyRow[] = [];
+    for (const n of P.levels) {
+      await connect(s, n);
+      e2e.push(await measureE2e(s, n));
+      synth.push((await measureSynthetic(s, n, false)).row);
+      await disconnect(s);
+      console.log(`latency at ${n} subscribers measured (${fmt((performance.now() - t0) / 1000, 1)} s)`);
+    }
+
+    const throughput = await measureThroughput(s);
+    console.log(`burst measured (${fmt((performance.now() - t0) / 1000, 1)} s)`);
+
+    let diagnostics: {
+      subs: number;
+      row: LatencyRow;
+      server: ReturnType<typeof summarizeSpans>;
+      profile: ProfileSummary | null;
+    } | null = null;
+    if (P.profile) {
+      const n = Math.max(...P.levels);
+      await connect(s, n);
+      const d = await measureSynthetic(s, n, true);
+      await disconnect(s);
+      diagnostics = {
+        subs: n,
+        row: d.row,
+        server: summarizeSpans(d.spans ?? []),
+        profile: d.profile ?? null,
+      };
+    }
+
+    const result = {
+      date: new Date().toISOString(),
+      host: {
+        cores: cpus().length,
+        cpu: cpus()[0]?.model ?? '?',
+        kernel: release(),
+        node: process.version,
+        loadAvgStart: round(loadStart, 2),
+        loadAvgEnd: round(loadavg()[0] ?? Number.NaN, 2),
+      },
+      params: {
+        ...P,
+        apiEnv: {
+          LXCQ_WS_MAX_BUFFER: apiEnv.LXCQ_WS_MAX_BUFFER ?? 'default',
+          LXCQ_WS_PING_MS: apiEnv.LXCQ_WS_PING_MS ?? 'default',
+        },
+      },
+      goal: { p99Ms: GOAL_P99_MS, at: Math.max(...P.levels) },
+      latency: { e2e, synthetic: synth },
+      throughput,
+      memory,
+      diagnostics,
+      runS: round((performance.now() - t0) / 1000, 1),
+    };
+    mkdirSync(dirname(OUT), { recursive: true });
+    writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
+    report(result.latency, throughput, memory, diagnostics);
+    console.log(`\n${result.runS} s; load ${fmt(loadStart)} -> ${fmt(result.host.loadAvgEnd)}; JSON: ${OUT}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+function report(
+  lat: { e2e: LatencyRow[]; synthetic: LatencyRow[] },
+  tp: Throughput,
+  mem: Memory,
+  diag: {
+    subs: number;
+    row: LatencyRow;
+    server: ReturnType<typeof summarizeSpans>;
+    profile: ProfileSummary | null;
+  } | null,
+): void {
+  const lost = (r: LatencyRow) => String(Math.max(0, r.expected - r.deliveries));
+  const closed = (r: LatencyRow) =>
+    Object.entries(r.closes)
+      .map(([k, v]) => `${v}x${k}`)
+      .join(' ') || '-';
+  const rows = [
+    ...lat.e2e.map((r) => [
+      'state change (worker time -> recv)',
+      String(r.subs),
+      String(r.events),
+      String(r.deliveries),
+      lost(r),
+      fmt(r.latency.p50),
+      fmt(r.latency.p99),
+      fmt(r.latency.max),
+      '-',
+      fmt(r.apiCpuUsPerDelivery, 1),
+      fmt(r.subsCpuUsPerDelivery, 1),
+      closed(r),
+    ]),
+    ...lat.synthetic.map((r) => [
+      `fan-out (XADD -> recv, ${P.rate}/s)`,
+      String(r.subs),
+      String(r.events),
+      String(r.deliveries),
+      lost(r),
+      fmt(r.latency.p50),
+      fmt(r.latency.p99),
+      fmt(r.latency.max),
+      fmt(r.lastPerEvent?.p99),
+      fmt(r.apiCpuUsPerDelivery, 1),
+      fmt(r.subsCpuUsPerDelivery, 1),
+      closed(r),
+    ]),
+  ];
+  console.log('\nDelivery latency, ms, over every delivery (p99 goal < 20 ms at 1,000 subscribers)\n');
+  console.log(
+    table(
+      [
+        'measure',
+        'subs',
+        'events',
+        'deliveries',
+        'lost',
+        'p50',
+        'p99',
+        'max',
+        'last-sub p99',
+        'API µs/msg',
+        'subs µs/msg',
+        'closed',
+      ],
+      rows,
+    ),
+  );
+
+  console.log(`\nFan-out rate: a burst of ${tp.events} events XADDed to ${tp.subs} subscribers\n`);
+  console.log(
+    table(
+      [
+        'subs',
+        'events',
+        'delivered',
+        'XADD s',
+        'all had all s',
+        'deliveries/s',
+        'events/s (all subs)',
+        'API cores',
+        'API µs/msg',
+        'closed 4008',
+      ],
+      [
+        [
+          String(tp.subs),
+          String(tp.events),
+          `${tp.deliveries}/${tp.expected}`,
+          fmt(tp.xaddS, 2),
+          fmt(tp.allHadAllS, 2),
+          String(tp.deliveriesPerSec),
+          String(tp.eventsPerSecAllSubs),
+          fmt(tp.apiCores, 2),
+          fmt(tp.apiCpuUsPerDelivery, 1),
+          String(tp.slowClosed),
+        ],
+      ],
+    ),
+  );
+
+  const mib = (b: number) => fmt(b / 2 ** 20, 1);
+  const memRow = (label: string, m: MemSample) => [
+    label,
+    String(m.clients),
+    mib(m.rss),
+    mib(m.heapUsed),
+    mib(m.external + m.arrayBuffers),
+  ];
+  console.log('\nAPI memory (after forced GC), MiB\n');
+  console.log(
+    table(
+      ['', 'clients', 'RSS', 'heap used', 'external+arrayBuffers'],
+      [
+        memRow('before', mem.before),
+        memRow(`${mem.clients} idle clients`, mem.connected),
+        memRow('after they left', mem.afterClose),
+        [
+          'per client, KiB',
+          '',
+          fmt(mem.perClient.rss / 1024, 1),
+          fmt(mem.perClient.heapUsed / 1024, 1),
+          fmt(mem.perClient.offHeap / 1024, 1),
+        ],
+      ],
+    ),
+  );
+
+  const top = lat.synthetic.at(-1);
+  const topE = lat.e2e.at(-1);
+  if (top && topE) {
+    const worst = Math.max(top.latency.p99, topE.latency.p99);
+    console.log(
+      `\nGoal: p99 at ${top.subs} subscribers: state change ${fmt(topE.latency.p99)} ms, fan-out ` +
+        `${fmt(top.latency.p99)} ms: ${worst < GOAL_P99_MS ? 'met' : 'MISSED'} (goal < ${GOAL_P99_MS} ms)`,
+    );
+  }
+
+  if (diag) {
+    const sv = diag.server;
+    console.log(
+      `\nDiagnostics at ${diag.subs} subscribers (send probe and CPU profile on: a separate run, ` +
+        `client-side p99 ${fmt(diag.row.latency.p99)} ms)\n`,
+    );
+    console.log(
+      table(
+        ['API side, per event', 'p50', 'p99', 'max'],
+        [
+          [
+            'XADD -> first ws.send, ms',
+            fmt(sv.xaddToFirstSend.p50),
+            fmt(sv.xaddToFirstSend.p99),
+            fmt(sv.xaddToFirstSend.max),
+          ],
+          [
+            'first -> last ws.send, ms',
+            fmt(sv.firstToLastSend.p50),
+            fmt(sv.firstToLastSend.p99),
+            fmt(sv.firstToLastSend.max),
+          ],
+          ['µs per ws.send', fmt(sv.usPerSend.p50, 1), fmt(sv.usPerSend.p99, 1), fmt(sv.usPerSend.max, 1)],
+          [
+            'client: last subscriber, ms',
+            fmt(diag.row.lastPerEvent?.p50),
+            fmt(diag.row.lastPerEvent?.p99),
+            fmt(diag.row.lastPerEvent?.max),
+          ],
+        ],
+      ),
+    );
+    const p = diag.profile;
+    if (p) {
+      console.log(
+        `\nAPI CPU profile: ${fmt(p.sampledMs - p.idleMs, 0)} ms busy of ${fmt(p.sampledMs, 0)} ms\n`,
+      );
+      console.log(
+        table(
+          ['area', 'ms', 'share'],
+          p.areas.map((a) => [a.area, fmt(a.ms, 1), `${fmt(a.share * 100, 1)}%`]),
+        ),
+      );
+      console.log('');
+      console.log(
+        table(
+          ['function (self time)', 'area', 'ms', 'share'],
+          p.top.map((f) => [f.fn, f.area, fmt(f.ms, 1), `${fmt(f.share * 100, 1)}%`]),
+        ),
+      );
+    }
+  }
+}
+
+// ---- entry --------------------------------------------------------------------------------------
+
+const role = process.argv[2] ?? 'main';
+const run = role === 'api' ? apiRole() : role === 'subs' ? Promise.resolve(subsRole()) : main();
+run.catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
