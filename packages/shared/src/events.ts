@@ -8,7 +8,13 @@ import type { JobProgress } from './job.ts';
  */
 export interface EventDataMap {
   /** A container changed state; `source` is `external` when the change was made outside lxcq. */
-  'container.state': { from: ContainerState | 'UNKNOWN'; to: ContainerState; source: 'api' | 'external' };
+  'container.state': {
+    from: ContainerState | 'UNKNOWN';
+    to: ContainerState;
+    source: 'api' | 'external';
+    /** With `to: STOPPED`: how the init ended (exit code, or 128 + signal), when liblxc said. */
+    exitStatus?: number;
+  };
   /** A container appeared (created by lxcq or found on a host). */
   'container.created': { source: 'api' | 'external' };
   /** A container is gone. */

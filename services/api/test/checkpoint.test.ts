@@ -16,7 +16,6 @@ beforeAll(async () => {
   criu = hosts.body[0]?.capabilities.criu ?? false;
 });
 afterAll(async () => {
-  if (process.env.LXCQ_TEST_DEBUG) console.log(s?.workerLog);
   await s?.close();
 });
 

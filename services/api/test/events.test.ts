@@ -1,5 +1,6 @@
 // Live events over WebSocket with a real API, worker, Redis and containers: order, filters,
 // resume by cursor without gap or duplicate, resync, auth, and slow or dead clients.
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack, TEST_CONFIG, TOKEN, type Job } from './harness.ts';
 import { Sub, type Msg } from './ws-client.ts';
@@ -45,8 +46,14 @@ describe('events', () => {
     expect(types).toContain('job.progress');
     expect(types).toContain('container.created');
     expect(types.at(-1)).toBe('job.completed');
-    const state = mine.find((m) => m.type === 'container.state');
-    expect(state).toMatchObject({ container: 'e1', host: s.hostId, data: { to: 'RUNNING', source: 'api' } });
+    // liblxc's monitor announces each step of the start, tagged with the job that caused it.
+    const states = mine.filter((m) => m.type === 'container.state');
+    expect(states.map((m) => m.data?.to)).toEqual(['STARTING', 'RUNNING']);
+    expect(states[1]).toMatchObject({
+      container: 'e1',
+      host: s.hostId,
+      data: { from: 'STARTING', to: 'RUNNING', source: 'api' },
+    });
     // ids are strictly increasing cursors
     const ids = a.events().map((m) => m.id as string);
     expect(
@@ -97,6 +104,35 @@ describe('events', () => {
     await all.until(jobDone(r4.body.id));
     const tail = all.events().slice(all.events().findIndex((m) => m.id === cursor) + 1);
     expect(b.events().map((m) => m.id)).toEqual(tail.map((m) => m.id));
+  });
+
+  it('changes made outside lxcq (lxc-stop, lxc-start, an init that exits) reach subscribers as source external', async () => {
+    const w = await sub('?types=container.state&container=e1');
+    await w.until((m) => m[0]?.type === 'hello');
+    await s.run('POST', '/v1/containers/e1/start');
+    const t0 = Date.now();
+    execFileSync('lxc-stop', ['-P', s.lxcpath, '-n', 'e1', '-k']);
+    await w.until((m) => m.some((x) => x.data?.to === 'STOPPED' && x.data.source === 'external'));
+    const stopped = w.events().find((x) => x.data?.to === 'STOPPED' && x.data.source === 'external');
+    expect(stopped).toMatchObject({
+      container: 'e1',
+      host: s.hostId,
+      data: { from: expect.any(String) as unknown, exitStatus: 137 },
+    });
+    // Announced by liblxc's monitor at once, not by the periodic reconciliation.
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect((await s.http<{ state: string }>('GET', '/v1/containers/e1')).body.state).toBe('STOPPED');
+    execFileSync('lxc-start', ['-P', s.lxcpath, '-n', 'e1']);
+    await w.until((m) => m.some((x) => x.data?.to === 'RUNNING' && x.data.source === 'external'));
+    const external = w
+      .events()
+      .filter((x) => x.data?.source === 'external')
+      .map((x) => x.data?.to);
+    expect(external).toEqual(expect.arrayContaining(['STOPPING', 'STOPPED', 'STARTING', 'RUNNING']));
+    execFileSync('lxc-stop', ['-P', s.lxcpath, '-n', 'e1', '-k']);
+    await w.until(
+      (m) => m.filter((x) => x.data?.to === 'STOPPED' && x.data.source === 'external').length === 2,
+    );
   });
 
   it('a cursor older than retention gets resync-required, then live events', async () => {

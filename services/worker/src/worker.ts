@@ -24,6 +24,7 @@ import type { HandlerContext } from './handlers/context.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
 import { readMarker } from './handlers/markers.ts';
+import { StateMonitor } from './monitor.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
 
@@ -61,6 +62,14 @@ export class LxcqWorker {
   private startedAt = new Date().toISOString();
   private closing = false;
   private inventoryRunning: Promise<void> | null = null;
+  /** liblxc's monitor: every state change of every container of the lxcpath, as it happens. */
+  private monitor: StateMonitor | null = null;
+  private monitorChain: Promise<void> = Promise.resolve();
+  /** The last state announced for each container, by the monitor or a reconciliation. */
+  private readonly announced = new Map<string, ContainerState>();
+  /** The job running on each container name right now (its state changes are `source: api`). */
+  private readonly jobOn = new Map<string, string>();
+  private readonly exitStatus = new Map<string, number>();
 
   constructor(deps: WorkerDeps) {
     this.config = deps.config;
@@ -79,6 +88,7 @@ export class LxcqWorker {
     this.loopDelay.enable();
     this.hostInfo = await this.pool.call({ fn: 'hostInfo', lxcpath: this.config.lxcpath });
     await this.store.setHostFlag(this.config.hostId, 'stopped', false);
+    await this.startMonitor();
     await this.heartbeat();
     await this.store.addEvent(
       'host.online',
@@ -134,6 +144,73 @@ export class LxcqWorker {
     );
   }
 
+  private async startMonitor(): Promise<void> {
+    const monitor = new StateMonitor({ lxcpath: this.config.lxcpath, log: this.log });
+    monitor.on('state', (e) => {
+      this.monitorChain = this.monitorChain
+        .then(() => this.onMonitorState(e.name, e.state))
+        .catch((err: unknown) => this.log.warn({ err, container: e.name }, 'state event not recorded'));
+    });
+    monitor.on('exit', (e) => this.exitStatus.set(e.name, e.status));
+    // Whatever happened while the monitor was away is found by a reconciliation.
+    monitor.on(
+      'reconnected',
+      () => void this.inventory().catch((err: unknown) => this.log.warn({ err }, 'inventory failed')),
+    );
+    monitor.on('error', (err) => this.log.warn({ err }, 'liblxc monitor'));
+    try {
+      await monitor.start();
+      this.monitor = monitor;
+    } catch (err) {
+      this.log.warn(
+        { err },
+        'liblxc monitor unavailable: container state changes are found by periodic reconciliation only',
+      );
+      await monitor.close().catch(() => undefined);
+    }
+  }
+
+  /** One state change announced by a container's liblxc monitor process. */
+  private async onMonitorState(name: string, state: ContainerState): Promise<void> {
+    const prev = this.announced.get(name);
+    this.log.debug({ container: name, state, prev }, 'monitor state');
+    if (prev === state) return; // liblxc repeats FROZEN and THAWED
+    this.announced.set(name, state);
+    const job = this.jobOn.get(name);
+    const exitStatus = state === 'STOPPED' ? this.exitStatus.get(name) : undefined;
+    if (state === 'STOPPED') this.exitStatus.delete(name);
+    await this.store.addEvent(
+      'container.state',
+      {
+        from: prev ?? 'UNKNOWN',
+        to: state,
+        source: job ? 'api' : 'external',
+        ...(exitStatus !== undefined ? { exitStatus } : {}),
+      },
+      { host: this.config.hostId, container: name, ...(job ? { job } : {}) },
+    );
+    const rec = await this.store.getContainer(name);
+    if (rec && rec.host === this.config.hostId) {
+      rec.state = state;
+      rec.updatedAt = new Date().toISOString();
+      if (state === 'STOPPED') delete rec.pid;
+      await this.store.putContainer(rec);
+    }
+    // Outside lxcq's jobs, fill in what the monitor does not say (pid, addresses) once settled.
+    if (!job && (state === 'RUNNING' || state === 'STOPPED' || state === 'FROZEN'))
+      await this.refresh(name, 'external');
+  }
+
+  /** Waits briefly for the monitor to announce `state` for `name` (its messages trail liblxc's return). */
+  private async monitorCaughtUp(name: string, state: ContainerState): Promise<boolean> {
+    if (!this.monitor?.listening) return false;
+    for (let i = 0; i < 30; i++) {
+      if (this.announced.get(name) === state) return true;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return this.announced.get(name) === state;
+  }
+
   /** Stop taking jobs, let running ones finish, deregister. */
   async close(): Promise<void> {
     if (this.closing) return;
@@ -142,6 +219,8 @@ export class LxcqWorker {
     await this.bull?.close();
     await this.queue?.close();
     await this.inventoryRunning;
+    await this.monitor?.close().catch(() => undefined);
+    await this.monitorChain;
     await this.pool.close();
     await this.store.setHostFlag(this.config.hostId, 'stopped', true).catch(() => undefined);
     await this.store
@@ -214,9 +293,14 @@ export class LxcqWorker {
     await this.store.putContainer(info);
     if (!before || before.host !== this.config.hostId)
       await this.store.addEvent('container.created', { source }, refs);
-    const from: ContainerState | 'UNKNOWN' = before?.state ?? 'UNKNOWN';
-    if (from !== info.state && !(from === 'UNKNOWN' && info.state === 'STOPPED')) {
-      await this.store.addEvent('container.state', { from, to: info.state, source }, refs);
+    // State changes are announced by the monitor as they happen; this corrects what it missed
+    // (the worker was down, a message was lost) and says so.
+    const from: ContainerState | 'UNKNOWN' = this.announced.get(name) ?? before?.state ?? 'UNKNOWN';
+    if (from !== info.state && !(await this.monitorCaughtUp(name, info.state))) {
+      this.announced.set(name, info.state);
+      if (!(from === 'UNKNOWN' && info.state === 'STOPPED')) {
+        await this.store.addEvent('container.state', { from, to: info.state, source }, refs);
+      }
     }
   }
 
@@ -258,6 +342,7 @@ export class LxcqWorker {
     const first = await this.store.getJob(data.id);
     if (!first || isFinal(first.state)) return; // cancelled while queued, or expired
     const release = await this.locks.acquire(data.locks);
+    for (const n of data.locks) this.jobOn.set(n, data.id);
     try {
       const job = await this.store.getJob(data.id);
       if (!job || isFinal(job.state)) return;
@@ -301,7 +386,10 @@ export class LxcqWorker {
       }
     } finally {
       // Names this job reserved (create, clone, rename targets) are now real containers or free again.
-      for (const n of data.locks) await this.store.releaseName(n, data.id).catch(() => undefined);
+      for (const n of data.locks) {
+        await this.store.releaseName(n, data.id).catch(() => undefined);
+        if (this.jobOn.get(n) === data.id) this.jobOn.delete(n);
+      }
       release();
     }
   }
