@@ -271,7 +271,7 @@ describe('policy, existence and state', () => {
     const j = await s.run('POST', '/v1/containers', {
       name: 'img1',
       template: 'local',
-      local: { rootfs: 'missing.tar.xz' },
+      local: { rootfs: 'missing.tar.xz', metadata: 'meta.tar.xz' },
     });
     expect(j.error?.code).toBe('LXCQ_IMAGE_NOT_FOUND');
     expect(s.lxcLs()).not.toContain('img1');

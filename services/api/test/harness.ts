@@ -131,7 +131,8 @@ export class Stack {
     child.stdout?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
     this.worker = child;
-    for (let i = 0; i < 200; i++) {
+    // Generous: a loaded CI machine can take a while to load tsx, koffi and liblxc.
+    for (let i = 0; i < 1200; i++) {
       if (child.exitCode !== null) throw new Error(`worker exited (${child.exitCode}):\n${this.workerLog}`);
       if (this.workerLog.includes('worker ready')) return;
       await sleep(50);

@@ -9,8 +9,12 @@ export const DownloadImage = object({
   variant: Type.Optional(Type.String({ pattern: '^[a-z0-9._-]{1,32}$' })),
 });
 
-/** Image tarballs for the `local` template, named inside the worker's images directory. */
-export const LocalImage = object({ rootfs: Name, metadata: Type.Optional(Name) });
+/**
+ * An LXC image for the `local` template: its rootfs tarball and metadata tarball (with the
+ * image's `config`), both xz-compressed and named inside the worker's images directory
+ * (LXCQ_IMAGES_DIR), e.g. the rootfs.tar.xz and meta.tar.xz that distrobuilder produces.
+ */
+export const LocalImage = object({ rootfs: Name, metadata: Name });
 
 export const create = defineOperation({
   name: 'create',

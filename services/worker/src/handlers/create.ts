@@ -33,22 +33,20 @@ export function templateFor(
       if (!p.local)
         throw new LxcqError(
           'LXCQ_VALIDATION',
-          'template "local" needs local: {rootfs, metadata?} (file names in the images directory).',
+          'template "local" needs local: {rootfs, metadata} (tarball names in the images directory).',
         );
-      const files = [p.local.rootfs, ...(p.local.metadata ? [p.local.metadata] : [])].map((f) =>
-        join(ctx.imagesDir, f),
-      );
-      const missing = files.filter((f) => !existsSync(f));
+      const [rootfs, metadata] = [p.local.rootfs, p.local.metadata].map((f) => join(ctx.imagesDir, f)) as [
+        string,
+        string,
+      ];
+      const missing = [rootfs, metadata].filter((f) => !existsSync(f));
       if (missing.length > 0) {
         throw new LxcqError(
           'LXCQ_IMAGE_NOT_FOUND',
           `Image file(s) not found on host ${ctx.host}: ${missing.join(', ')}. Put image tarballs in ${ctx.imagesDir}.`,
         );
       }
-      return {
-        template: 'local',
-        args: ['--fstree', files[0] as string, ...(files[1] ? ['--metadata', files[1]] : ['--no-dev'])],
-      };
+      return { template: 'local', args: ['--fstree', rootfs, '--metadata', metadata] };
     }
     case 'oci':
       if (!p.oci)

@@ -1,0 +1,93 @@
+// Creating containers from a local LXC image (rootfs + metadata tarballs in the worker's images
+// directory), the "cached image" path, with real tarballs made from a busybox container.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack, TEST_CONFIG, removeLxcpath } from './harness.ts';
+
+const images = mkdtempSync(join(tmpdir(), 'lxcq-images-'));
+let s: Stack;
+
+/** Builds rootfs.tar.xz and meta.tar.xz the way an image server would, from a busybox container. */
+function buildImage(dir: string): void {
+  const lp = mkdtempSync(join(tmpdir(), 'lxcq-imgsrc-'));
+  try {
+    execFileSync('lxc-create', ['-P', lp, '-n', 'src', '-t', 'busybox'], { stdio: 'ignore' });
+    execFileSync('tar', [
+      '-C',
+      join(lp, 'src', 'rootfs'),
+      '--numeric-owner',
+      '-cJf',
+      join(dir, 'busybox-rootfs.tar.xz'),
+      '.',
+    ]);
+    const meta = mkdtempSync(join(tmpdir(), 'lxcq-meta-'));
+    writeFileSync(
+      join(meta, 'config'),
+      [
+        'lxc.signal.halt = SIGUSR1',
+        'lxc.signal.reboot = SIGTERM',
+        'lxc.autodev = 1',
+        'lxc.tty.max = 1',
+        'lxc.mount.auto = cgroup:mixed proc:mixed sys:ro',
+        '',
+      ].join('\n'),
+    );
+    execFileSync('tar', ['-C', meta, '-cJf', join(dir, 'busybox-meta.tar.xz'), 'config']);
+    rmSync(meta, { recursive: true, force: true });
+  } finally {
+    removeLxcpath(lp);
+  }
+}
+
+beforeAll(async () => {
+  buildImage(images);
+  s = await Stack.start({ workerEnv: { LXCQ_IMAGES_DIR: images } });
+});
+afterAll(async () => {
+  await s?.close();
+  rmSync(images, { recursive: true, force: true });
+});
+
+describe('create from a local image', () => {
+  it('unpacks the image, applies the config, starts it, and it runs', async () => {
+    const j = await s.run('POST', '/v1/containers', {
+      name: 'img1',
+      template: 'local',
+      local: { rootfs: 'busybox-rootfs.tar.xz', metadata: 'busybox-meta.tar.xz' },
+      config: TEST_CONFIG,
+      start: true,
+    });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    expect(j.result).toMatchObject({ name: 'img1', state: 'RUNNING' });
+    const e = await s.run('POST', '/v1/containers/img1/exec', { argv: ['hostname'] });
+    expect(e.result).toMatchObject({ exitCode: 0, stdout: 'img1\n' });
+    const d = await s.run('DELETE', '/v1/containers/img1?force=true');
+    expect(d.state).toBe('completed');
+  });
+
+  it('a broken image fails with LXCQ_TEMPLATE_FAILED and leaves nothing behind', async () => {
+    writeFileSync(join(images, 'broken.tar.xz'), 'not a tarball');
+    const j = await s.run('POST', '/v1/containers', {
+      name: 'img2',
+      template: 'local',
+      local: { rootfs: 'broken.tar.xz', metadata: 'busybox-meta.tar.xz' },
+      config: TEST_CONFIG,
+    });
+    expect(j.state).toBe('failed');
+    expect(j.error?.code).toBe('LXCQ_TEMPLATE_FAILED');
+    expect(s.lxcLs()).not.toContain('img2');
+    expect((await s.http('GET', '/v1/containers/img2')).status).toBe(404);
+  });
+
+  it('image names cannot leave the images directory', async () => {
+    const r = await s.http<{ error: { code: string } }>('POST', '/v1/containers', {
+      name: 'img3',
+      template: 'local',
+      local: { rootfs: '../../etc/shadow', metadata: 'busybox-meta.tar.xz' },
+    });
+    expect(r.status).toBe(400);
+  });
+});
