@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Redis } from 'ioredis';
@@ -66,7 +66,7 @@ export async function buildApp(
       : { logger: opts.logger === true }),
     bodyLimit: config.bodyLimit,
     // One line per request drowns the operator's view; errors are logged by the error handler.
-    disableRequestLogging: process.env.LXCQ_LOG_REQUESTS !== '1',
+    logController: new LogController({ disableRequestLogging: process.env.LXCQ_LOG_REQUESTS !== '1' }),
     // Strict bodies: unknown properties are refused, not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
