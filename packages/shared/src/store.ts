@@ -119,6 +119,8 @@ export class Store {
     const created = Date.parse(job.createdAt);
     const m = this.redis.multi();
     m.hset(this.keys.job(job.id), this.encodeJob(job));
+    m.rpush(this.keys.jobLog(job.id), logLine(`queued for host ${job.host}`));
+    m.expire(this.keys.jobLog(job.id), this.jobRetentionSec);
     m.zadd(this.keys.jobs, created, job.id);
     m.zadd(this.keys.containerJobs(job.container), created, job.id);
     for (const lock of job.locks) m.zadd(this.keys.pending(lock), job.seq, job.id);

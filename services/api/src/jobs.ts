@@ -171,7 +171,6 @@ export class JobService {
       if (req.requestId) data.requestId = req.requestId;
       await this.queue(host).add(req.operation, data, { jobId: id });
       const queuePosition = await this.store.queuePosition(job);
-      await this.store.log(id, `queued for host ${host}`);
       await this.store.addEvent(
         'job.queued',
         { operation: req.operation, queuePosition },
@@ -227,22 +226,33 @@ export class JobService {
   async wait(id: string, timeoutMs: number): Promise<StoredJob> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const job = await this.get(id);
+      // Listen before reading, so an end published in between still wakes us.
+      let wake!: () => void;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      let set = this.waiters.get(id);
+      if (!set) this.waiters.set(id, (set = new Set()));
+      set.add(wake);
+      const forget = () => {
+        set.delete(wake);
+        if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
+      };
+      let job: StoredJob;
+      try {
+        job = await this.get(id);
+      } catch (err) {
+        forget();
+        throw err;
+      }
       const left = deadline - Date.now();
-      if (isFinal(job.state) || left <= 0) return job;
-      await new Promise<void>((resolve) => {
-        let set = this.waiters.get(id);
-        if (!set) this.waiters.set(id, (set = new Set()));
-        const done = () => {
-          clearTimeout(timer);
-          set.delete(done);
-          if (set.size === 0) this.waiters.delete(id);
-          resolve();
-        };
-        // The pub/sub message wakes us at once; the timer bounds the wait and covers a lost message.
-        const timer = setTimeout(done, Math.min(left, 1000));
-        set.add(done);
-      });
+      if (isFinal(job.state) || left <= 0) {
+        forget();
+        return job;
+      }
+      // The pub/sub message wakes us at once; the timer bounds the wait and covers a lost message.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([woken, new Promise<void>((r) => (timer = setTimeout(r, Math.min(left, 1000))))]);
+      clearTimeout(timer);
+      forget();
     }
   }
 

@@ -8,7 +8,7 @@ import { Sub, type Msg } from './ws-client.ts';
 let s: Stack;
 const subs: Sub[] = [];
 beforeAll(async () => {
-  s = await Stack.start({ apiEnv: { LXCQ_WS_MAX_BUFFER: '65536', LXCQ_WS_PING_MS: '1500' } });
+  s = await Stack.start({ apiEnv: { LXCQ_WS_MAX_BUFFER: '65536', LXCQ_WS_PING_MS: '60000' } });
 });
 afterAll(async () => {
   for (const x of subs) await x.close();
@@ -171,9 +171,10 @@ describe('events', () => {
     await slow.until((m) => m[0]?.type === 'hello');
     // Stop reading: the kernel buffers fill, then the server's send buffer passes its bound.
     (slow.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    const big = 'x'.repeat(2000);
+    // Enough to fill the paused socket's kernel buffers (several MB on loopback) and then some.
+    const big = 'x'.repeat(8000);
     const before = good.events().length;
-    for (let i = 0; i < 3000; i++)
+    for (let i = 0; i < 4000; i++)
       await s.redis.xadd(
         'lxcq:events',
         '*',
@@ -184,7 +185,7 @@ describe('events', () => {
         'data',
         JSON.stringify({ percent: i % 100, stage: big }),
       );
-    await good.until((m) => m.filter((x) => x.type === 'job.progress').length >= before + 3000, 30_000);
+    await good.until((m) => m.filter((x) => x.type === 'job.progress').length >= before + 4000, 30_000);
     const status = () => s.api.ctx.events?.stats;
     for (let i = 0; i < 100 && (status()?.slowClosed ?? 0) === 0; i++)
       await new Promise((r) => setTimeout(r, 100));
@@ -196,14 +197,25 @@ describe('events', () => {
     // the server still serves
     expect((await s.http('GET', '/v1/health', undefined, { token: null })).status).toBe(200);
   });
+});
+
+describe('dead clients', () => {
+  let api: Stack;
+  beforeAll(async () => {
+    api = await Stack.start({ noWorker: true, apiEnv: { LXCQ_WS_PING_MS: '300' } });
+  });
+  afterAll(async () => {
+    await api?.close();
+  });
 
   it('drops a client that stops answering pings', async () => {
-    const dead = await sub();
+    const dead = await Sub.open(api.url, '', { token: TOKEN });
+    subs.push(dead);
     await dead.until((m) => m[0]?.type === 'hello');
-    const before = s.api.ctx.events?.stats.deadDropped ?? 0;
     (dead.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-    for (let i = 0; i < 80 && (s.api.ctx.events?.stats.deadDropped ?? 0) === before; i++)
+    for (let i = 0; i < 100 && (api.api.ctx.events?.stats.deadDropped ?? 0) === 0; i++)
       await new Promise((r) => setTimeout(r, 100));
-    expect(s.api.ctx.events?.stats.deadDropped).toBeGreaterThan(before);
+    expect(api.api.ctx.events?.stats.deadDropped).toBe(1);
+    expect(api.api.ctx.events?.clientCount).toBe(0);
   });
 });

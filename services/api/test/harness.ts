@@ -70,6 +70,8 @@ export interface StackOptions {
   workerEnv?: Record<string, string>;
   apiEnv?: Record<string, string>;
   tokensFile?: string;
+  /** Start no worker (API-only tests). */
+  noWorker?: boolean;
 }
 
 export const TOKEN = 'test-admin-token-0123456789';
@@ -102,7 +104,7 @@ export class Stack {
     const api = await buildApp(apiConfig(env, sha256), { logger: pino({ level: 'silent' }) });
     const address = await api.app.listen({ port: 0, host: '127.0.0.1' });
     const stack = new Stack(redisServer, new Redis(redisServer.url), api, address, lxcpath, opts);
-    await stack.startWorker();
+    if (!opts.noWorker) await stack.startWorker();
     return stack;
   }
 

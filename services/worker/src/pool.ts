@@ -16,7 +16,8 @@ export class LxcPool {
     const threads = opts.threads ?? Math.max(2, availableParallelism());
     this.piscina = new Piscina({
       filename: new URL('./thread-entry.mjs', import.meta.url).href,
-      minThreads: Math.min(2, threads),
+      // All threads up front: a thread loads tsx, koffi and liblxc once, which is slow under load.
+      minThreads: threads,
       maxThreads: threads,
       // Each task blocks its thread in liblxc; queueing more on one thread gains nothing.
       concurrentTasksPerWorker: 1,

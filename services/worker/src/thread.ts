@@ -65,7 +65,9 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
     const pid = c.initPid;
     if (pid > 0) info.pid = pid;
     try {
-      info.ips = c.ips();
+      // Reading addresses forks into the container's network namespace: skip it without a network.
+      const net = c.getConfigItem('lxc.net.0.type');
+      info.ips = net === '' || net === 'empty' || net === 'none' ? [] : c.ips();
     } catch {
       // No network namespace yet (starting) or an empty network: no addresses is the truth.
     }

@@ -296,7 +296,8 @@ export class LxcqWorker {
     // State changes are announced by the monitor as they happen; this corrects what it missed
     // (the worker was down, a message was lost) and says so.
     const from: ContainerState | 'UNKNOWN' = this.announced.get(name) ?? before?.state ?? 'UNKNOWN';
-    if (from !== info.state && !(await this.monitorCaughtUp(name, info.state))) {
+    // A container lxcq has not seen yet (just made) has no announcement to wait for.
+    if (from !== info.state && (from === 'UNKNOWN' || !(await this.monitorCaughtUp(name, info.state)))) {
       this.announced.set(name, info.state);
       if (!(from === 'UNKNOWN' && info.state === 'STOPPED')) {
         await this.store.addEvent('container.state', { from, to: info.state, source }, refs);
