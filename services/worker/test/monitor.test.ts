@@ -124,7 +124,11 @@ function monitordPidsFor(lxcpath: string): number[] {
   return out;
 }
 
-describe.skipIf(!canRunLxc)('StateMonitor against real containers', () => {
+describe('StateMonitor against real containers', () => {
+  it('runs where lxcq runs: as root with the lxc tools (scripts/setup-host.sh)', () => {
+    expect(canRunLxc).toBe(true);
+  });
+
   let lxcpath = '';
   const monitors: StateMonitor[] = [];
   const ourPids = new Set<number>();
@@ -359,7 +363,14 @@ describe.skipIf(!canRunLxc)('StateMonitor against real containers', () => {
   });
 
   // Node 22+ (libuv >= 1.48) connects with net.connect; Node 20 cannot (see monitor.ts).
-  it.runIf(netSupportsAbstractNames())('connectMode net: net.connect reaches lxc-monitord', async () => {
+  it('connectMode net: net.connect reaches lxc-monitord where libuv can name abstract sockets', async () => {
+    if (!netSupportsAbstractNames()) {
+      // Node 20's libuv pads abstract names to 108 bytes, so net.connect cannot reach lxc-monitord;
+      // the monitor connects through libc there (every other test here covers that path).
+      const [major = 0, minor = 0] = process.versions.uv.split('.').map(Number);
+      expect(major === 1 && minor < 48).toBe(true);
+      return;
+    }
     const n = new StateMonitor({ lxcpath, log: quietLog, connectMode: 'net' });
     monitors.push(n);
     const r = new Recorder(n);
