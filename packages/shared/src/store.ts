@@ -333,6 +333,24 @@ export class Store {
     await this.redis.hset(this.keys.host(id), flag, on ? '1' : '0');
   }
 
+  /** Milliseconds since the host's last heartbeat (Infinity for an unknown host). */
+  async hostSilenceMs(id: string): Promise<number> {
+    const last = await this.redis.hget(this.keys.host(id), 'lastSeen');
+    return last === null ? Infinity : Date.now() - Number(last);
+  }
+
+  /**
+   * Marks a host as announced offline; true only for the first caller (so several API
+   * processes announce it, and fail its jobs, once). Cleared when it beats again.
+   */
+  async claimOffline(id: string): Promise<boolean> {
+    return (await this.redis.hsetnx(this.keys.host(id), 'offlineSince', new Date().toISOString())) === 1;
+  }
+
+  async clearOffline(id: string): Promise<boolean> {
+    return (await this.redis.hdel(this.keys.host(id), 'offlineSince')) === 1;
+  }
+
   // ---- events ----
 
   /** Appends an event to the durable stream; returns its cursor. */

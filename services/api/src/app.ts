@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { LxcqError, Store, keys as makeKeys, type Scope, type StoredJob } from '@lxcq/shared';
 import { EventHub } from './events.ts';
+import { HostWatchdog } from './watchdog.ts';
 import { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
@@ -105,6 +106,11 @@ export async function buildApp(
     log: app.log,
   });
   await hub.start();
+  const watchdog = new HostWatchdog(store, (h) => jobs.queue(h), {
+    offlineMs: config.hostOfflineMs,
+    log: app.log,
+  });
+  watchdog.start();
   const trim = setInterval(() => {
     store
       .trimEvents(config.eventRetentionSec * 1000)
@@ -135,6 +141,7 @@ export async function buildApp(
     ctx,
     close: async () => {
       clearInterval(trim);
+      await watchdog.stop();
       await hub.close();
       await app.close();
       await jobs.close();

@@ -56,7 +56,7 @@ export class JobService {
     for (const set of this.waiters.values()) for (const wake of set) wake();
   }
 
-  private queue(host: string): Queue<QueuedJobData> {
+  queue(host: string): Queue<QueuedJobData> {
     let q = this.queues.get(host);
     if (!q) {
       q = new Queue<QueuedJobData>(this.keys.queue(host), {
@@ -80,7 +80,7 @@ export class JobService {
     throw new LxcqError('LXCQ_CONTAINER_NOT_FOUND', `No container named ${container} is known on any host.`);
   }
 
-  /** Picks an online, non-draining host with the most free memory per container. */
+  /** Picks an online, non-draining host with the most free memory per container it holds. */
   async place(asked?: string): Promise<HostInfo> {
     const hosts = await this.store.listHosts(this.opts.hostOfflineMs);
     if (asked !== undefined) {
@@ -99,7 +99,10 @@ export class JobService {
         'No online, non-draining host can take the container. Start a worker (or undrain a host).',
       );
     }
-    const score = (h: HostInfo) => h.capabilities.freeMemoryBytes / (1 + h.capabilities.containers);
+    // Free memory per container, counting what the registry holds now (heartbeats lag behind).
+    const count = new Map<string, number>();
+    for (const c of await this.store.listContainers()) count.set(c.host, (count.get(c.host) ?? 0) + 1);
+    const score = (h: HostInfo) => h.capabilities.freeMemoryBytes / (1 + (count.get(h.id) ?? 0));
     return online.reduce((best, h) => (score(h) > score(best) ? h : best));
   }
 
@@ -128,6 +131,16 @@ export class JobService {
       newNames.push(req.container);
     } else {
       host = await this.hostOf(req.container);
+      const silence = await this.store.hostSilenceMs(host);
+      if (silence > this.opts.hostOfflineMs) {
+        throw new LxcqError(
+          'LXCQ_HOST_OFFLINE',
+          `Container ${req.container} is on host ${host}, which is offline (no heartbeat for ${Math.round(silence / 1000)} s). Retry once the host is back.`,
+          {
+            details: { host },
+          },
+        );
+      }
     }
     // Names a job will make must be free now and stay reserved until the job ends.
     const claimed: string[] = [];

@@ -97,7 +97,7 @@ export class Stack {
     const env: Record<string, string> = {
       LXCQ_REDIS_URL: redisServer.url,
       LXCQ_TOKEN: TOKEN,
-      LXCQ_HOST_OFFLINE_MS: '3000',
+      LXCQ_HOST_OFFLINE_MS: '10000',
       ...(opts.tokensFile ? { LXCQ_TOKENS_FILE: opts.tokensFile } : {}),
       ...opts.apiEnv,
     };
@@ -114,41 +114,34 @@ export class Stack {
 
   /** Spawns the worker process and waits until its host is online. */
   async startWorker(): Promise<void> {
-    const env = {
-      ...process.env,
-      LXCQ_REDIS_URL: this.redisServer.url,
-      LXCQ_HOST_ID: this.hostId,
-      LXCQ_LXCPATH: this.lxcpath,
-      LXCQ_HEARTBEAT_MS: '500',
-      LXCQ_INVENTORY_MS: '2000',
-      LXCQ_LOCK_MS: '4000',
-      LXCQ_THREADS: '4',
-      ...this.opts.workerEnv,
-    };
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/worker/src/main.ts')], {
-      env,
-      cwd: repo,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    child.stdout?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
-    this.worker = child;
-    // Generous: a loaded CI machine can take a while to load tsx, koffi and liblxc.
-    for (let i = 0; i < 1200; i++) {
-      if (child.exitCode !== null) throw new Error(`worker exited (${child.exitCode}):\n${this.workerLog}`);
-      if (this.workerLog.includes('worker ready')) return;
-      await sleep(50);
-    }
-    throw new Error(`worker did not become ready:\n${this.workerLog}`);
+    const w = await spawnWorker(this.redisServer.url, this.hostId, this.lxcpath, this.opts.workerEnv ?? {});
+    this.worker = w.child;
+    this.workerLog = w.log();
+    w.child.stdout?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
+    w.child.stderr?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
   }
 
   async stopWorker(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-    const w = this.worker;
-    if (!w || w.exitCode !== null || w.signalCode !== null) return;
-    const exited = new Promise((r) => w.once('exit', r));
-    w.kill(signal);
-    await exited;
+    await stopChild(this.worker, signal);
     this.worker = null;
+  }
+
+  /** More simulated hosts: a worker process each, with its own host id and lxcpath. */
+  readonly hosts = new Map<string, { child: ChildProcess | null; lxcpath: string }>();
+
+  async addHost(id: string, env: Record<string, string> = {}): Promise<string> {
+    const lxcpath = mkdtempSync(join(tmpdir(), `lxcq-lxcpath-${id}-`));
+    const w = await spawnWorker(this.redisServer.url, id, lxcpath, { ...this.opts.workerEnv, ...env });
+    this.hosts.set(id, { child: w.child, lxcpath });
+    return lxcpath;
+  }
+
+  async stopHost(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const h = this.hosts.get(id);
+    if (h) {
+      await stopChild(h.child, signal);
+      h.child = null;
+    }
   }
 
   async http<T = Record<string, unknown>>(
@@ -198,12 +191,59 @@ export class Stack {
 
   async close(): Promise<void> {
     await this.stopWorker('SIGTERM');
+    for (const [id, h] of this.hosts) {
+      await this.stopHost(id);
+      removeLxcpath(h.lxcpath);
+    }
     await this.api.close();
     removeLxcpath(this.lxcpath);
     this.redis.disconnect();
     await this.redisServer.stop();
     rmSync(this.redisServer.dir, { recursive: true, force: true });
   }
+}
+
+/** Spawns a worker process (node + tsx, as in production) and waits until it is ready. */
+export async function spawnWorker(
+  redisUrl: string,
+  hostId: string,
+  lxcpath: string,
+  extraEnv: Record<string, string>,
+): Promise<{ child: ChildProcess; log: () => string }> {
+  const env = {
+    ...process.env,
+    LXCQ_REDIS_URL: redisUrl,
+    LXCQ_HOST_ID: hostId,
+    LXCQ_LXCPATH: lxcpath,
+    LXCQ_HEARTBEAT_MS: '500',
+    LXCQ_INVENTORY_MS: '2000',
+    LXCQ_LOCK_MS: '4000',
+    LXCQ_THREADS: '4',
+    ...extraEnv,
+  };
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/worker/src/main.ts')], {
+    env,
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  // Generous: a loaded CI machine can take a while to load tsx, koffi and liblxc.
+  for (let i = 0; i < 1200; i++) {
+    if (child.exitCode !== null) throw new Error(`worker ${hostId} exited (${child.exitCode}):\n${log}`);
+    if (log.includes('worker ready')) return { child, log: () => log };
+    await sleep(50);
+  }
+  await stopChild(child, 'SIGKILL');
+  throw new Error(`worker ${hostId} did not become ready:\n${log}`);
+}
+
+async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  await exited;
 }
 
 /** Stops and destroys every container of a test lxcpath, then removes it. */

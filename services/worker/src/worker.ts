@@ -23,7 +23,7 @@ import type { WorkerConfig } from './config.ts';
 import type { HandlerContext } from './handlers/context.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
-import { readMarker } from './handlers/markers.ts';
+import { listMarkers, readMarker, removeMarker } from './handlers/markers.ts';
 import { StateMonitor } from './monitor.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
@@ -88,6 +88,7 @@ export class LxcqWorker {
     this.loopDelay.enable();
     this.hostInfo = await this.pool.call({ fn: 'hostInfo', lxcpath: this.config.lxcpath });
     await this.store.setHostFlag(this.config.hostId, 'stopped', false);
+    await this.sweepMarkers();
     await this.startMonitor();
     await this.heartbeat();
     await this.store.addEvent(
@@ -142,6 +143,21 @@ export class LxcqWorker {
       },
       'worker ready',
     );
+  }
+
+  /**
+   * Removes containers half-made by jobs that will not run again (failed while this worker was
+   * away, e.g. with LXCQ_HOST_OFFLINE): a creating-marker whose job has ended or expired.
+   */
+  private async sweepMarkers(): Promise<void> {
+    for (const name of listMarkers(this.config.lxcpath)) {
+      const jobId = readMarker(this.config.lxcpath, name);
+      const job = jobId ? await this.store.getJob(jobId) : null;
+      if (job && !isFinal(job.state)) continue; // its job runs again and cleans up itself
+      this.log.warn({ container: name, job: jobId }, 'removing a container half-made by a job that ended');
+      await this.pool.call({ fn: 'purge', name, lxcpath: this.config.lxcpath });
+      removeMarker(this.config.lxcpath, name);
+    }
   }
 
   private async startMonitor(): Promise<void> {
@@ -231,7 +247,7 @@ export class LxcqWorker {
   }
 
   private async heartbeat(): Promise<void> {
-    const containers = await this.redis.scard(this.keys.containers);
+    const containers = this.containerCount;
     const info: HostInfo = {
       id: this.config.hostId,
       status: 'online',
@@ -258,6 +274,7 @@ export class LxcqWorker {
   }
 
   private runningCount = 0;
+  private containerCount = 0;
 
   toInfo(raw: RawContainerInfo): ContainerInfo {
     const info: ContainerInfo = {
@@ -320,6 +337,7 @@ export class LxcqWorker {
           if (c && c.state !== 'STOPPED') running++;
         }
         this.runningCount = running;
+        this.containerCount = names.length;
         for (const c of await this.store.listContainers()) {
           if (c.host === this.config.hostId && !mine.has(c.name) && !this.locks.isHeld(c.name)) {
             await this.store.deleteContainer(c.name);

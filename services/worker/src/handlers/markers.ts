@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -25,4 +25,13 @@ export function readMarker(lxcpath: string, name: string): string | null {
 
 export function removeMarker(lxcpath: string, name: string): void {
   rmSync(markerPath(lxcpath, name), { force: true });
+}
+
+/** Names with a creating-marker in this lxcpath. */
+export function listMarkers(lxcpath: string): string[] {
+  try {
+    return readdirSync(join(lxcpath, '.lxcq', 'creating'));
+  } catch {
+    return [];
+  }
 }

@@ -1,0 +1,150 @@
+// Three simulated hosts (a worker process each, own host id and lxcpath): placement, routing,
+// drain, and a host that dies with jobs queued for it.
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Stack, TEST_CONFIG, TOKEN, type Job } from './harness.ts';
+import { Sub } from './ws-client.ts';
+
+let s: Stack;
+const lxcpaths = new Map<string, string>();
+
+beforeAll(async () => {
+  s = await Stack.start({ hostId: 'h1', apiEnv: { LXCQ_HOST_OFFLINE_MS: '2500' } });
+  lxcpaths.set('h1', s.lxcpath);
+  lxcpaths.set('h2', await s.addHost('h2'));
+  lxcpaths.set('h3', await s.addHost('h3'));
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const ls = (host: string) =>
+  execFileSync('lxc-ls', ['-P', lxcpaths.get(host) as string, '-1'], { encoding: 'utf8' })
+    .split('\n')
+    .filter(Boolean);
+
+describe('hosts', () => {
+  it('lists three online hosts with their capabilities', async () => {
+    const hosts = (
+      await s.http<{ id: string; status: string; capabilities: { cores: number } }[]>('GET', '/v1/hosts')
+    ).body;
+    expect(hosts.map((h) => [h.id, h.status])).toEqual([
+      ['h1', 'online'],
+      ['h2', 'online'],
+      ['h3', 'online'],
+    ]);
+  });
+
+  it('spreads creates across hosts, and honours an explicit host', async () => {
+    const placed: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const j = await s.run('POST', '/v1/containers', {
+        name: `p${i}`,
+        template: 'busybox',
+        config: TEST_CONFIG,
+      });
+      expect(j.state, JSON.stringify(j.error)).toBe('completed');
+      placed.push(j.host);
+    }
+    expect(new Set(placed)).toEqual(new Set(['h1', 'h2', 'h3']));
+    for (const h of ['h1', 'h2', 'h3']) expect(placed.filter((x) => x === h)).toHaveLength(2);
+    const j = await s.run('POST', '/v1/containers', {
+      name: 'pinned',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      host: 'h3',
+    });
+    expect(j.host).toBe('h3');
+    expect(ls('h3')).toContain('pinned');
+  });
+
+  it('sends every later operation to the owning host', async () => {
+    const c = (await s.http<{ host: string }>('GET', '/v1/containers/p1')).body;
+    const j = await s.run('POST', '/v1/containers/p1/start');
+    expect(j.host).toBe(c.host);
+    expect(j.result).toMatchObject({ state: 'RUNNING', host: c.host });
+    expect(ls(c.host)).toContain('p1');
+    for (const other of ['h1', 'h2', 'h3'].filter((h) => h !== c.host)) expect(ls(other)).not.toContain('p1');
+    await s.run('POST', '/v1/containers/p1/stop');
+  });
+
+  it('a drained host gets no new containers; undrained, it does again', async () => {
+    expect((await s.http('POST', '/v1/hosts/h2/drain')).status).toBe(200);
+    const hosts = (await s.http<{ id: string; status: string }[]>('GET', '/v1/hosts')).body;
+    expect(hosts.find((h) => h.id === 'h2')?.status).toBe('draining');
+    for (let i = 0; i < 4; i++) {
+      const j = await s.run('POST', '/v1/containers', {
+        name: `d${i}`,
+        template: 'busybox',
+        config: TEST_CONFIG,
+      });
+      expect(j.host).not.toBe('h2');
+    }
+    const pinned = await s.http<{ error: { code: string } }>('POST', '/v1/containers', {
+      name: 'dx',
+      template: 'busybox',
+      host: 'h2',
+    });
+    expect(pinned.status).toBe(503);
+    expect(pinned.body.error.code).toBe('LXCQ_HOST_DRAINING');
+    // existing containers on a draining host still take operations
+    const onH2 = (await s.http<{ name: string; host: string }[]>('GET', '/v1/containers?host=h2')).body;
+    expect(onH2.length).toBeGreaterThan(0);
+    const j = await s.run('POST', `/v1/containers/${onH2[0]?.name}/start`);
+    expect(j.state).toBe('completed');
+    await s.run('POST', `/v1/containers/${onH2[0]?.name}/stop`);
+    expect((await s.http('POST', '/v1/hosts/h2/undrain')).status).toBe(200);
+  });
+
+  it('a host that dies: its queued jobs fail with LXCQ_HOST_OFFLINE, events say so, new jobs are refused', async () => {
+    const events = await Sub.open(s.url, '?types=host.*,job.failed', { token: TOKEN });
+    const victim = (await s.http<{ name: string }[]>('GET', '/v1/containers?host=h3')).body[0]
+      ?.name as string;
+    await s.stopHost('h3', 'SIGKILL');
+    const queued = await s.http<Job>('POST', `/v1/containers/${victim}/start`);
+    expect(queued.status).toBe(202);
+    const t0 = Date.now();
+    const done = (await s.http<Job>('GET', `/v1/jobs/${queued.body.id}/wait?timeout=30`)).body;
+    expect(done.state).toBe('failed');
+    expect(done.error?.code).toBe('LXCQ_HOST_OFFLINE');
+    // bounded: offline after 2.5 s of silence, found by a sweep every ~0.8 s
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    await events.until((m) => m.some((x) => x.type === 'host.offline' && x.host === 'h3'));
+    await events.until((m) => m.some((x) => x.type === 'job.failed' && x.job === queued.body.id));
+    const hosts = (await s.http<{ id: string; status: string }[]>('GET', '/v1/hosts')).body;
+    expect(hosts.find((h) => h.id === 'h3')?.status).toBe('offline');
+    const refused = await s.http<{ error: { code: string } }>('POST', `/v1/containers/${victim}/stop`);
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('LXCQ_HOST_OFFLINE');
+    // new containers go elsewhere
+    const j = await s.run('POST', '/v1/containers', {
+      name: 'after-loss',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(j.host).not.toBe('h3');
+    await events.close();
+  });
+
+  it('the registry matches each host once it is back', async () => {
+    const lxcpath = lxcpaths.get('h3') as string;
+    const h = s.hosts.get('h3');
+    expect(h).toBeDefined();
+    // restart h3 on the same lxcpath
+    const { spawnWorker } = await import('./harness.ts');
+    const w = await spawnWorker(s.redisServer.url, 'h3', lxcpath, {});
+    if (h) h.child = w.child;
+    for (let i = 0; i < 50; i++) {
+      const hosts = (await s.http<{ id: string; status: string }[]>('GET', '/v1/hosts')).body;
+      if (hosts.find((x) => x.id === 'h3')?.status === 'online') break;
+      await sleep(100);
+    }
+    for (const host of ['h1', 'h2', 'h3']) {
+      const reg = (await s.http<{ name: string }[]>('GET', `/v1/containers?host=${host}`)).body
+        .map((c) => c.name)
+        .sort();
+      expect(reg, host).toEqual(ls(host).sort());
+    }
+  });
+});
