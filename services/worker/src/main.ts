@@ -1,6 +1,7 @@
 // The worker process: `tsx services/worker/src/main.ts`, configured by LXCQ_* environment variables.
 import { pino } from 'pino';
 import { ConfigError, workerConfig } from './config.ts';
+import { buildThreadModule, LxcPool } from './pool.ts';
 import { LxcqWorker } from './worker.ts';
 
 const log = pino({ name: 'lxcq-worker', level: process.env.LXCQ_LOG_LEVEL || 'info' });
@@ -16,7 +17,8 @@ async function main(): Promise<void> {
     }
     throw e;
   }
-  const worker = new LxcqWorker({ config, log });
+  const pool = new LxcPool({ threads: config.threads, filename: await buildThreadModule() });
+  const worker = new LxcqWorker({ config, log, pool });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -1,4 +1,7 @@
 import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build, stop } from 'esbuild';
 import { Piscina } from 'piscina';
 import { LxcqError } from '@lxcq/shared';
 import type { LxcCall, LxcReply, ReplyOf } from './protocol.ts';
@@ -6,6 +9,38 @@ import type { LxcCall, LxcReply, ReplyOf } from './protocol.ts';
 export interface LxcPoolOptions {
   /** Threads running liblxc calls at once (default: cores, at least 2). */
   threads?: number;
+  /** The thread module (default: thread.ts compiled once by `buildThreadModule`). */
+  filename?: string;
+}
+
+const threadSource = fileURLToPath(new URL('./thread.ts', import.meta.url));
+
+/**
+ * Compiles thread.ts and what it imports into one JavaScript module, once per process, so each
+ * piscina thread loads plain JavaScript. Loading TypeScript in every thread through tsx would cost
+ * each thread its own esbuild service process and tens of MB, and a bigger worker process makes
+ * every fork liblxc does (templates, lxc-start, attach) slower. koffi stays external (native).
+ */
+export async function buildThreadModule(): Promise<string> {
+  const outfile = join(dirname(threadSource), '..', '.build', 'thread.mjs');
+  await build({
+    entryPoints: [threadSource],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    external: ['koffi'],
+    sourcemap: 'inline',
+    logLevel: 'error',
+    // Bundled CommonJS dependencies may call require(): give the ESM bundle one.
+    banner: {
+      js: "import { createRequire as __lxcqCreateRequire } from 'node:module'; const require = __lxcqCreateRequire(import.meta.url);",
+    },
+  });
+  // esbuild keeps a service process alive after a build; this process needs it no more.
+  await stop();
+  return pathToFileURL(outfile).href;
 }
 
 /** The piscina pool that runs every blocking liblxc call off the main thread. */
@@ -15,7 +50,9 @@ export class LxcPool {
   constructor(opts: LxcPoolOptions = {}) {
     const threads = opts.threads ?? Math.max(2, availableParallelism());
     this.piscina = new Piscina({
-      filename: new URL('./thread-entry.mjs', import.meta.url).href,
+      filename: opts.filename ?? new URL('./thread-entry.mjs', import.meta.url).href,
+      // A compiled thread module needs no TypeScript loader in its threads (see buildThreadModule).
+      ...(opts.filename ? { execArgv: [] } : {}),
       // All threads up front: a thread loads tsx, koffi and liblxc once, which is slow under load.
       minThreads: threads,
       maxThreads: threads,

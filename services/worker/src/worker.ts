@@ -40,6 +40,8 @@ const loopDelayMs = (ns: number): number =>
 export interface WorkerDeps {
   config: WorkerConfig;
   log?: Logger;
+  /** The liblxc thread pool (main.ts passes one running the precompiled thread module). */
+  pool?: LxcPool;
 }
 
 /**
@@ -80,7 +82,7 @@ export class LxcqWorker {
       jobRetentionSec: this.config.jobRetentionSec,
       eventMaxLen: this.config.eventMaxLen,
     });
-    this.pool = new LxcPool({ threads: this.config.threads });
+    this.pool = deps.pool ?? new LxcPool({ threads: this.config.threads });
     this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   }
 
