@@ -1,3 +1,4 @@
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -23,9 +24,10 @@ const threadSource = fileURLToPath(new URL('./thread.ts', import.meta.url));
  */
 export async function buildThreadModule(): Promise<string> {
   const outfile = join(dirname(threadSource), '..', '.build', 'thread.mjs');
-  await build({
+  const result = await build({
     entryPoints: [threadSource],
     outfile,
+    write: false,
     bundle: true,
     platform: 'node',
     format: 'esm',
@@ -40,6 +42,13 @@ export async function buildThreadModule(): Promise<string> {
   });
   // esbuild keeps a service process alive after a build; this process needs it no more.
   await stop();
+  const code = result.outputFiles[0]?.contents;
+  if (!code) throw new Error('esbuild produced no thread module');
+  // Several workers may start at once from one checkout: write aside, then rename atomically.
+  mkdirSync(dirname(outfile), { recursive: true });
+  const tmp = `${outfile}.${process.pid}.tmp`;
+  writeFileSync(tmp, code);
+  renameSync(tmp, outfile);
   return pathToFileURL(outfile).href;
 }
 
