@@ -8,3 +8,4 @@ export * from './keys.ts';
 export * from './auth.ts';
 export * from './store.ts';
 export * from './event-filter.ts';
+export * from './env.ts';

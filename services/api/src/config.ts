@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { SCOPES, loadPolicy, type ConfigPolicy, type Scope } from '@lxcq/shared';
+import { ConfigError, SCOPES, envInt, loadPolicy, type ConfigPolicy, type Scope } from '@lxcq/shared';
 
 export interface TokenEntry {
   name: string;
@@ -27,19 +27,6 @@ export interface ApiConfig {
   /** Events are kept this long in the stream (and at most eventMaxLen of them). */
   eventRetentionSec: number;
   eventMaxLen: number;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-function int(env: NodeJS.ProcessEnv, key: string, def: number, min = 0): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min)
-    throw new ConfigError(`${key}=${raw} is not a whole number >= ${min}.`);
-  return n;
 }
 
 export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
@@ -91,18 +78,18 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
   return {
     redisUrl,
     prefix: env.LXCQ_PREFIX || 'lxcq',
-    port: int(env, 'LXCQ_PORT', 7070),
+    port: envInt(env, 'LXCQ_PORT', 7070),
     bind: env.LXCQ_HOST_BIND || '127.0.0.1',
     tokens: loadTokens(env, hash),
-    bodyLimit: int(env, 'LXCQ_BODY_LIMIT', 1024 * 1024, 1024),
-    hostOfflineMs: int(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
-    jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
-    maxWaitSec: int(env, 'LXCQ_MAX_WAIT_S', 300, 1),
+    bodyLimit: envInt(env, 'LXCQ_BODY_LIMIT', 1024 * 1024, 1024),
+    hostOfflineMs: envInt(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
+    jobRetentionSec: envInt(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
+    maxWaitSec: envInt(env, 'LXCQ_MAX_WAIT_S', 300, 1),
     policy: policyFrom(env.LXCQ_CONFIG_POLICY),
-    wsPingMs: int(env, 'LXCQ_WS_PING_MS', 15_000, 100),
-    wsMaxBufferedBytes: int(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
-    eventRetentionSec: int(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
-    eventMaxLen: int(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
+    wsPingMs: envInt(env, 'LXCQ_WS_PING_MS', 15_000, 100),
+    wsMaxBufferedBytes: envInt(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
+    eventRetentionSec: envInt(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
+    eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
   };
 }
 
@@ -113,3 +100,5 @@ function policyFrom(raw: string | undefined): ConfigPolicy {
     throw new ConfigError((e as Error).message);
   }
 }
+
+export { ConfigError };

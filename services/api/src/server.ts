@@ -1,5 +1,6 @@
 // The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables.
 import { pino } from 'pino';
+import { stopOnSignals } from '@lxcq/shared';
 import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
 import { ConfigError, apiConfig } from './config.ts';
@@ -18,21 +19,7 @@ async function main(): Promise<void> {
     throw e;
   }
   const built = await buildApp(config, { logger: log });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping');
-    built.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'unclean stop');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(() => built.close(), log);
   await built.app.listen({ port: config.port, host: config.bind });
 }
 

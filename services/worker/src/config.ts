@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { assertName, loadPolicy, type ConfigPolicy } from '@lxcq/shared';
+import { ConfigError, assertName, envInt, loadPolicy, type ConfigPolicy } from '@lxcq/shared';
 
 /** Every worker setting, from the environment (documented in the README's configuration table). */
 export interface WorkerConfig {
@@ -22,19 +22,6 @@ export interface WorkerConfig {
   maxExecOutputBytes: number;
   eventMaxLen: number;
   policy: ConfigPolicy;
-}
-
-export class ConfigError extends Error {
-  override name = 'ConfigError';
-}
-
-function int(env: NodeJS.ProcessEnv, key: string, def: number, min = 1): number {
-  const raw = env[key];
-  if (raw === undefined || raw === '') return def;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min)
-    throw new ConfigError(`${key}=${raw} is not a whole number >= ${min}.`);
-  return n;
 }
 
 function defaultLxcpath(): string {
@@ -63,14 +50,14 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     hostId,
     lxcpath: env.LXCQ_LXCPATH || defaultLxcpath(),
     imagesDir: env.LXCQ_IMAGES_DIR || '/var/lib/lxcq/images',
-    threads: int(env, 'LXCQ_THREADS', 4),
-    maxJobsInFlight: int(env, 'LXCQ_MAX_JOBS_IN_FLIGHT', 64),
-    heartbeatMs: int(env, 'LXCQ_HEARTBEAT_MS', 5000, 100),
-    inventoryMs: int(env, 'LXCQ_INVENTORY_MS', 30_000, 100),
-    lockMs: int(env, 'LXCQ_LOCK_MS', 30_000, 1000),
-    jobRetentionSec: int(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600),
-    maxExecOutputBytes: int(env, 'LXCQ_EXEC_MAX_OUTPUT', 1024 * 1024),
-    eventMaxLen: int(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
+    threads: envInt(env, 'LXCQ_THREADS', 4, 1),
+    maxJobsInFlight: envInt(env, 'LXCQ_MAX_JOBS_IN_FLIGHT', 64, 1),
+    heartbeatMs: envInt(env, 'LXCQ_HEARTBEAT_MS', 5000, 100),
+    inventoryMs: envInt(env, 'LXCQ_INVENTORY_MS', 30_000, 100),
+    lockMs: envInt(env, 'LXCQ_LOCK_MS', 30_000, 1000),
+    jobRetentionSec: envInt(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
+    maxExecOutputBytes: envInt(env, 'LXCQ_EXEC_MAX_OUTPUT', 1024 * 1024, 1),
+    eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
     policy: policyFrom(env.LXCQ_CONFIG_POLICY),
   };
 }
@@ -82,3 +69,5 @@ function policyFrom(raw: string | undefined): ConfigPolicy {
     throw new ConfigError((e as Error).message);
   }
 }
+
+export { ConfigError };

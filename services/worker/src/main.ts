@@ -1,5 +1,6 @@
 // The worker process: `tsx services/worker/src/main.ts`, configured by LXCQ_* environment variables.
 import { pino } from 'pino';
+import { stopOnSignals } from '@lxcq/shared';
 import { ConfigError, workerConfig } from './config.ts';
 import { buildThreadModule, LxcPool } from './pool.ts';
 import { LxcqWorker } from './worker.ts';
@@ -19,21 +20,7 @@ async function main(): Promise<void> {
   }
   const pool = new LxcPool({ threads: config.threads, filename: await buildThreadModule() });
   const worker = new LxcqWorker({ config, log, pool });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: finishing running jobs');
-    worker.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'unclean stop');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(() => worker.close(), log);
   await worker.start();
 }
 

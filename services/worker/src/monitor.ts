@@ -50,7 +50,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import koffi from 'koffi';
-import type { ContainerState } from '@lxcq/shared';
+import { CONTAINER_STATES, type ContainerState } from '@lxcq/shared';
 
 const execFileP = promisify(execFile);
 
@@ -66,16 +66,7 @@ export const LXC_MSG_SIZE = 4 + (LXC_NAME_MAX + 1) + 4;
 export const LxcMsgType = { state: 0, priority: 1, exitCode: 2 } as const;
 
 /** lxc_state_t, indexed by its numeric value. */
-export const LXC_STATES: readonly ContainerState[] = [
-  'STOPPED',
-  'STARTING',
-  'RUNNING',
-  'STOPPING',
-  'ABORTING',
-  'FREEZING',
-  'FROZEN',
-  'THAWED',
-];
+export const LXC_STATES = CONTAINER_STATES;
 
 /** One decoded struct lxc_msg. */
 export interface LxcMsg {

@@ -2,6 +2,7 @@
  * The messages between the worker's main thread and its piscina threads: one request type per
  * blocking liblxc step, and one reply shape. The main thread never calls liblxc itself.
  */
+import type { ExecResult } from '@lxcq/lxc-ffi';
 import type { ContainerState, ErrorBody, PayloadOf, SnapshotInfo } from '@lxcq/shared';
 
 export interface RawContainerInfo {
@@ -15,13 +16,8 @@ export interface RawContainerInfo {
   config?: Record<string, string>;
 }
 
-export interface ExecReply {
-  exitCode: number;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
+/** What exec answers: liblxc's attach result, exit code and captured output. */
+export type ExecReply = ExecResult;
 
 type Base<F extends string> = { fn: F; lxcpath: string };
 type On<F extends string> = Base<F> & { name: string };

@@ -222,7 +222,7 @@ export class LxcqWorker {
   /** Waits briefly for the monitor to announce `state` for `name` (its messages trail liblxc's return). */
   private async monitorCaughtUp(name: string, state: ContainerState): Promise<boolean> {
     if (!this.monitor?.listening) return false;
-    for (let i = 0; i < 30; i++) {
+    for (let i = 0; i < 100; i++) {
       if (this.announced.get(name) === state) return true;
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -315,8 +315,10 @@ export class LxcqWorker {
     // State changes are announced by the monitor as they happen; this corrects what it missed
     // (the worker was down, a message was lost) and says so.
     const from: ContainerState | 'UNKNOWN' = this.announced.get(name) ?? before?.state ?? 'UNKNOWN';
-    // A container lxcq has not seen yet (just made) has no announcement to wait for.
-    if (from !== info.state && (from === 'UNKNOWN' || !(await this.monitorCaughtUp(name, info.state)))) {
+    // A container just made and still stopped has no announcement to wait for; any other change
+    // is announced by the monitor, whose messages may trail liblxc's return a little.
+    const unannounced = from === 'UNKNOWN' && info.state === 'STOPPED';
+    if (from !== info.state && (unannounced || !(await this.monitorCaughtUp(name, info.state)))) {
       this.announced.set(name, info.state);
       if (!(from === 'UNKNOWN' && info.state === 'STOPPED')) {
         await this.store.addEvent('container.state', { from, to: info.state, source }, refs);

@@ -1,0 +1,41 @@
+/** A setting that cannot work: the process stops at start with this message (never a 4xx). */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** A whole-number setting from the environment, with its default and lower bound. */
+export function envInt(env: NodeJS.ProcessEnv, key: string, def: number, min = 0): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min)
+    throw new ConfigError(`${key}=${raw} is not a whole number >= ${min}.`);
+  return n;
+}
+
+interface StopLogger {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/**
+ * Runs `close` once on SIGINT or SIGTERM, then exits (0 when it finished cleanly). The API and the
+ * worker stop this way: the worker lets running jobs finish, the API drains its connections.
+ */
+export function stopOnSignals(close: () => Promise<void>, log: StopLogger): void {
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
