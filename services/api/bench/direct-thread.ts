@@ -1,18 +1,18 @@
 /**
  * A worker_threads body for the direct baseline at concurrency > 1. It loads liblxc, says
- * 'ready', and on 'go' runs `count` lifecycles (created, or cloned from `base`) of its own containers and posts their times, so
- * thread start-up is not counted.
+ * 'ready', and on 'go' runs `count` lifecycles of its own containers (made as `make` says) and
+ * posts their times, so thread start-up is not counted.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { lxcVersion } from '../../../packages/lxc-ffi/src/index.ts';
-import { directCloneLifecycle, directLifecycle, type LifecycleTimes } from './direct.ts';
+import { directLifecycle, type LifecycleTimes, type Make } from './direct.ts';
 
 export interface DirectThreadInput {
   lxcpath: string;
   prefix: string;
   count: number;
-  /** Clone each container from this stopped one instead of creating it with the template. */
-  base?: string;
+  /** How each container is made: busybox template, local image, or clone of a stopped base. */
+  make: Make;
 }
 export type DirectThreadOutput =
   { kind: 'ready' } | { kind: 'done'; times: LifecycleTimes[] } | { kind: 'failed'; error: string };
@@ -27,11 +27,7 @@ function run(): DirectThreadOutput {
     const times: LifecycleTimes[] = [];
     for (let i = 0; i < input.count; i++) {
       const name = `${input.prefix}${i}`;
-      times.push(
-        input.base
-          ? directCloneLifecycle(input.base, name, input.lxcpath)
-          : directLifecycle(name, input.lxcpath),
-      );
+      times.push(directLifecycle(name, input.lxcpath, input.make));
     }
     return { kind: 'done', times };
   } catch (err) {

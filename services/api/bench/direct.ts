@@ -14,32 +14,40 @@ export interface LifecycleTimes {
   total: number;
 }
 
-/** create (busybox, net empty) + start + stop + destroy of a new container `name`. */
-export function directLifecycle(name: string, lxcpath: string): LifecycleTimes {
-  const t0 = performance.now();
-  using c = Container.open(name, lxcpath);
-  c.create('busybox');
-  c.setConfigItem('lxc.net.0.type', 'empty');
-  c.saveConfig();
-  const t1 = performance.now();
-  c.start();
-  const t2 = performance.now();
-  c.stop();
-  const t3 = performance.now();
-  c.destroy();
-  const t4 = performance.now();
-  return { create: t1 - t0, start: t2 - t1, stop: t3 - t2, destroy: t4 - t3, total: t4 - t0 };
+/**
+ * How a lifecycle makes its container: the busybox template (a shell script), a local image
+ * (lxc-local unpacking rootfs and metadata xz tarballs: "create from a cached image"), or an
+ * overlayfs copy-on-write clone of a stopped base container.
+ */
+export type Make =
+  { kind: 'busybox' } | { kind: 'local'; rootfs: string; metadata: string } | { kind: 'clone'; base: string };
+
+/** Makes `name` as the worker's create or clone handler does; the container is returned open. */
+function make(name: string, lxcpath: string, how: Make): Container {
+  if (how.kind === 'clone') {
+    using b = Container.open(how.base, lxcpath);
+    return b.clone(name, { snapshot: true, bdevtype: 'overlayfs' });
+  }
+  const c = Container.open(name, lxcpath);
+  try {
+    if (how.kind === 'local') c.create('local', ['--fstree', how.rootfs, '--metadata', how.metadata]);
+    else c.create('busybox');
+    c.setConfigItem('lxc.net.0.type', 'empty');
+    c.saveConfig();
+    return c;
+  } catch (err) {
+    c[Symbol.dispose]();
+    throw err;
+  }
 }
 
 /**
- * The same lifecycle with create replaced by an overlayfs copy-on-write clone of the stopped
- * container `base` (what POST /v1/containers/:base/clone {snapshot: true} runs). The `create`
- * time is the clone's.
+ * make (see Make) + start + stop + destroy of a new container `name`, net empty. The `create`
+ * time is the template's or the clone's.
  */
-export function directCloneLifecycle(base: string, name: string, lxcpath: string): LifecycleTimes {
+export function directLifecycle(name: string, lxcpath: string, how: Make): LifecycleTimes {
   const t0 = performance.now();
-  using b = Container.open(base, lxcpath);
-  using c = b.clone(name, { snapshot: true, bdevtype: 'overlayfs' });
+  using c = make(name, lxcpath, how);
   const t1 = performance.now();
   c.start();
   const t2 = performance.now();
@@ -50,12 +58,10 @@ export function directCloneLifecycle(base: string, name: string, lxcpath: string
   return { create: t1 - t0, start: t2 - t1, stop: t3 - t2, destroy: t4 - t3, total: t4 - t0 };
 }
 
-/** Creates the stopped busybox container clones are made from. */
-export function directMakeBase(name: string, lxcpath: string): void {
-  using c = Container.open(name, lxcpath);
-  c.create('busybox');
-  c.setConfigItem('lxc.net.0.type', 'empty');
-  c.saveConfig();
+/** Makes the stopped container `name` (e.g. the base clones are made from). */
+export function directMakeStopped(name: string, lxcpath: string, how: Make): void {
+  using c = make(name, lxcpath, how);
+  if (!c.defined) throw new Error(`${name} was not made`);
 }
 
 /** The liblxc part of a no-op start: open the container, read its state, dispose. */
@@ -68,12 +74,9 @@ export function directStateCheck(name: string, lxcpath: string): number {
   return performance.now() - t0;
 }
 
-/** Creates and starts `name` (for the freeze/unfreeze baseline). */
-export function directMakeRunning(name: string, lxcpath: string): void {
-  using c = Container.open(name, lxcpath);
-  c.create('busybox');
-  c.setConfigItem('lxc.net.0.type', 'empty');
-  c.saveConfig();
+/** Makes and starts `name` (for the freeze/unfreeze baseline). */
+export function directMakeRunning(name: string, lxcpath: string, how: Make): void {
+  using c = make(name, lxcpath, how);
   c.start();
 }
 

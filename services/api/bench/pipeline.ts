@@ -5,17 +5,26 @@
  * In one run it measures, on a real stack (private redis-server, the API on a free port, one
  * worker process, a temporary lxcpath, busybox containers with `lxc.net.0.type = empty`):
  *  1. full container lifecycles (create, start, stop, destroy) per second through the API at
- *     concurrency 1 and 4, next to the same liblxc steps called directly through @lxcq/lxc-ffi,
- *     and next to LXD 5.0.2's reference figures; then the same with create replaced by an overlayfs
- *     copy-on-write clone of a stopped base container;
+ *     concurrency 1 and 4, next to the same liblxc steps called directly through @lxcq/lxc-ffi
+ *     (sequentially and on 4 worker_threads), and next to LXD 5.0.2's reference figures, with the
+ *     container made three ways:
+ *     a. the main mode, the issue's "create from a cached image": template `local` (lxc-local)
+ *        from a busybox rootfs + metadata xz image built once at the start (bench/image.ts) and
+ *        put in the worker's LXCQ_IMAGES_DIR;
+ *     b. secondary: the `busybox` template, a shell script that builds the rootfs each time;
+ *     c. an overlayfs copy-on-write clone of a stopped base container instead of a create;
  *  2. the round trip of one cheap job through the API next to its liblxc part called directly;
  *  3. the worker's main-thread event-loop delay under that load (from its heartbeat).
- * It prints aligned tables and writes everything as JSON to bench/results/latest.json.
+ * Each mode runs its four rows back to back (direct c1, direct c4, API c1, API c4), so a change in
+ * the machine's load between modes skews the rows of one mode alike. It prints aligned tables and
+ * writes everything as JSON to bench/results/latest.json. It removes its stack, image, lxcpaths
+ * and containers at the end.
  *
- * Environment: LXCQ_BENCH_N lifecycles per mode (default 20), LXCQ_BENCH_RT round trips per
- * cheap-job mode (default 200), LXCQ_BENCH_THREADS the worker's LXCQ_THREADS (default 4, its
+ * Environment: LXCQ_BENCH_N lifecycles per mode and row (default 20), LXCQ_BENCH_RT round trips
+ * per cheap-job mode (default 200), LXCQ_BENCH_THREADS the worker's LXCQ_THREADS (default 4, its
  * default), LXCQ_BENCH_OUT the JSON file.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -30,15 +39,16 @@ import {
   directFreezePair,
   directLifecycle,
   directMakeRunning,
+  directMakeStopped,
   directRemove,
-  directCloneLifecycle,
   directIps,
-  directMakeBase,
   directStateCheck,
   type LifecycleTimes,
+  type Make,
 } from './direct.ts';
 import type { DirectThreadInput, DirectThreadOutput } from './direct-thread.ts';
 import { cpuPer, cpuSnapshot, type CpuUse } from './cpu.ts';
+import { buildLocalImage, removeLocalImage, type LocalImage } from './image.ts';
 import { fmt, ratio, round, summarize, table, type Summary } from './stats.ts';
 
 // ---- parameters and reference figures -------------------------------------------------------
@@ -72,6 +82,23 @@ const WORKER_ENV = {
 };
 
 const STEPS = ['create', 'start', 'stop', 'destroy'] as const;
+
+/** The ways a lifecycle makes its container; `local` is the main one. */
+const MODE_KEYS = ['local', 'busyboxTemplate', 'clone'] as const;
+type ModeKey = (typeof MODE_KEYS)[number];
+const MODE_TITLES: Record<ModeKey, string> = {
+  local:
+    'Main: create from a cached image (template local, busybox rootfs + metadata .tar.xz) + start + stop + destroy',
+  busyboxTemplate:
+    'Secondary: create with the busybox template (a shell script building the rootfs each time) + start + stop + destroy',
+  clone:
+    'create replaced by an overlayfs copy-on-write clone of a stopped base container (made from the image)',
+};
+const MODE_SHORT: Record<ModeKey, string> = {
+  local: 'cached image (local)',
+  busyboxTemplate: 'busybox template',
+  clone: 'overlayfs clone',
+};
 type Step = (typeof STEPS)[number];
 
 // ---- the API client -------------------------------------------------------------------------
@@ -140,12 +167,27 @@ class Client {
     };
   }
 
-  /** create (or, with `base`, an overlayfs clone of base), start, stop, destroy. */
-  async lifecycle(name: string, base?: string): Promise<Record<Step, JobTiming> & { total: number }> {
+  /** Makes `name`: POST /v1/containers (busybox or local image) or a clone of the base. */
+  make(name: string, how: Make): Promise<JobTiming> {
+    switch (how.kind) {
+      case 'clone':
+        return this.job('POST', `/v1/containers/${how.base}/clone`, { newName: name, snapshot: true });
+      case 'local':
+        return this.job('POST', '/v1/containers', {
+          name,
+          template: 'local',
+          local: { rootfs: how.rootfs, metadata: how.metadata },
+          config: TEST_CONFIG,
+        });
+      case 'busybox':
+        return this.job('POST', '/v1/containers', { name, template: 'busybox', config: TEST_CONFIG });
+    }
+  }
+
+  /** make (see Make: create from an image or template, or clone), start, stop, destroy. */
+  async lifecycle(name: string, how: Make): Promise<Record<Step, JobTiming> & { total: number }> {
     const t0 = performance.now();
-    const create = base
-      ? await this.job('POST', `/v1/containers/${base}/clone`, { newName: name, snapshot: true })
-      : await this.job('POST', '/v1/containers', { name, template: 'busybox', config: TEST_CONFIG });
+    const create = await this.make(name, how);
     const start = await this.job('POST', `/v1/containers/${name}/start`);
     const stop = await this.job('POST', `/v1/containers/${name}/stop`);
     const destroy = await this.job('DELETE', `/v1/containers/${name}`);
@@ -187,6 +229,8 @@ interface LifecycleResult {
   split?: Record<Step, { queue: Summary; run: Summary; outside: Summary }>;
   /** CPU ms per lifecycle, by process. */
   cpu?: CpuUse;
+  /** 1-minute load average before and after the row. */
+  load?: { before: number; after: number };
 }
 
 function lifecycleResult(
@@ -210,25 +254,17 @@ function lifecycleResult(
   };
 }
 
-function directSequential(lxcpath: string, base?: string): LifecycleResult {
+function directSequential(lxcpath: string, tag: string, how: Make): LifecycleResult {
   const times: LifecycleTimes[] = [];
   const t0 = performance.now();
-  for (let i = 0; i < N; i++) {
-    const name = `bd-s${base ? 'k' : ''}${i}`;
-    times.push(base ? directCloneLifecycle(base, name, lxcpath) : directLifecycle(name, lxcpath));
-  }
+  for (let i = 0; i < N; i++) times.push(directLifecycle(`bd-${tag}s${i}`, lxcpath, how));
   return lifecycleResult('direct lxc-ffi, in-process', 1, performance.now() - t0, times);
 }
 
-async function directParallel(lxcpath: string, base?: string): Promise<LifecycleResult> {
+async function directParallel(lxcpath: string, tag: string, how: Make): Promise<LifecycleResult> {
   const entry = new URL('./direct-thread.mjs', import.meta.url);
   const threads = Array.from({ length: CONC }, (_, t) => {
-    const input: DirectThreadInput = {
-      lxcpath,
-      prefix: `bd-p${base ? 'k' : ''}${t}-`,
-      count: N / CONC,
-      ...(base ? { base } : {}),
-    };
+    const input: DirectThreadInput = { lxcpath, prefix: `bd-${tag}p${t}-`, count: N / CONC, make: how };
     const w = new Worker(entry, { workerData: input });
     let onReady: () => void = () => undefined;
     const ready = new Promise<void>((r) => (onReady = r));
@@ -246,19 +282,28 @@ async function directParallel(lxcpath: string, base?: string): Promise<Lifecycle
     return { w, ready, done };
   });
   await Promise.all(threads.map((t) => t.ready));
+  // CPU from 'go' on: the threads' start-up (tsx compiling direct.ts, loading liblxc) is not counted.
+  const cpu0 = cpuSnapshot(pids);
   const t0 = performance.now();
   for (const t of threads) t.w.postMessage('go');
   const times = (await Promise.all(threads.map((t) => t.done))).flat();
-  return lifecycleResult(`direct lxc-ffi, ${CONC} worker_threads`, CONC, performance.now() - t0, times);
+  const r = lifecycleResult(`direct lxc-ffi, ${CONC} worker_threads`, CONC, performance.now() - t0, times);
+  r.cpu = cpuPer(cpu0, cpuSnapshot(pids), r.n);
+  return r;
 }
 
-async function apiLifecycles(client: Client, concurrency: number, base?: string): Promise<LifecycleResult> {
+async function apiLifecycles(
+  client: Client,
+  concurrency: number,
+  tag: string,
+  how: Make,
+): Promise<LifecycleResult> {
   const all: Awaited<ReturnType<Client['lifecycle']>>[] = [];
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, t) => {
       for (let i = 0; i < N / concurrency; i++)
-        all.push(await client.lifecycle(`ba-c${concurrency}${base ? 'k' : ''}-${t}-${i}`, base));
+        all.push(await client.lifecycle(`ba-${tag}c${concurrency}-${t}-${i}`, how));
     }),
   );
   const wall = performance.now() - t0;
@@ -386,8 +431,92 @@ let pids: { worker?: number | undefined; redis?: number | undefined } = {};
 async function withCpu<T extends { n: number; cpu?: CpuUse }>(fn: () => T | Promise<T>): Promise<T> {
   const a = cpuSnapshot(pids);
   const r = await fn();
-  r.cpu = cpuPer(a, cpuSnapshot(pids), r.n);
+  r.cpu ??= cpuPer(a, cpuSnapshot(pids), r.n);
   return r;
+}
+
+const load1 = (): number => round(loadavg()[0] ?? NaN, 2);
+
+/** withCpu, and the load average before and after. */
+async function row(fn: () => LifecycleResult | Promise<LifecycleResult>): Promise<LifecycleResult> {
+  const before = load1();
+  const r = await withCpu(fn);
+  r.load = { before, after: load1() };
+  return r;
+}
+
+type Lifecycles = Record<'directSeq' | 'directPar' | 'apiSeq' | 'apiPar', LifecycleResult>;
+
+interface ModeSpec {
+  /** Container name tag (keeps the modes' names apart). */
+  tag: string;
+  title: string;
+  direct: Make;
+  api: Make;
+}
+
+/** One mode's four rows: direct c1, direct c4, API c1, API c4, each after a warm-up. */
+async function runMode(
+  m: ModeSpec,
+  client: Client,
+  directPath: string,
+  setup?: { direct(): void; api(): Promise<void>; teardown(): Promise<void> },
+): Promise<Lifecycles> {
+  log(`${m.title}: ${N} lifecycles each direct c1, direct c${CONC}, API c1, API c${CONC} (load ${load1()})`);
+  if (setup) {
+    setup.direct();
+    await setup.api();
+  }
+  directLifecycle(`bd-${m.tag}warm`, directPath, m.direct);
+  const directSeq = await row(() => directSequential(directPath, m.tag, m.direct));
+  const directPar = await row(() => directParallel(directPath, m.tag, m.direct));
+  await client.lifecycle(`ba-${m.tag}warm`, m.api);
+  const apiSeq = await row(() => apiLifecycles(client, 1, m.tag, m.api));
+  // Warm-up at full concurrency too (every pool thread has run a lifecycle).
+  await Promise.all(Array.from({ length: CONC }, (_, i) => client.lifecycle(`ba-${m.tag}warm${i}`, m.api)));
+  const apiPar = await row(() => apiLifecycles(client, CONC, m.tag, m.api));
+  if (setup) await setup.teardown();
+  return { directSeq, directPar, apiSeq, apiPar };
+}
+
+function modeRatios(l: Lifecycles) {
+  return {
+    apiVsDirectSeq: round(l.apiSeq.perSec / l.directSeq.perSec),
+    apiVsDirectPar: round(l.apiPar.perSec / l.directPar.perSec),
+    apiVsLxdSeq: round(l.apiSeq.perSec / LXD.seqPerSec),
+    apiVsLxdPar: round(l.apiPar.perSec / LXD.c4PerSec),
+    directVsLxdSeq: round(l.directSeq.perSec / LXD.seqPerSec),
+    directVsLxdPar: round(l.directPar.perSec / LXD.c4PerSec),
+  };
+}
+
+/** The code measured: HEAD and the files that differ from it (other work in the tree). */
+function sourceState(): { commit: string; uncommitted: string[] } {
+  const git = (...args: string[]) => {
+    try {
+      return execFileSync('git', args, {
+        encoding: 'utf8',
+        cwd: fileURLToPath(new URL('../../../', import.meta.url)),
+      });
+    } catch {
+      return '';
+    }
+  };
+  return {
+    commit: git('rev-parse', '--short', 'HEAD').trim() || 'unknown',
+    uncommitted: git(
+      'status',
+      '--porcelain',
+      '--',
+      'services/worker',
+      'services/api/src',
+      'packages/lxc-ffi',
+      'packages/shared',
+    )
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.slice(3)),
+  };
 }
 
 function log(msg: string): void {
@@ -397,59 +526,72 @@ function log(msg: string): void {
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error('the benchmark creates real containers: run it as root');
   const startedAt = new Date();
+  const source = sourceState();
   const loadStart = loadavg()[0] ?? NaN;
   const directPath = mkdtempSync(join(tmpdir(), 'lxcq-bench-direct-'));
   let stack: Stack | null = null;
+  let image: LocalImage | null = null;
   try {
-    // 1. lifecycles, direct first (no lxcq process running yet)
-    log(`warm-up, then ${N} direct lifecycles sequentially`);
-    directLifecycle('bd-warm', directPath);
-    const dSeq = await withCpu(() => directSequential(directPath));
-    log(`${N} direct lifecycles on ${CONC} threads`);
-    const dPar = await withCpu(() => directParallel(directPath));
-
-    log('starting the stack (redis-server, API, worker)');
-    stack = await Stack.start({ workerEnv: WORKER_ENV });
+    log('building the local image (busybox rootfs + metadata, xz) once');
+    image = buildLocalImage();
+    const img = image;
+    log(`starting the stack (redis-server, API, worker with LXCQ_IMAGES_DIR=${img.dir})`);
+    stack = await Stack.start({ workerEnv: { ...WORKER_ENV, LXCQ_IMAGES_DIR: img.dir } });
     pids = { worker: stack.worker?.pid, redis: stack.redisServer.pid };
     const client = new Client(stack.url);
     const hostId = stack.hostId;
     const delays: LoopDelay[] = [loopDelay('idle, after start', await client.freshHost(hostId))];
+    const apiLocal: Make = { kind: 'local', rootfs: img.rootfs, metadata: img.metadata };
+    const directLocal: Make = { kind: 'local', rootfs: img.rootfsPath, metadata: img.metadataPath };
 
-    log(`warm-up, then ${N} API lifecycles at concurrency 1`);
-    await client.lifecycle('ba-warm');
-    const aSeq = await withCpu(() => apiLifecycles(client, 1));
-    log(
-      `warm-up (${CONC} in parallel: the worker's pool grows to its threads), then ${N} API lifecycles at concurrency ${CONC}`,
+    // 1a. the main mode: create from the cached (local) image
+    const local = await runMode(
+      { tag: 'i', title: MODE_TITLES.local, direct: directLocal, api: apiLocal },
+      client,
+      directPath,
     );
-    await Promise.all(Array.from({ length: CONC }, (_, i) => client.lifecycle(`ba-warm${i}`)));
-    const aPar = await withCpu(() => apiLifecycles(client, CONC));
-
-    // 1b. the same with create replaced by a copy-on-write clone of a stopped base container
-    log(
-      `${N} lifecycles each with an overlayfs clone instead of create: direct c1, c${CONC}, API c1, c${CONC}`,
+    // 1b. secondary: create with the busybox template
+    const busybox = await runMode(
+      {
+        tag: 'b',
+        title: MODE_TITLES.busyboxTemplate,
+        direct: { kind: 'busybox' },
+        api: { kind: 'busybox' },
+      },
+      client,
+      directPath,
     );
-    directMakeBase('bd-base', directPath);
-    directCloneLifecycle('bd-base', 'bd-kwarm', directPath);
-    const kdSeq = await withCpu(() => directSequential(directPath, 'bd-base'));
-    const kdPar = await withCpu(() => directParallel(directPath, 'bd-base'));
-    await client.job('POST', '/v1/containers', { name: 'ba-base', template: 'busybox', config: TEST_CONFIG });
-    await client.lifecycle('ba-kwarm', 'ba-base');
-    const kaSeq = await withCpu(() => apiLifecycles(client, 1, 'ba-base'));
-    const kaPar = await withCpu(() => apiLifecycles(client, CONC, 'ba-base'));
-    await client.job('DELETE', '/v1/containers/ba-base');
-    directRemove('bd-base', directPath);
+    // 1c. create replaced by a copy-on-write clone of a stopped base container (made from the image)
+    const clone = await runMode(
+      {
+        tag: 'k',
+        title: MODE_TITLES.clone,
+        direct: { kind: 'clone', base: 'bd-base' },
+        api: { kind: 'clone', base: 'ba-base' },
+      },
+      client,
+      directPath,
+      {
+        direct: () => directMakeStopped('bd-base', directPath, directLocal),
+        api: async () => void (await client.make('ba-base', apiLocal)),
+        teardown: async () => {
+          await client.job('DELETE', '/v1/containers/ba-base');
+          directRemove('bd-base', directPath);
+        },
+      },
+    );
     delays.push(loopDelay('after the lifecycles', await client.freshHost(hostId)));
 
     // 2. cheap jobs' round trip
     log(`round trips: ${RT} no-op starts, ${RT / 4} freeze/unfreeze pairs`);
     const rtNames = Array.from({ length: CONC }, (_, i) => `ba-rt${i}`);
     for (const n of rtNames) {
-      await client.job('POST', '/v1/containers', { name: n, template: 'busybox', config: TEST_CONFIG });
+      await client.make(n, apiLocal);
       await client.job('POST', `/v1/containers/${n}/start`);
     }
     const first = rtNames[0] as string;
     const lxcpath = stack.lxcpath;
-    directMakeRunning('bd-fz', directPath);
+    directMakeRunning('bd-fz', directPath, directLocal);
     const directState = await withCpu(() =>
       directLoop('direct: open + state + running + dispose', RT, () => [directStateCheck(first, lxcpath)]),
     );
@@ -507,6 +649,7 @@ async function main(): Promise<void> {
 
     const result = {
       date: startedAt.toISOString(),
+      source,
       host: {
         cores: cpus().length,
         cpu: cpus()[0]?.model ?? 'unknown',
@@ -518,20 +661,9 @@ async function main(): Promise<void> {
       },
       params: { lifecyclesPerMode: N, roundTrips: RT, concurrency: CONC, workerEnv: WORKER_ENV },
       reference: { lxd502: LXD, bullmqFloor: BULLMQ_FLOOR, goalVsLxd: GOAL },
-      lifecycles: { directSeq: dSeq, directPar: dPar, apiSeq: aSeq, apiPar: aPar },
-      cloneLifecycles: { directSeq: kdSeq, directPar: kdPar, apiSeq: kaSeq, apiPar: kaPar },
-      ratios: {
-        apiVsDirectSeq: round(aSeq.perSec / dSeq.perSec),
-        apiVsDirectPar: round(aPar.perSec / dPar.perSec),
-        apiVsLxdSeq: round(aSeq.perSec / LXD.seqPerSec),
-        apiVsLxdPar: round(aPar.perSec / LXD.c4PerSec),
-        directVsLxdSeq: round(dSeq.perSec / LXD.seqPerSec),
-        directVsLxdPar: round(dPar.perSec / LXD.c4PerSec),
-        cloneApiVsDirectSeq: round(kaSeq.perSec / kdSeq.perSec),
-        cloneApiVsDirectPar: round(kaPar.perSec / kdPar.perSec),
-        cloneApiVsLxdSeq: round(kaSeq.perSec / LXD.seqPerSec),
-        cloneApiVsLxdPar: round(kaPar.perSec / LXD.c4PerSec),
-      },
+      image: { rootfsBytes: img.rootfsBytes, format: 'tar.xz (lxc-local accepts xz only)' },
+      lifecycles: { local, busyboxTemplate: busybox, clone },
+      ratios: { local: modeRatios(local), busyboxTemplate: modeRatios(busybox), clone: modeRatios(clone) },
       roundTrip: {
         directState,
         directIps: directIpsRt,
@@ -557,13 +689,13 @@ async function main(): Promise<void> {
   } finally {
     if (stack) await stack.close();
     removeLxcpath(directPath);
+    if (image) removeLocalImage(image);
   }
 }
 
-type Lifecycles = Record<'directSeq' | 'directPar' | 'apiSeq' | 'apiPar', LifecycleResult>;
-
 type Result = {
   date: string;
+  source: { commit: string; uncommitted: string[] };
   host: {
     cores: number;
     cpu: string;
@@ -573,8 +705,7 @@ type Result = {
     loadAvgStart: number;
     loadAvgEnd: number;
   };
-  lifecycles: Lifecycles;
-  cloneLifecycles: Lifecycles;
+  lifecycles: Record<ModeKey, Lifecycles>;
   roundTrip: Record<string, RoundTrip>;
   workerEventLoopDelay: LoopDelay[];
   workerProcess: { rssMB: number; threads: number };
@@ -583,17 +714,26 @@ type Result = {
 function print(r: Result): void {
   const out: string[] = [];
   out.push(
-    `lxcq pipeline benchmark  ${r.date}`,
+    `lxcq pipeline benchmark  ${r.date}  (commit ${r.source.commit}` +
+      `${r.source.uncommitted.length ? `, uncommitted changes in ${r.source.uncommitted.join(', ')}` : ''})`,
     `host: ${r.host.cores} cores (${r.host.cpu}), kernel ${r.host.kernel}, node ${r.host.node}, liblxc ${r.host.liblxc}`,
     `${N} lifecycles per mode (LXCQ_BENCH_N), ${RT} round trips per cheap-job mode (LXCQ_BENCH_RT), worker LXCQ_THREADS=${WORKER_ENV.LXCQ_THREADS}`,
     `load average (1 min) at start ${fmt(r.host.loadAvgStart)}, at end ${fmt(r.host.loadAvgEnd)}: other work on the machine skews every figure`,
     '',
-    `1. Full lifecycles: create (busybox template, lxc.net.0.type=empty) + start + stop + destroy`,
-    ...lifecycleTables(r.lifecycles),
+    `1. Full lifecycles (make + start + stop + destroy, lxc.net.0.type=empty) per second, next to LXD 5.0.2`,
+    `   (issue reference, busybox image: ${fmt(LXD.seqPerSec)}/s sequentially, ${fmt(LXD.c4PerSec)}/s at concurrency ${CONC}, p50 ${fmt(LXD.c4P50s)} s; goal >= ${GOAL}x)`,
+    summaryTable(r.lifecycles),
     '',
-    `1b. The same lifecycle with create replaced by an overlayfs copy-on-write clone of a stopped base`,
+    `1a. ${MODE_TITLES.local}`,
+    `    (POST /v1/containers {template: 'local', local: {rootfs, metadata}}; direct: create('local', ['--fstree', ..., '--metadata', ...]))`,
+    ...lifecycleTables(r.lifecycles.local),
+    '',
+    `1b. ${MODE_TITLES.busyboxTemplate}`,
+    ...lifecycleTables(r.lifecycles.busyboxTemplate),
+    '',
+    `1c. ${MODE_TITLES.clone}`,
     `    (POST /v1/containers/<base>/clone {snapshot: true}; clones of one base take its lock one at a time)`,
-    ...lifecycleTables(r.cloneLifecycles),
+    ...lifecycleTables(r.lifecycles.clone),
     '',
     '2. One cheap job: round trip through the API vs its liblxc part called directly (ms)',
   );
@@ -640,6 +780,56 @@ function print(r: Result): void {
       ' (every fork liblxc makes from it copies its page tables: templates, lxc-start, ips())',
   );
   process.stdout.write(out.join('\n') + '\n');
+}
+
+/** Every mode's lifecycles/s and its ratio to LXD, one row per mode and way of calling. */
+function summaryTable(all: Record<ModeKey, Lifecycles>): string {
+  const rows: string[][] = [];
+  for (const key of MODE_KEYS) {
+    const l = all[key];
+    for (const [name, x] of [
+      ['lxcq API', l.apiSeq],
+      ['direct lxc-ffi', l.directSeq],
+      ['lxcq API', l.apiPar],
+      ['direct lxc-ffi', l.directPar],
+    ] as const) {
+      const lxd = x.concurrency === 1 ? LXD.seqPerSec : LXD.c4PerSec;
+      rows.push([
+        MODE_SHORT[key],
+        name,
+        String(x.concurrency),
+        fmt(x.perSec),
+        fmt(x.lifecycle.p50, 3),
+        ratio(x.perSec, lxd),
+        x.perSec >= GOAL * lxd ? 'yes' : 'no',
+        `${fmt(x.load?.before, 1)}-${fmt(x.load?.after, 1)}`,
+      ]);
+    }
+  }
+  rows.push([
+    'LXD 5.0.2 (issue reference)',
+    'busybox image',
+    '1',
+    fmt(LXD.seqPerSec),
+    '-',
+    '1.00x',
+    '-',
+    '-',
+  ]);
+  rows.push([
+    'LXD 5.0.2 (issue reference)',
+    'busybox image',
+    String(CONC),
+    fmt(LXD.c4PerSec),
+    fmt(LXD.c4P50s, 3),
+    '1.00x',
+    '-',
+    '-',
+  ]);
+  return table(
+    ['mode', 'through', 'conc', 'lifecycles/s', 'p50 s', 'lxcq/LXD', `>=${GOAL}x`, 'load 1m'],
+    rows,
+  );
 }
 
 function lifecycleTables(l: Lifecycles): string[] {
