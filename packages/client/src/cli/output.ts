@@ -1,0 +1,202 @@
+import type { ContainerInfo, HostInfo, Job } from '@lxcq/shared';
+import type { EventOf } from '../events.ts';
+
+/** Where the CLI writes: stdout for results, stderr for progress and errors. */
+export class Output {
+  constructor(
+    readonly json: boolean,
+    readonly stdout: NodeJS.WriteStream = process.stdout,
+    readonly stderr: NodeJS.WriteStream = process.stderr,
+  ) {}
+
+  /** Colours only on a terminal, and not when NO_COLOR is set. */
+  get color(): boolean {
+    return this.stderr.isTTY && !process.env.NO_COLOR;
+  }
+
+  line(text = ''): void {
+    this.stdout.write(`${text}\n`);
+  }
+
+  err(text: string): void {
+    this.stderr.write(`${text}\n`);
+  }
+
+  data(value: unknown): void {
+    this.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  /** One JSON document per line (event streams). */
+  ndjson(value: unknown): void {
+    this.stdout.write(`${JSON.stringify(value)}\n`);
+  }
+
+  /** Human output, or `value` as JSON with --json. */
+  print(value: unknown, human: () => void): void {
+    if (this.json) this.data(value);
+    else human();
+  }
+}
+
+/** Left-aligned columns, two spaces apart, headers in capitals. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [fmt(headers), ...rows.map(fmt)].join('\n');
+}
+
+/** `key: value` lines, keys aligned. */
+export function keyValues(pairs: [string, string][]): string {
+  const w = Math.max(...pairs.map(([k]) => k.length)) + 1;
+  return pairs.map(([k, v]) => `${`${k}:`.padEnd(w)} ${v}`).join('\n');
+}
+
+export function containerRow(c: ContainerInfo): string[] {
+  return [
+    c.name,
+    c.state,
+    c.host,
+    c.pid !== undefined ? String(c.pid) : '-',
+    c.ips?.length ? c.ips.join(',') : '-',
+  ];
+}
+
+export function containerSummary(c: ContainerInfo): string {
+  const parts = [`${c.name} ${c.state} on ${c.host}`];
+  if (c.pid !== undefined) parts.push(`pid ${c.pid}`);
+  if (c.ips?.length) parts.push(`ips ${c.ips.join(',')}`);
+  return parts.join(', ');
+}
+
+export function containerDetails(c: ContainerInfo): string {
+  const pairs: [string, string][] = [
+    ['name', c.name],
+    ['state', c.state],
+    ['host', c.host],
+    ['pid', c.pid !== undefined ? String(c.pid) : '-'],
+    ['ips', c.ips?.length ? c.ips.join(', ') : '-'],
+    ['snapshots', c.snapshots?.length ? c.snapshots.map((s) => s.name).join(', ') : '-'],
+    ['checkpoints', c.checkpoints?.length ? c.checkpoints.join(', ') : '-'],
+    ['updated', c.updatedAt],
+  ];
+  return keyValues(pairs);
+}
+
+export function bytes(n: number): string {
+  const units = ['B', 'K', 'M', 'G', 'T'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 10 || i === 0 ? Math.round(v) : v.toFixed(1)}${units[i] ?? ''}`;
+}
+
+export function ago(iso: string | undefined, now = Date.now()): string {
+  if (!iso) return '-';
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return iso;
+  const s = Math.max(0, Math.round((now - t) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`;
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
+  return `${Math.floor(s / 86400)}d ago`;
+}
+
+export function hostRow(h: HostInfo): string[] {
+  const c = h.capabilities;
+  return [
+    h.id,
+    h.status,
+    String(c.containers),
+    String(c.running),
+    String(c.cores),
+    `${bytes(c.freeMemoryBytes)}/${bytes(c.memoryBytes)}`,
+    c.criu ? 'yes' : 'no',
+    ago(h.lastSeen),
+  ];
+}
+
+export function jobRow(j: Job): string[] {
+  const progress =
+    j.state === 'active' && j.progress
+      ? `${j.progress.percent}% ${j.progress.stage}`
+      : j.error
+        ? j.error.code
+        : '';
+  return [j.id, j.operation, j.container, j.state, progress, ago(j.createdAt)];
+}
+
+export function jobDetails(j: Job): string {
+  const pairs: [string, string][] = [
+    ['id', j.id],
+    ['operation', j.operation],
+    ['container', j.container],
+    ['host', j.host],
+    ['state', j.state],
+  ];
+  if (j.queuePosition !== undefined && j.state === 'queued')
+    pairs.push(['queue position', String(j.queuePosition)]);
+  if (j.progress) pairs.push(['progress', `${j.progress.percent}% ${j.progress.stage}`]);
+  pairs.push(['payload', JSON.stringify(j.payload)]);
+  pairs.push(['created', j.createdAt]);
+  if (j.startedAt) pairs.push(['started', j.startedAt]);
+  if (j.finishedAt) pairs.push(['finished', j.finishedAt]);
+  if (j.attempts !== undefined) pairs.push(['attempts', String(j.attempts)]);
+  if (j.result !== undefined) pairs.push(['result', JSON.stringify(j.result)]);
+  if (j.error) pairs.push(['error', `${j.error.code}: ${j.error.message}`]);
+  return keyValues(pairs);
+}
+
+/** One line per event: time, type, where, what. */
+export function eventLine(e: EventOf): string {
+  const where = [e.container, e.host && `@${e.host}`].filter(Boolean).join(' ');
+  let what: string;
+  switch (e.type) {
+    case 'container.state':
+      what = `${e.data.from} -> ${e.data.to} (${e.data.source}${e.data.exitStatus !== undefined ? `, exit ${e.data.exitStatus}` : ''})`;
+      break;
+    case 'container.created':
+    case 'container.destroyed':
+      what = `(${e.data.source})`;
+      break;
+    case 'container.renamed':
+    case 'container.moved':
+      what = `${e.data.from} -> ${e.data.to}`;
+      break;
+    case 'job.queued':
+      what = `${e.data.operation} (queue position ${e.data.queuePosition})`;
+      break;
+    case 'job.active':
+      what = `${e.data.operation} (attempt ${e.data.attempt})`;
+      break;
+    case 'job.progress':
+      what = `${e.data.percent}% ${e.data.stage}`;
+      break;
+    case 'job.completed':
+      what = e.data.operation;
+      break;
+    case 'job.failed':
+      what = `${e.data.operation}: ${e.data.error.code}: ${e.data.error.message}`;
+      break;
+    case 'job.cancelled':
+      what = e.data.operation;
+      break;
+    case 'host.online':
+      what = 'online';
+      break;
+    case 'host.offline':
+      what = `offline (last seen ${e.data.lastSeen})`;
+      break;
+    case 'host.draining':
+      what = e.data.draining ? 'draining' : 'undrained';
+      break;
+  }
+  const job = e.job ? `  job ${e.job}` : '';
+  return `${e.time}  ${e.type.padEnd(19)}  ${where}  ${what}${job}`;
+}
