@@ -35,6 +35,13 @@ export function keys(prefix = 'lxcq') {
     events: `${prefix}:events`,
     /** Pub/sub channel carrying the id of every job that ended (wakes API waiters). */
     jobDone: `${prefix}:jobdone`,
+    /** String with a short TTL: a one-time worker-to-worker transfer token (JSON grant), deleted on use. */
+    transferToken: (token: string) => `${prefix}:xfer:token:${token}`,
+    /**
+     * String: who decided a transfer's outcome, set once (NX) by whichever side gets there first:
+     * the target (`restoring`, then `done` or `failed`) or the source giving up (`aborted`).
+     */
+    transferOutcome: (id: string) => `${prefix}:xfer:outcome:${id}`,
     /** List: a job's log lines (state changes, progress stages, errors). */
     jobLog: (id: string) => `${prefix}:joblog:${id}`,
   };

@@ -38,6 +38,8 @@ export interface HostInfo {
   lastSeen: string;
   startedAt: string;
   lxcpath: string;
+  /** Where other workers reach this worker's transfer server (migrate, cross-host clone): host:port. */
+  transfer?: string;
   capabilities: {
     liblxcVersion: string;
     criu: boolean;

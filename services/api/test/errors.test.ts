@@ -259,12 +259,9 @@ describe('policy, existence and state', () => {
     expect(k.error?.code).toBe('LXCQ_CHECKPOINT_NOT_FOUND');
   });
 
-  it('migrate is refused as not implemented, before anything is queued', async () => {
-    await expectError(
-      s.http<Err>('POST', '/v1/containers/c1/migrate', { targetHost: 'h2' }),
-      501,
-      'LXCQ_NOT_IMPLEMENTED',
-    );
+  it('migrate to a host that never registered fails with LXCQ_HOST_NOT_FOUND', async () => {
+    const j = await s.run('POST', '/v1/containers/c1/migrate', { targetHost: 'h2' });
+    expect(j.error?.code).toBe('LXCQ_HOST_NOT_FOUND');
   });
 
   it('a local image that is not on the host fails with LXCQ_IMAGE_NOT_FOUND and leaves nothing behind', async () => {

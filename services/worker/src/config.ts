@@ -22,6 +22,19 @@ export interface WorkerConfig {
   maxExecOutputBytes: number;
   eventMaxLen: number;
   policy: ConfigPolicy;
+  /** Where the transfer server listens (host:port; port 0 picks a free one at start). */
+  transferBind: { host: string; port: number };
+  /** The address other workers use to reach it (default: the bound address and port). */
+  transferAdvertise?: string;
+  /** A target host silent this long is offline for migrate and cross-host clone. */
+  hostOfflineMs: number;
+}
+
+function hostPort(raw: string, name: string): { host: string; port: number } {
+  const m = /^(.*):(\d+)$/.exec(raw);
+  if (!m || !m[1] || Number(m[2]) > 65535)
+    throw new ConfigError(`${name} must be <address>:<port> (e.g. 127.0.0.1:0), not ${raw}.`);
+  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
 }
 
 function defaultLxcpath(): string {
@@ -59,6 +72,9 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     maxExecOutputBytes: envInt(env, 'LXCQ_EXEC_MAX_OUTPUT', 1024 * 1024, 1),
     eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
     policy: policyFrom(env.LXCQ_CONFIG_POLICY),
+    transferBind: hostPort(env.LXCQ_TRANSFER_BIND || '127.0.0.1:0', 'LXCQ_TRANSFER_BIND'),
+    ...(env.LXCQ_TRANSFER_ADVERTISE ? { transferAdvertise: env.LXCQ_TRANSFER_ADVERTISE } : {}),
+    hostOfflineMs: envInt(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
   };
 }
 

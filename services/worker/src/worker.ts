@@ -1,4 +1,6 @@
+import { rmSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -27,6 +29,7 @@ import { listMarkers, readMarker, removeMarker } from './handlers/markers.ts';
 import { StateMonitor } from './monitor.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
+import { TransferServer, type TransferGrant } from './transfer.ts';
 
 const payloadCheckers = Object.fromEntries(
   Object.entries(OPERATIONS).map(([name, def]) => [name, Compile(def.payload)]),
@@ -72,6 +75,9 @@ export class LxcqWorker {
   /** The job running on each container name right now (its state changes are `source: api`). */
   private readonly jobOn = new Map<string, string>();
   private readonly exitStatus = new Map<string, number>();
+  private transfer?: TransferServer;
+  /** Where other workers reach this worker's transfer server. */
+  private transferAddress?: string;
 
   constructor(deps: WorkerDeps) {
     this.config = deps.config;
@@ -91,6 +97,7 @@ export class LxcqWorker {
     this.hostInfo = await this.pool.call({ fn: 'hostInfo', lxcpath: this.config.lxcpath });
     await this.store.setHostFlag(this.config.hostId, 'stopped', false);
     await this.sweepMarkers();
+    await this.startTransferServer();
     await this.startMonitor();
     await this.heartbeat();
     await this.store.addEvent(
@@ -160,6 +167,41 @@ export class LxcqWorker {
       await this.pool.call({ fn: 'purge', name, lxcpath: this.config.lxcpath });
       removeMarker(this.config.lxcpath, name);
     }
+  }
+
+  /** The server other workers stream containers to (migrate, cross-host clone). */
+  private async startTransferServer(): Promise<void> {
+    rmSync(join(this.config.lxcpath, '.lxcq', 'incoming'), { recursive: true, force: true });
+    this.transfer = new TransferServer({
+      hostId: this.config.hostId,
+      lxcpath: this.config.lxcpath,
+      redis: this.redis,
+      keys: this.keys,
+      pool: this.pool,
+      log: this.log,
+      lock: (name) => this.locks.acquire([name]),
+      adopt: (grant) => this.adopt(grant),
+    });
+    const bound = await this.transfer.listen(this.config.transferBind);
+    this.transferAddress = this.config.transferAdvertise ?? bound;
+    this.log.info({ bound, advertised: this.transferAddress }, 'transfer server listening');
+  }
+
+  /** A received container becomes this host's: its record names this host from now on. */
+  private async adopt(grant: TransferGrant): Promise<ContainerInfo> {
+    const raw = await this.pool.call({
+      fn: 'info',
+      name: grant.newName,
+      lxcpath: this.config.lxcpath,
+      withConfig: true,
+    });
+    const info = this.toInfo(raw);
+    this.announced.set(grant.newName, info.state);
+    await this.store.putContainer(info);
+    const refs = { host: this.config.hostId, container: grant.newName, job: grant.job };
+    if (grant.mode === 'clone') await this.store.addEvent('container.created', { source: 'api' }, refs);
+    else await this.store.addEvent('container.moved', { from: grant.from, to: grant.to }, refs);
+    return info;
   }
 
   private async startMonitor(): Promise<void> {
@@ -236,6 +278,7 @@ export class LxcqWorker {
     for (const t of this.timers) clearInterval(t);
     await this.bull?.close();
     await this.queue?.close();
+    await this.transfer?.close();
     await this.inventoryRunning;
     await this.monitor?.close().catch(() => undefined);
     await this.monitorChain;
@@ -257,6 +300,7 @@ export class LxcqWorker {
       lastSeen: new Date().toISOString(),
       startedAt: this.startedAt,
       lxcpath: this.config.lxcpath,
+      ...(this.transferAddress ? { transfer: this.transferAddress } : {}),
       capabilities: {
         liblxcVersion: this.hostInfo?.liblxcVersion ?? 'unknown',
         criu: this.hostInfo?.criu ?? false,
@@ -446,6 +490,10 @@ export class LxcqWorker {
       policy: this.config.policy,
       maxExecOutputBytes: this.config.maxExecOutputBytes,
       lxc: (req) => this.pool.call(req),
+      store: this.store,
+      redis: this.redis,
+      keys: this.keys,
+      hostOfflineMs: this.config.hostOfflineMs,
       log,
       touched,
       toInfo: (raw) => this.toInfo(raw),

@@ -1,15 +1,38 @@
 import { LxcqError } from '@lxcq/shared';
 import { on, type Handler } from './context.ts';
 import { makeContainer } from './making.ts';
+import { targetHost, transferTo } from './transfer-out.ts';
 
 export const clone: Handler<'clone'> = async (ctx, p) => {
-  if (p.host !== undefined && p.host !== ctx.host) {
-    throw new LxcqError(
-      'LXCQ_NOT_IMPLEMENTED',
-      'Cross-host clone is not available yet; clone on the same host, then migrate.',
-    );
-  }
   const source = on(ctx);
+  if (p.host !== undefined && p.host !== ctx.host) {
+    // Cross-host: the same stream as a cold migration; the source stays, the target gets the new name.
+    if (p.snapshot)
+      throw new LxcqError('LXCQ_VALIDATION', 'A copy-on-write (snapshot) clone cannot span two hosts.');
+    const info = await ctx.lxc({ fn: 'info', ...source });
+    if (!info.defined)
+      throw new LxcqError(
+        'LXCQ_CONTAINER_NOT_FOUND',
+        `Container ${source.name} does not exist on host ${ctx.host}.`,
+      );
+    if (info.state !== 'STOPPED')
+      throw new LxcqError(
+        'LXCQ_INVALID_STATE',
+        `Container ${source.name} is ${info.state}; clone needs it stopped.`,
+        {
+          details: { state: info.state },
+        },
+      );
+    const to = await targetHost(ctx, p.host, {});
+    await ctx.progress(5, `copying to ${to.id} as ${p.newName}`);
+    const r = await transferTo(ctx, to, { name: source.name, newName: p.newName, mode: 'clone' });
+    if (r.ok) return r.reply.info;
+    if (r.owned) {
+      const made = await ctx.store.getContainer(p.newName);
+      if (made) return made;
+    }
+    throw r.error;
+  }
   const info = await makeContainer(ctx, p.newName, async () => {
     await ctx.progress(10, p.snapshot ? 'making an overlayfs copy-on-write clone' : 'copying the rootfs');
     return ctx.lxc({

@@ -1,10 +1,13 @@
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type {
   ConfigPolicy,
   ContainerInfo,
+  Keys,
   OperationName,
   PayloadOf,
   ResultOf,
+  Store,
   StoredJob,
 } from '@lxcq/shared';
 import type { LxcPool } from '../pool.ts';
@@ -21,6 +24,12 @@ export interface HandlerContext {
   policy: ConfigPolicy;
   maxExecOutputBytes: number;
   lxc: LxcPool['call'];
+  /** The shared records (hosts, registry, events) and Redis, for work spanning two hosts. */
+  store: Store;
+  redis: Redis;
+  keys: Keys;
+  /** Another host silent this long is offline. */
+  hostOfflineMs: number;
   log: Logger;
   progress(percent: number, stage: string): Promise<void>;
   /** The record of a container as the API shows it, from a fresh look through liblxc. */

@@ -1,10 +1,99 @@
+import { rmSync } from 'node:fs';
 import { LxcqError } from '@lxcq/shared';
-import type { Handler } from './context.ts';
+import { checkpointDir } from '../paths.ts';
+import { newCheckpointId } from './checkpoint.ts';
+import { on, type Handler } from './context.ts';
+import { targetHost, transferTo } from './transfer-out.ts';
 
-export const migrate: Handler<'migrate'> = () =>
-  Promise.reject(
-    new LxcqError(
-      'LXCQ_NOT_IMPLEMENTED',
-      'Migration between hosts is not available in this version of lxcq.',
-    ),
-  );
+/**
+ * Moves a container to another host. Cold (a stopped container): stream its directory, the target
+ * registers it, then the copy here is destroyed. Live (a running one, CRIU on both hosts): dump
+ * with stop, stream directory and images, the target restores it and registers it, then the copy
+ * here is destroyed. Any failure before the target owns it puts it back as it was here.
+ */
+export const migrate: Handler<'migrate'> = async (ctx, p) => {
+  const source = on(ctx);
+  const t0 = performance.now();
+  const info = await ctx.lxc({ fn: 'info', ...source });
+  if (!info.defined)
+    throw new LxcqError(
+      'LXCQ_CONTAINER_NOT_FOUND',
+      `Container ${source.name} does not exist on host ${ctx.host}.`,
+    );
+  const live = info.state !== 'STOPPED';
+  if (live && !p.live)
+    throw new LxcqError(
+      'LXCQ_INVALID_STATE',
+      `Container ${source.name} is ${info.state}; a cold migration needs it stopped (or pass live: true).`,
+      { details: { state: info.state } },
+    );
+  if (live && info.state !== 'RUNNING')
+    throw new LxcqError(
+      'LXCQ_INVALID_STATE',
+      `Container ${source.name} is ${info.state}; unfreeze it first.`,
+      {
+        details: { state: info.state },
+      },
+    );
+  const to = await targetHost(ctx, p.targetHost, { criu: live });
+  await ctx.progress(5, `moving to ${to.id} (${live ? 'live' : 'cold'})`);
+
+  let checkpoint: string | undefined;
+  let dumpedAt = 0;
+  if (live) {
+    checkpoint = `migrate-${newCheckpointId()}`;
+    await ctx.progress(10, 'dumping processes with CRIU (the container stops here)');
+    dumpedAt = performance.now();
+    await ctx.lxc({
+      fn: 'checkpoint',
+      ...source,
+      dir: checkpointDir(ctx.lxcpath, source.name, checkpoint),
+      stop: true,
+    });
+  }
+  const r = await transferTo(ctx, to, {
+    name: source.name,
+    newName: source.name,
+    mode: live ? 'live' : 'migrate',
+    ...(checkpoint ? { checkpoint } : {}),
+  });
+  if (!r.ok && r.unsure) {
+    throw new LxcqError(
+      'LXCQ_INTERNAL',
+      `Host ${to.id} did not finish restoring ${source.name} in time; it was left stopped here${checkpoint ? ` with its checkpoint ${checkpoint}` : ''} and not restarted, so it cannot run twice. ${r.error.message}`,
+    );
+  }
+  if (!r.ok && !r.owned) {
+    // The target does not have it: back to how it was here.
+    if (checkpoint) {
+      await ctx.progress(90, 'transfer failed: restoring the container here from its checkpoint');
+      const dir = checkpointDir(ctx.lxcpath, source.name, checkpoint);
+      try {
+        await ctx.lxc({ fn: 'restore', ...source, dir });
+      } catch (e) {
+        throw new LxcqError(
+          'LXCQ_LXC_ERROR',
+          `Migration to ${to.id} failed (${r.error.message}) and restoring here failed too (${(e as Error).message}); the container is stopped on ${ctx.host} with checkpoint ${checkpoint}.`,
+        );
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+    throw r.error;
+  }
+  // The target owns it now (registry and container.moved are the target's): remove the copy here.
+  const downtimeMs = live ? performance.now() - dumpedAt : undefined;
+  await ctx.progress(95, `${to.id} has it: removing the copy on ${ctx.host}`);
+  await ctx.lxc({ fn: 'purge', ...source });
+  const moved = r.ok ? r.reply.info : await ctx.store.getContainer(source.name);
+  if (!moved)
+    throw new LxcqError('LXCQ_INTERNAL', `Host ${to.id} took ${source.name} but did not register it.`);
+  return {
+    ...moved,
+    migration: {
+      from: ctx.host,
+      bytes: r.ok ? r.bytes : 0,
+      ms: Math.round(performance.now() - t0),
+      ...(downtimeMs !== undefined ? { downtimeMs: Math.round(downtimeMs) } : {}),
+    },
+  };
+};

@@ -1,0 +1,410 @@
+/**
+ * Worker-to-worker container transfer (migrate, cross-host clone). The source worker streams a
+ * tar of the container's directory straight to the target worker's transfer server in one
+ * `PUT /receive/<name>`; the target checks the one-time token, unpacks into a staging directory,
+ * verifies size and sha256 (HTTP trailers), rewrites the config's paths, renames the directory
+ * into place, restores it with CRIU when live, registers it and answers its info. Nothing big
+ * goes through Redis: only the token and the transfer's outcome.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import * as tar from 'tar';
+import {
+  LxcqError,
+  assertName,
+  toLxcqError,
+  type ContainerInfo,
+  type ErrorBody,
+  type Keys,
+} from '@lxcq/shared';
+import { removeMarker, writeMarker } from './handlers/markers.ts';
+import { checkpointDir } from './paths.ts';
+import type { LxcPool } from './pool.ts';
+
+export type TransferMode = 'migrate' | 'live' | 'clone';
+
+/** What the source grants the target under a one-time token. */
+export interface TransferGrant {
+  id: string;
+  job: string;
+  mode: TransferMode;
+  from: string;
+  to: string;
+  /** The container's name on the source, its directory there, and its name on the target. */
+  name: string;
+  srcDir: string;
+  newName: string;
+  /** Live: the checkpoint (inside the container directory) the target restores from. */
+  checkpoint?: string;
+}
+
+export type Outcome = 'restoring' | 'done' | 'failed' | 'aborted';
+
+export const TOKEN_TTL_SEC = 120;
+/** How long the outcome of a transfer is kept (long enough for a source to read it). */
+const OUTCOME_TTL_SEC = 3600;
+
+/** What the transfer server needs of its worker. */
+export interface ReceiverDeps {
+  hostId: string;
+  lxcpath: string;
+  redis: Redis;
+  keys: Keys;
+  pool: LxcPool;
+  log: Logger;
+  /** Holds the name against inventory and other jobs while it is received. */
+  lock(name: string): Promise<() => void>;
+  /** Registers the received container as this host's; the moment ownership changes. */
+  adopt(grant: TransferGrant): Promise<ContainerInfo>;
+}
+
+export interface ReceiveReply {
+  info: ContainerInfo;
+  bytes: number;
+  sha256: string;
+  restoreMs?: number;
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function fail(res: ServerResponse, err: unknown): void {
+  const e = toLxcqError(err);
+  const status = e.code === 'LXCQ_UNAUTHORIZED' ? 401 : e.code === 'LXCQ_CONTAINER_EXISTS' ? 409 : 422;
+  send(res, status, { error: e.toJSON() });
+}
+
+/**
+ * Rewrites a received config: every path under the source's container directory now lives under
+ * the target's, and a clone takes its new name as hostname.
+ */
+export function rewriteConfig(text: string, srcDir: string, dstDir: string, utsName?: string): string {
+  const from = srcDir.replace(/\/+$/, '');
+  let out = text.split(from).join(dstDir);
+  out = out.replace(/^(\s*lxc\.rootfs\.path\s*=\s*)(?:dir:)?.*$/m, `$1dir:${join(dstDir, 'rootfs')}`);
+  if (utsName !== undefined) out = out.replace(/^(\s*lxc\.uts\.name\s*=\s*).*$/m, `$1${utsName}`);
+  return out;
+}
+
+/** The transfer server of one worker. */
+export class TransferServer {
+  private server?: Server;
+  private readonly active = new Set<IncomingMessage>();
+
+  constructor(private readonly deps: ReceiverDeps) {}
+
+  /** Listens; answers the address it is bound to (host:port). */
+  async listen(bind: { host: string; port: number }): Promise<string> {
+    const server = createServer((req, res) => void this.handle(req, res));
+    // A stream of a whole rootfs may take long; a stalled one is cut by the idle timeout.
+    server.requestTimeout = 0;
+    server.timeout = 60_000;
+    await new Promise<void>((ok, ko) => {
+      server.once('error', ko);
+      server.listen(bind.port, bind.host, () => ok());
+    });
+    this.server = server;
+    const a = server.address() as AddressInfo;
+    return `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const r of this.active) r.destroy();
+    await new Promise<void>((ok) => (this.server ? this.server.close(() => ok()) : ok()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { log } = this.deps;
+    const m = /^\/receive\/([^/?]+)$/.exec(req.url ?? '');
+    if (req.method !== 'PUT' || !m?.[1]) {
+      req.resume();
+      return send(res, 404, { error: { code: 'LXCQ_NOT_FOUND', message: 'No such route.' } });
+    }
+    this.active.add(req);
+    try {
+      const grant = await this.authorize(req, decodeURIComponent(m[1]));
+      const reply = await this.receive(req, grant);
+      send(res, 200, reply);
+    } catch (err) {
+      log.warn({ err: toLxcqError(err).message }, 'transfer refused or failed');
+      fail(res, err);
+      // Whatever is still coming is not wanted.
+      if (!req.complete) req.destroy();
+    } finally {
+      this.active.delete(req);
+    }
+  }
+
+  /** The one-time token: read and deleted in one step, so it serves exactly one upload. */
+  private async authorize(req: IncomingMessage, name: string): Promise<TransferGrant> {
+    const token = /^Bearer ([0-9a-f]{64})$/.exec(req.headers.authorization ?? '')?.[1];
+    const raw = token ? await this.deps.redis.getdel(this.deps.keys.transferToken(token)) : null;
+    if (!raw) throw new LxcqError('LXCQ_UNAUTHORIZED', 'Missing, wrong or used transfer token.');
+    const grant = JSON.parse(raw) as TransferGrant;
+    if (grant.to !== this.deps.hostId || grant.newName !== name)
+      throw new LxcqError('LXCQ_UNAUTHORIZED', 'The transfer token is for another host or container.');
+    return grant;
+  }
+
+  private async receive(req: IncomingMessage, grant: TransferGrant): Promise<ReceiveReply> {
+    const { lxcpath, redis, keys, pool } = this.deps;
+    assertName('container', grant.newName);
+    const release = await this.deps.lock(grant.newName);
+    const incoming = join(lxcpath, '.lxcq', 'incoming');
+    const staging = join(incoming, grant.newName);
+    const final = join(lxcpath, grant.newName);
+    let placed = false;
+    try {
+      const existing = await pool.call({ fn: 'info', name: grant.newName, lxcpath });
+      if (existing.defined || existsSync(final))
+        throw new LxcqError(
+          'LXCQ_CONTAINER_EXISTS',
+          `A container named ${grant.newName} exists on ${grant.to}.`,
+        );
+      rmSync(staging, { recursive: true, force: true });
+      mkdirSync(staging, { recursive: true, mode: 0o700 });
+      const { bytes, sha256 } = await unpackInto(req, staging);
+      const wantSize = Number(req.trailers['x-lxcq-size']);
+      const wantHash = req.trailers['x-lxcq-sha256'];
+      if (wantSize !== bytes || wantHash !== sha256)
+        throw new LxcqError(
+          'LXCQ_VALIDATION',
+          `Transfer incomplete or corrupt: got ${bytes} bytes sha256 ${sha256}, sender says ${wantSize} bytes sha256 ${String(wantHash)}.`,
+        );
+      const cfg = join(staging, 'config');
+      writeFileSync(
+        cfg,
+        rewriteConfig(
+          readFileSync(cfg, 'utf8'),
+          grant.srcDir,
+          final,
+          grant.mode === 'clone' ? grant.newName : undefined,
+        ),
+      );
+      // A marker first: a worker dying from here on leaves a half-made container its sweep removes.
+      writeMarker(lxcpath, grant.newName, grant.job);
+      renameSync(staging, final);
+      placed = true;
+      let restoreMs: number | undefined;
+      const outcome = keys.transferOutcome(grant.id);
+      if (grant.mode === 'live' && grant.checkpoint) {
+        if ((await redis.set(outcome, 'restoring', 'EX', OUTCOME_TTL_SEC, 'NX')) !== 'OK')
+          throw new LxcqError('LXCQ_INVALID_STATE', 'The source gave the transfer up.');
+        const t0 = performance.now();
+        try {
+          await pool.call({
+            fn: 'restore',
+            name: grant.newName,
+            lxcpath,
+            dir: checkpointDir(lxcpath, grant.newName, grant.checkpoint),
+          });
+        } catch (err) {
+          await this.purge(grant.newName);
+          placed = false;
+          await redis.set(outcome, 'failed', 'EX', OUTCOME_TTL_SEC);
+          throw err;
+        }
+        restoreMs = performance.now() - t0;
+        await redis.set(outcome, 'done', 'EX', OUTCOME_TTL_SEC);
+        rmSync(checkpointDir(lxcpath, grant.newName, grant.checkpoint), { recursive: true, force: true });
+      } else if ((await redis.set(outcome, 'done', 'EX', OUTCOME_TTL_SEC, 'NX')) !== 'OK') {
+        throw new LxcqError('LXCQ_INVALID_STATE', 'The source gave the transfer up.');
+      }
+      removeMarker(lxcpath, grant.newName);
+      const info = await this.deps.adopt(grant);
+      return { info, bytes, sha256, ...(restoreMs !== undefined ? { restoreMs } : {}) };
+    } catch (err) {
+      rmSync(staging, { recursive: true, force: true });
+      if (placed) await this.purge(grant.newName);
+      throw err;
+    } finally {
+      release();
+    }
+  }
+
+  private async purge(name: string): Promise<void> {
+    try {
+      await this.deps.pool.call({ fn: 'purge', name, lxcpath: this.deps.lxcpath });
+      removeMarker(this.deps.lxcpath, name);
+    } catch (err) {
+      this.deps.log.error(
+        { err, container: name },
+        'could not remove a received container; the start-up sweep will',
+      );
+    }
+  }
+}
+
+/** Streams the request body through a hash into node-tar's extractor; resolves once all is written. */
+function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number; sha256: string }> {
+  return new Promise((ok, ko) => {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let failed = false;
+    // umask 0 and owners kept: the rootfs must come out exactly as it was packed.
+    const unpack = tar.x({ cwd: dir, preserveOwner: true, umask: 0, processUmask: 0, strict: true });
+    const bad = (err: unknown) => {
+      if (failed) return;
+      failed = true;
+      req.destroy();
+      ko(
+        err instanceof LxcqError
+          ? err
+          : new LxcqError('LXCQ_VALIDATION', `Transfer cut or unreadable: ${(err as Error).message}`),
+      );
+    };
+    unpack.on('error', bad);
+    req.on('error', bad);
+    req.on('aborted', () => bad(new Error('the sender went away mid-stream')));
+    req.on('close', () => {
+      if (!req.complete) bad(new Error('the connection closed mid-stream'));
+    });
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+      if (!unpack.write(chunk)) req.pause();
+    });
+    unpack.on('drain', () => req.resume());
+    req.on('end', () => {
+      if (failed) return;
+      unpack.on('close', () => {
+        if (!failed) ok({ bytes, sha256: hash.digest('hex') });
+      });
+      unpack.end();
+    });
+  });
+}
+
+/** Bytes of regular files under dir (for progress; the tar adds headers on top). */
+export function treeSize(dir: string): number {
+  let total = 0;
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) total += lstatSync(p).size;
+    }
+  };
+  walk(dir);
+  return total;
+}
+
+export interface SendOptions {
+  redis: Redis;
+  keys: Keys;
+  /** The target's transfer address (host:port) from its host record. */
+  address: string;
+  grant: Omit<TransferGrant, 'id'>;
+  onProgress?: (sent: number, total: number) => void;
+}
+
+export type SendResult =
+  | { ok: true; reply: ReceiveReply; bytes: number }
+  | { ok: false; error: ErrorBody; bytes: number; outcome: Outcome | null; id: string };
+
+/** Streams the container directory to the target and reads its answer. Never throws. */
+export async function sendContainer(o: SendOptions): Promise<SendResult> {
+  const id = randomUUID();
+  const grant: TransferGrant = { ...o.grant, id };
+  const token = randomBytes(32).toString('hex');
+  await o.redis.set(o.keys.transferToken(token), JSON.stringify(grant), 'EX', TOKEN_TTL_SEC);
+  const total = treeSize(grant.srcDir);
+  let bytes = 0;
+  const hash = createHash('sha256');
+  const url = new URL(`http://${o.address}/receive/${encodeURIComponent(grant.newName)}`);
+  const result = await new Promise<{ status: number; body: string } | { error: Error }>((done) => {
+    let settled = false;
+    const end = (v: { status: number; body: string } | { error: Error }) => {
+      if (!settled) {
+        settled = true;
+        done(v);
+      }
+    };
+    const req = request(url, {
+      method: 'PUT',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/x-tar',
+        'transfer-encoding': 'chunked',
+        trailer: 'x-lxcq-size, x-lxcq-sha256',
+      },
+    });
+    req.setTimeout(60_000, () => req.destroy(new Error('the target stopped answering')));
+    req.on('error', (error) => end({ error }));
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => end({ status: res.statusCode ?? 0, body }));
+      res.on('error', (error) => end({ error }));
+    });
+    const pack = tar.c({ cwd: grant.srcDir, portable: false }, ['.']);
+    pack.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      hash.update(chunk);
+      o.onProgress?.(bytes, total);
+      if (!req.write(chunk)) pack.pause();
+    });
+    req.on('drain', () => pack.resume());
+    pack.on('error', (error: unknown) =>
+      req.destroy(error instanceof Error ? error : new Error(String(error))),
+    );
+    pack.on('end', () => {
+      req.addTrailers({ 'x-lxcq-size': String(bytes), 'x-lxcq-sha256': hash.digest('hex') });
+      req.end();
+    });
+  });
+  if ('status' in result && result.status === 200) {
+    return { ok: true, reply: JSON.parse(result.body) as ReceiveReply, bytes };
+  }
+  let error: ErrorBody;
+  if ('error' in result) {
+    error = { code: 'LXCQ_INTERNAL', message: `Transfer to ${grant.to} broke off: ${result.error.message}` };
+  } else {
+    try {
+      error = (JSON.parse(result.body) as { error: ErrorBody }).error;
+    } catch {
+      error = { code: 'LXCQ_INTERNAL', message: `Target ${grant.to} answered ${result.status}` };
+    }
+  }
+  // The token may still be unused (the target never got that far): it must not serve anyone else.
+  await o.redis.del(o.keys.transferToken(token));
+  return { ok: false, error, bytes, outcome: await decide(o.redis, o.keys, id), id };
+}
+
+/**
+ * After a failed or cut transfer: the source claims the outcome (`aborted`) unless the target
+ * already did; a target still restoring is waited for. `done` means the target owns the container.
+ */
+export async function decide(redis: Redis, keys: Keys, id: string): Promise<Outcome | null> {
+  const k = keys.transferOutcome(id);
+  if ((await redis.set(k, 'aborted', 'EX', OUTCOME_TTL_SEC, 'NX')) === 'OK') return 'aborted';
+  for (let i = 0; i < 600; i++) {
+    const v = (await redis.get(k)) as Outcome | null;
+    if (v !== 'restoring') return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return 'restoring';
+}
+
+export function resolveDir(lxcpath: string, name: string): string {
+  return resolve(lxcpath, name);
+}
