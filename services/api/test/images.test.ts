@@ -1,7 +1,7 @@
 // Creating containers from a local LXC image (rootfs + metadata tarballs in the worker's images
 // directory), the "cached image" path, with real tarballs made from a busybox container.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +66,30 @@ describe('create from a local image', () => {
     expect(e.result).toMatchObject({ exitCode: 0, stdout: 'img1\n' });
     const d = await s.run('DELETE', '/v1/containers/img1?force=true');
     expect(d.state).toBe('completed');
+  });
+
+  it('unpacks an image once: later containers are copies of the cached base, each its own', async () => {
+    const img = { rootfs: 'busybox-rootfs.tar.xz', metadata: 'busybox-meta.tar.xz' };
+    for (const name of ['copy1', 'copy2']) {
+      const j = await s.run('POST', '/v1/containers', {
+        name,
+        template: 'local',
+        local: img,
+        config: TEST_CONFIG,
+        start: true,
+      });
+      expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    }
+    const bases = readdirSync(join(s.lxcpath, '.lxcq', 'images')).filter((d) => d.startsWith('img-'));
+    expect(bases).toHaveLength(1);
+    await s.run('POST', '/v1/containers/copy1/exec', { argv: ['sh', '-c', 'echo mine > /only-here'] });
+    const other = await s.run('POST', '/v1/containers/copy2/exec', { argv: ['test', '-e', '/only-here'] });
+    expect(other.result).toMatchObject({ exitCode: 1 });
+    expect(existsSync(join(s.lxcpath, '.lxcq', 'images', bases[0] as string, 'rootfs', 'only-here'))).toBe(
+      false,
+    );
+    for (const name of ['copy1', 'copy2'])
+      expect((await s.run('DELETE', `/v1/containers/${name}?force=true`)).state).toBe('completed');
   });
 
   it('a broken image fails with LXCQ_TEMPLATE_FAILED and leaves nothing behind', async () => {

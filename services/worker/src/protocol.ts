@@ -32,6 +32,15 @@ export type LxcRequest =
       config: [string, string][];
       reply?: RawContainerInfo;
     })
+  | (On<'createFromImage'> & {
+      /** Where unpacked images live as stopped base containers (one lxcpath of their own). */
+      imagesLxcpath: string;
+      baseName: string;
+      rootfs: string;
+      metadata: string;
+      config: [string, string][];
+      reply?: RawContainerInfo;
+    })
   | (On<'start'> & { reply?: RawContainerInfo })
   | (On<'stop'> & { reply?: RawContainerInfo })
   | (On<'shutdown'> & { timeoutSec: number; reply?: { clean: boolean } })

@@ -59,6 +59,7 @@ export class LxcqWorker {
   readonly store: Store;
   readonly pool: LxcPool;
   readonly locks = new NameLocks();
+  private readonly imageLocks = new NameLocks();
   readonly loopDelay: IntervalHistogram;
   private bull?: BullWorker<QueuedJobData>;
   private queue?: Queue<QueuedJobData>;
@@ -496,6 +497,7 @@ export class LxcqWorker {
       hostOfflineMs: this.config.hostOfflineMs,
       log,
       touched,
+      imageLocks: this.imageLocks,
       toInfo: (raw) => this.toInfo(raw),
       progress: async (percent, stage) => {
         const progress = { percent: Math.max(0, Math.min(100, Math.round(percent))), stage };

@@ -10,6 +10,7 @@ import type {
   Store,
   StoredJob,
 } from '@lxcq/shared';
+import type { NameLocks } from '../locks.ts';
 import type { LxcPool } from '../pool.ts';
 import type { RawContainerInfo } from '../protocol.ts';
 
@@ -34,6 +35,8 @@ export interface HandlerContext {
   progress(percent: number, stage: string): Promise<void>;
   /** The record of a container as the API shows it, from a fresh look through liblxc. */
   toInfo(raw: RawContainerInfo): ContainerInfo;
+  /** Serialises work on one cached image (its base container is made once). */
+  imageLocks: NameLocks;
   /** Names whose inventory record must be refreshed (or removed) once the job ends. */
   touched: Set<string>;
 }

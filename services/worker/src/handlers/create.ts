@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import type { RawContainerInfo } from '../protocol.ts';
 import { join } from 'node:path';
 import { LxcqError, assertConfigAllowed, type PayloadOf } from '@lxcq/shared';
 import { on, type Handler, type HandlerContext } from './context.ts';
@@ -55,14 +57,48 @@ export function templateFor(
   }
 }
 
+/**
+ * The cached base container of an image: named by the tarballs' paths, sizes and times, so a
+ * replaced tarball gets a fresh base (the old one stays until removed by hand).
+ */
+export function imageKey(rootfs: string, metadata: string): string {
+  const h = createHash('sha256');
+  for (const f of [rootfs, metadata]) {
+    const st = statSync(f);
+    h.update(`${f}\0${st.size}\0${st.mtimeMs}\0`);
+  }
+  return `img-${h.digest('hex').slice(0, 16)}`;
+}
+
 export const create: Handler<'create'> = async (ctx, p) => {
   const config = Object.entries(p.config ?? {});
   assertConfigAllowed(config, ctx.policy);
   const { template, args } = templateFor(ctx, p);
   const target = on(ctx);
   const info = await makeContainer(ctx, target.name, async () => {
-    await ctx.progress(10, `creating the rootfs with the ${template} template`);
-    let made = await ctx.lxc({ fn: 'create', ...target, template, args, config });
+    let made: RawContainerInfo;
+    if (template === 'local') {
+      const [rootfs, metadata] = [args[1], args[3]] as [string, string];
+      const baseName = imageKey(rootfs, metadata);
+      await ctx.progress(10, `copying the cached image ${p.local?.rootfs ?? ''}`);
+      const release = await ctx.imageLocks.acquire([baseName]);
+      try {
+        made = await ctx.lxc({
+          fn: 'createFromImage',
+          ...target,
+          imagesLxcpath: join(ctx.lxcpath, '.lxcq', 'images'),
+          baseName,
+          rootfs,
+          metadata,
+          config,
+        });
+      } finally {
+        release();
+      }
+    } else {
+      await ctx.progress(10, `creating the rootfs with the ${template} template`);
+      made = await ctx.lxc({ fn: 'create', ...target, template, args, config });
+    }
     if (p.start) {
       await ctx.progress(80, 'starting');
       made = await ctx.lxc({ fn: 'start', ...target });
