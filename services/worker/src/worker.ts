@@ -240,6 +240,15 @@ export class LxcqWorker {
     const job = this.jobOn.get(name);
     const exitStatus = state === 'STOPPED' ? this.exitStatus.get(name) : undefined;
     if (state === 'STOPPED') this.exitStatus.delete(name);
+    // The registry record is rewritten whole from a fresh liblxc read: by the job that caused the
+    // change when it ends, or here, before the event, for changes made outside lxcq once the
+    // state has settled, so a client reacting to the event reads the registry already updated.
+    // (Patching the record from a copy read earlier could undo what a job just wrote.)
+    if (!job && (state === 'RUNNING' || state === 'STOPPED' || state === 'FROZEN')) {
+      await this.refresh(name, 'external').catch((err: unknown) =>
+        this.log.warn({ err, container: name }, 'inventory refresh failed'),
+      );
+    }
     await this.store.addEvent(
       'container.state',
       {
@@ -250,16 +259,6 @@ export class LxcqWorker {
       },
       { host: this.config.hostId, container: name, ...(job ? { job } : {}) },
     );
-    const rec = await this.store.getContainer(name);
-    if (rec && rec.host === this.config.hostId) {
-      rec.state = state;
-      rec.updatedAt = new Date().toISOString();
-      if (state === 'STOPPED') delete rec.pid;
-      await this.store.putContainer(rec);
-    }
-    // Outside lxcq's jobs, fill in what the monitor does not say (pid, addresses) once settled.
-    if (!job && (state === 'RUNNING' || state === 'STOPPED' || state === 'FROZEN'))
-      await this.refresh(name, 'external');
   }
 
   /** Waits briefly for the monitor to announce `state` for `name` (its messages trail liblxc's return). */
