@@ -32,12 +32,17 @@ export type LxcRequest =
       config: [string, string][];
       reply?: RawContainerInfo;
     })
-  | (On<'createFromImage'> & {
+  | (Base<'imageBase'> & {
       /** Where unpacked images live as stopped base containers (one lxcpath of their own). */
       imagesLxcpath: string;
       baseName: string;
       rootfs: string;
       metadata: string;
+      reply?: { created: boolean };
+    })
+  | (On<'createFromImage'> & {
+      imagesLxcpath: string;
+      baseName: string;
       config: [string, string][];
       reply?: RawContainerInfo;
     })

@@ -170,25 +170,29 @@ const impl: Impl = {
     if (r.config.length > 0) c.saveConfig();
     return describe(c);
   },
+  imageBase: (r) => {
+    // The image is unpacked once (liblxc's local template) into a stopped base container; every
+    // container made from it is a copy of that base, which costs a file copy instead of an xz
+    // decompression and the template's forks. The caller serialises work on one base.
+    mkdirSync(r.imagesLxcpath, { recursive: true, mode: 0o700 });
+    using base = Container.open(r.baseName, r.imagesLxcpath);
+    if (base.defined) return { created: false };
+    try {
+      base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
+    } catch (err) {
+      rmSync(join(r.imagesLxcpath, r.baseName), { recursive: true, force: true });
+      throw err;
+    }
+    return { created: true };
+  },
   createFromImage: (r) => {
     using c = open(r);
     if (c.defined)
       throw Object.assign(new Error(`Container ${r.name} already exists on this host.`), {
         code: 'LXCQ_CONTAINER_EXISTS',
       });
-    // The image is unpacked once (liblxc's local template) into a stopped base container; every
-    // container made from it is a copy of that base, which costs a file copy instead of an xz
-    // decompression and the template's forks. The caller serialises work on one base.
-    mkdirSync(r.imagesLxcpath, { recursive: true, mode: 0o700 });
     using base = Container.open(r.baseName, r.imagesLxcpath);
-    if (!base.defined) {
-      try {
-        base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
-      } catch (err) {
-        rmSync(join(r.imagesLxcpath, r.baseName), { recursive: true, force: true });
-        throw err;
-      }
-    }
+    if (!base.defined) notFound(r.baseName);
     using made = base.clone(r.name, { lxcpath: r.lxcpath });
     for (const [k, v] of r.config) made.setConfigItem(k, v);
     made.saveConfig();

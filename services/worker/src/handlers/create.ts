@@ -81,20 +81,15 @@ export const create: Handler<'create'> = async (ctx, p) => {
       const [rootfs, metadata] = [args[1], args[3]] as [string, string];
       const baseName = imageKey(rootfs, metadata);
       await ctx.progress(10, `copying the cached image ${p.local?.rootfs ?? ''}`);
+      const imagesLxcpath = join(ctx.lxcpath, '.lxcq', 'images');
+      // Only unpacking the base is serialised; copies of it are made in parallel.
       const release = await ctx.imageLocks.acquire([baseName]);
       try {
-        made = await ctx.lxc({
-          fn: 'createFromImage',
-          ...target,
-          imagesLxcpath: join(ctx.lxcpath, '.lxcq', 'images'),
-          baseName,
-          rootfs,
-          metadata,
-          config,
-        });
+        await ctx.lxc({ fn: 'imageBase', lxcpath: ctx.lxcpath, imagesLxcpath, baseName, rootfs, metadata });
       } finally {
         release();
       }
+      made = await ctx.lxc({ fn: 'createFromImage', ...target, imagesLxcpath, baseName, config });
     } else {
       await ctx.progress(10, `creating the rootfs with the ${template} template`);
       made = await ctx.lxc({ fn: 'create', ...target, template, args, config });
