@@ -138,15 +138,15 @@ export class EventStream<E extends { id: string } = EventOf> implements AsyncIte
   }
 
   return(): Promise<IteratorResult<Item<E>, undefined>> {
+    this.buffer.length = 0;
     this.close();
     return Promise.resolve({ done: true, value: undefined });
   }
 
-  /** Closes the socket and ends the iteration (buffered items are dropped). */
+  /** Closes the socket; the iteration yields what was already received, then ends. */
   close(): void {
     if (this.closed && !this.socket && !this.timer) return;
     this.closed = true;
-    this.buffer.length = 0;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     const s = this.socket;

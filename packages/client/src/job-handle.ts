@@ -137,10 +137,11 @@ export class JobHandle<N extends OperationName = OperationName> implements Promi
    */
   async *progress(opts: { signal?: AbortSignal } = {}): AsyncGenerator<JobEvent, void, undefined> {
     const job = await this.submitted;
-    // Stream ids are times: start a little before the job was created, so every event of it is
-    // replayed however late progress() is called (the job filter drops everything else).
+    // Stream ids are Redis's clock in ms: start a little before the job was created (a margin for
+    // clock skew between the API's host and Redis's), so every event of it is replayed however
+    // late progress() is called. The job filter drops everything else.
     const created = Date.parse(job.createdAt);
-    const since = Number.isFinite(created) ? `${Math.max(0, created - 60_000)}-0` : undefined;
+    const since = Number.isFinite(created) ? `${Math.max(0, created - 10_000)}-0` : undefined;
     const stream = this.deps.events({
       types: ['job.*'],
       job: job.id,

@@ -823,7 +823,7 @@ server, wrong token), exec: the command's own exit code.`,
           ...(since !== undefined ? { since } : {}),
           onHello: (cursor) => {
             head ??= cursor;
-            if (!o.follow) settle();
+            if (!o.follow) settle(since !== undefined && compareCursors(since, cursor) >= 0 ? 0 : 1500);
           },
           onReconnect: ({ delayMs, error }) => {
             if (!out.json)
@@ -832,11 +832,12 @@ server, wrong token), exec: the command's own exit code.`,
               );
           },
         });
-        // Without --follow: done once the replay is through (an event at or past the hello's
-        // cursor, or a quiet moment after it).
-        function settle(): void {
+        // Without --follow: done once the replay is through. The server marks no end of it: it is
+        // through at an event at or past the hello's cursor, or after a quiet moment (the replay
+        // comes at once, in pages).
+        function settle(ms = 500): void {
           if (quiet) clearTimeout(quiet);
-          quiet = setTimeout(() => stream.close(), 400);
+          quiet = setTimeout(() => stream.close(), ms);
         }
         try {
           for await (const item of stream) {

@@ -1,4 +1,5 @@
 import type { Job, OperationName } from '@lxcq/shared';
+import { isFinal } from '../shared-runtime.ts';
 import type { JobEvent, JobHandle } from '../job-handle.ts';
 import type { Output } from './output.ts';
 
@@ -115,6 +116,11 @@ export async function follow<N extends OperationName>(
     job.state === 'queued' && job.queuePosition ? `queued (position ${job.queuePosition})` : job.state,
   );
   if (mode === 'silent') return handle.ended();
+  if (isFinal(job.state)) {
+    // Ended before we looked (lxcq wait on an old job): its history is in `lxcq job` / `lxcq log`.
+    spinner?.stop(`${job.state === 'completed' ? '✓' : '✗'} ${label} ${job.state}`);
+    return job;
+  }
 
   const stop = new AbortController();
   let sawEnd = false;

@@ -87,7 +87,7 @@ function report(out: Output, err: unknown, settings: Settings | null): number {
   } else if (err instanceof LxcqConnectionError) {
     code = 'LXCQ_UNREACHABLE';
     message = err.message;
-    note = `${settings ? `${describeSource(settings.urlSource, 'URL', settings.configPath)}; ` : ''}start lxcq (sudo bash scripts/run.sh) or point --url / LXCQ_URL at it`;
+    note = `${settings ? `${describeSource(settings.urlSource, 'URL', settings.configPath)}; ` : ''}start lxcq with sudo bash scripts/run.sh, or point --url / LXCQ_URL at it`;
     exit = 2;
   } else if (err instanceof LxcqError && err.code === 'LXCQ_UNAUTHORIZED') {
     code = err.code;
