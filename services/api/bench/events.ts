@@ -27,24 +27,33 @@
  *  - `api`: the API (buildApp, production defaults) in a process of its own, started with
  *    --expose-gc, answering the orchestrator over IPC (memory after GC, CPU time, counters,
  *    profile, send probe). Nothing else runs on its event loop, so its latency is its own;
- *  - `subs`: every WebSocket subscriber (the `ws` package), in one more process, so that
- *    receiving and decoding 1,000 copies of each event does not share the API's event loop. It
- *    takes the receipt time first thing in each message callback. On a 2-core machine it still
- *    competes with the API for CPU: its CPU per delivery is printed next to the API's.
+ *  - `subs`: every WebSocket subscriber, in one more process, so that receiving and decoding
+ *    1,000 copies of each event does not share the API's event loop. On a 2-core machine that
+ *    process still competes with the API for the cores (real clients sit on other machines), so
+ *    it is kept cheap: by default each subscriber is a minimal RFC 6455 client on a plain socket
+ *    (openRaw), ~12 µs of CPU per message here, most of it the read(2) of its socket, against
+ *    ~16 µs for a `ws` client (LXCQ_BENCH_CLIENT=ws). The receipt time is taken before a message
+ *    is decoded; the subscriber process's CPU per message is printed next to the API's.
  * The worker and redis-server are child processes too, as in production.
  *
  * Environment: LXCQ_BENCH_SUBS subscriber counts (default "1,100,1000"), LXCQ_BENCH_CYCLES
  * start/stop cycles per count (default 15), LXCQ_BENCH_SYNTH synthetic events per count (default
- * 150) at LXCQ_BENCH_RATE per second (default 25), LXCQ_BENCH_TP_SUBS and LXCQ_BENCH_TP_EVENTS for
- * the burst (default 100 and 20000), LXCQ_BENCH_MEM_SUBS idle clients for the memory figure
- * (default 1000), LXCQ_BENCH_PROFILE=0 skips the diagnostics, LXCQ_BENCH_EVENTS_OUT the JSON file.
+ * 100) at LXCQ_BENCH_RATE per second (default 10: at 1,000 subscribers one event is ~15 ms of API
+ * CPU, so faster rates measure queueing more than fan-out), LXCQ_BENCH_TP_SUBS and
+ * LXCQ_BENCH_TP_EVENTS for the burst (default 100 and 20000), LXCQ_BENCH_MEM_SUBS idle clients for
+ * the memory figure (default 1000), LXCQ_BENCH_CLIENT `raw` (default) or `ws`,
+ * LXCQ_BENCH_E2E_QUERY the state-change subscribers' filter (default none: every event, so each
+ * state change shares the API with the ~4 job events around it; `?types=container.state` sends
+ * them only the state changes),
+ * LXCQ_BENCH_PROFILE=0 skips the diagnostics, LXCQ_BENCH_EVENTS_OUT the JSON file.
  * The API runs with its defaults; LXCQ_WS_MAX_BUFFER and LXCQ_WS_PING_MS pass through to it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session, type Profiler } from 'node:inspector';
-import { cpus, loadavg, release, tmpdir } from 'node:os';
+import { connect as tcpConnect } from 'node:net';
+import { cpus, getPriority, loadavg, release, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -56,7 +65,7 @@ import { buildApp } from '../src/app.ts';
 import { sha256 } from '../src/auth.ts';
 import { apiConfig } from '../src/config.ts';
 import { TEST_CONFIG, TOKEN, removeLxcpath, startRedis, type RedisServer } from '../test/harness.ts';
-import { fmt, round, summarize, table, type Summary } from './stats.ts';
+import { fmt, round, table, type Summary } from './stats.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
@@ -68,6 +77,25 @@ const GOAL_P99_MS = 20;
 const monoUs = (): number => Number(process.hrtime.bigint()) / 1000;
 /** Wall clock in milliseconds, sub-millisecond resolution. */
 const wallMs = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * p50 / p99 (nearest rank) / mean / max of many samples (stats.ts's summarize spreads its input
+ * into Math.max, which overflows the stack at 10^5 samples).
+ */
+function summary(xs: ArrayLike<number>): Summary {
+  const s = Float64Array.from(xs).sort();
+  const at = (p: number) =>
+    s.length ? (s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] as number) : Number.NaN;
+  let sum = 0;
+  for (const x of s) sum += x;
+  return {
+    n: s.length,
+    p50: round(at(0.5)),
+    p99: round(at(0.99)),
+    mean: round(s.length ? sum / s.length : Number.NaN),
+    max: round(s.length ? (s[s.length - 1] as number) : Number.NaN),
+  };
+}
 
 // ---- IPC: a tiny request/answer protocol between the orchestrator and its children -------------
 
@@ -106,7 +134,8 @@ function serve(handlers: Record<string, Handler>): void {
       .then(() => h(m.arg))
       .then(
         (res) => send({ rid: m.rid, ok: true, res }),
-        (e: unknown) => send({ rid: m.rid, ok: false, err: e instanceof Error ? e.stack : String(e) }),
+        (e: unknown) =>
+          send({ rid: m.rid, ok: false, err: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
       );
   });
   // Orphaned (the orchestrator died): leave.
@@ -238,6 +267,7 @@ function sendProbe(): { on(): void; off(): SendSpan[] } {
   return {
     on() {
       if (orig) return;
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- applied below with the socket as `this`
       const send = WebSocket.prototype.send;
       orig = send;
       spans = [];
@@ -274,7 +304,7 @@ class SelfProfiler {
     this.session.connect();
     await new Promise<void>((res, rej) => this.session.post('Profiler.enable', (e) => (e ? rej(e) : res())));
     await new Promise<void>((res, rej) =>
-      this.session.post('Profiler.setSamplingInterval', { interval: 100 }, (e) => (e ? rej(e) : res())),
+      this.session.post('Profiler.setSamplingInterval', { interval: 250 }, (e) => (e ? rej(e) : res())),
     );
     await new Promise<void>((res, rej) => this.session.post('Profiler.start', (e) => (e ? rej(e) : res())));
   }
@@ -399,27 +429,33 @@ async function apiRole(): Promise<void> {
 
 // ---- role `subs` --------------------------------------------------------------------------------
 
+/** One subscriber, whichever client implements it. */
 interface Conn {
-  ws: WebSocket;
   ready: boolean;
   got: number;
   doneAt: number;
+  isOpen(): boolean;
+  close(): Promise<void>;
 }
 interface RecvMsg {
+  id?: string;
   type?: string;
   time?: string;
   container?: string;
   data?: { t?: number; seq?: number };
 }
+type ClientKind = 'raw' | 'ws';
 interface ConnectArg {
   url: string;
   n: number;
   query: string;
+  client: ClientKind;
 }
 interface ResetArg {
   mode: 'record' | 'count';
-  /** count mode: burst events each subscriber must get; record mode: the e2e container. */
+  /** count mode: burst events each subscriber must get. */
   expect: number;
+  /** record mode: the container whose state changes are timed. */
   container: string;
 }
 interface WaitArg {
@@ -430,6 +466,8 @@ interface WaitArg {
 interface Collected {
   subs: number;
   e2e: Float64Array;
+  /** Distinct container.state events among them. */
+  e2eEvents: number;
   synth: Float64Array;
   /** Per synthetic event: latency of its first and its last delivery, ms. */
   firstPerEvent: Float64Array;
@@ -440,6 +478,160 @@ interface Collected {
   closes: Record<string, number>;
   cpuMs: number;
 }
+type OnMessage = (c: Conn, payload: Buffer, rMono: number, rWall: number) => void;
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/**
+ * A minimal RFC 6455 client on a plain TCP socket: the upgrade, then it reads the server's
+ * (unmasked) frames itself, answers pings and closes. It costs the subscriber process a few µs per
+ * message where `ws` costs about as much as the API's send, so the subscriber process (which
+ * shares the machine's cores with the API) distorts the API's figures much less. The receipt
+ * time is taken once per TCP read, before any frame of it is decoded.
+ */
+function openRaw(a: ConnectArg, onMsg: OnMessage, onClose: (code: number) => void): Promise<Conn> {
+  const u = new URL(a.url);
+  return new Promise((resolve, reject) => {
+    const key = randomBytes(16).toString('base64');
+    const accept = createHash('sha1')
+      .update(key + WS_GUID)
+      .digest('base64');
+    const sock = tcpConnect({ host: u.hostname, port: Number(u.port) });
+    sock.setNoDelay(true);
+    let upgraded = false;
+    let rest: Buffer | null = null;
+    let code = 1006;
+    let closed = false;
+    const c: Conn = {
+      ready: false,
+      got: 0,
+      doneAt: 0,
+      isOpen: () => !closed,
+      close: () =>
+        new Promise<void>((r) => {
+          if (closed) return r();
+          const t = setTimeout(() => sock.destroy(), 2000);
+          sock.once('close', () => {
+            clearTimeout(t);
+            r();
+          });
+          // A masked close frame (mask key 0), code 1000.
+          sock.end(Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]));
+        }),
+    };
+    sock.once('connect', () =>
+      sock.write(
+        `GET /v1/events${a.query} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`,
+      ),
+    );
+    sock.on('data', (chunk: Buffer) => {
+      const rMono = monoUs();
+      const rWall = wallMs();
+      let b: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+      rest = null;
+      if (!upgraded) {
+        const end = b.indexOf('\r\n\r\n');
+        if (end < 0) {
+          rest = b;
+          return;
+        }
+        const head = b.toString('latin1', 0, end);
+        if (!head.startsWith('HTTP/1.1 101') || !head.includes(accept)) {
+          reject(new Error(`upgrade refused: ${head.split('\r\n')[0] ?? ''}`));
+          sock.destroy();
+          return;
+        }
+        upgraded = true;
+        b = b.subarray(end + 4);
+      }
+      let off = 0;
+      while (b.length - off >= 2) {
+        const b0 = b[off] as number;
+        const b1 = b[off + 1] as number;
+        let len = b1 & 0x7f;
+        let hdr = 2;
+        if (len === 126) {
+          if (b.length - off < 4) break;
+          len = b.readUInt16BE(off + 2);
+          hdr = 4;
+        } else if (len === 127) {
+          if (b.length - off < 10) break;
+          len = Number(b.readBigUInt64BE(off + 2));
+          hdr = 10;
+        }
+        if (b1 & 0x80) hdr += 4;
+        if (b.length - off < hdr + len) break;
+        const payload = b.subarray(off + hdr, off + hdr + len);
+        off += hdr + len;
+        const op = b0 & 0x0f;
+        if (op === 1) {
+          if (c.ready) onMsg(c, payload, rMono, rWall);
+          else {
+            c.ready = true; // the hello
+            resolve(c);
+          }
+        } else if (op === 9) {
+          // pong, masked with key 0, echoing the ping's payload
+          sock.write(Buffer.concat([Buffer.from([0x8a, 0x80 | payload.length, 0, 0, 0, 0]), payload]));
+        } else if (op === 8) {
+          code = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+          sock.end();
+        }
+      }
+      if (off < b.length) rest = Buffer.from(b.subarray(off));
+    });
+    sock.on('close', () => {
+      closed = true;
+      onClose(code);
+      if (!c.ready) reject(new Error(`closed (${code}) before hello`));
+    });
+    sock.on('error', (e) => {
+      if (!c.ready) reject(e);
+    });
+  });
+}
+
+/** The same subscriber with the `ws` package, as a Node client would be written. */
+function openWs(a: ConnectArg, onMsg: OnMessage, onClose: (code: number) => void): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${a.url.replace(/^http/, 'ws')}/v1/events${a.query}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const c: Conn = {
+      ready: false,
+      got: 0,
+      doneAt: 0,
+      isOpen: () => ws.readyState === WebSocket.OPEN,
+      close: () =>
+        new Promise<void>((r) => {
+          if (ws.readyState === WebSocket.CLOSED) return r();
+          const t = setTimeout(() => ws.terminate(), 2000);
+          ws.once('close', () => {
+            clearTimeout(t);
+            r();
+          });
+          ws.close();
+        }),
+    };
+    ws.on('message', (data: Buffer) => {
+      const rMono = monoUs();
+      if (c.ready) onMsg(c, data, rMono, wallMs());
+      else {
+        c.ready = true; // the hello
+        resolve(c);
+      }
+    });
+    ws.on('close', (code: number) => {
+      onClose(code);
+      if (!c.ready) reject(new Error(`closed (${code}) before hello`));
+    });
+    ws.once('unexpected-response', (_req, res) =>
+      reject(new Error(`upgrade refused: ${res.statusCode ?? '?'}`)),
+    );
+    ws.once('error', reject);
+  });
+}
 
 function subsRole(): void {
   const conns: Conn[] = [];
@@ -447,22 +639,22 @@ function subsRole(): void {
   let expect = 0;
   let container = '';
   let e2e: number[] = [];
+  let e2eIds = new Set<string>();
   let synth: number[] = [];
   let perEvent = new Map<number, { first: number; last: number }>();
   let counted = 0;
   let closes: Record<string, number> = {};
 
-  const onMessage = (c: Conn, data: Buffer): void => {
-    const rMono = monoUs();
+  const onMessage: OnMessage = (c, payload, rMono, rWall) => {
     if (mode === 'count') {
-      if (data.indexOf(BURST_MARK) !== -1 && ++c.got === expect) c.doneAt = rMono;
+      if (payload.indexOf(BURST_MARK) !== -1 && ++c.got === expect) c.doneAt = rMono;
       counted++;
       return;
     }
-    const rWall = wallMs();
-    const m = JSON.parse(data.toString()) as RecvMsg;
+    const m = JSON.parse(payload.toString()) as RecvMsg;
     if (m.type === 'container.state' && m.container === container && m.time) {
       e2e.push(rWall - Date.parse(m.time));
+      e2eIds.add(m.id ?? '');
     } else if (m.type === 'job.progress' && typeof m.data?.t === 'number') {
       const lat = (rMono - m.data.t) / 1000;
       synth.push(lat);
@@ -475,38 +667,19 @@ function subsRole(): void {
       }
     }
   };
-
-  const open = (a: ConnectArg): Promise<Conn> =>
-    new Promise((resolve, reject) => {
-      const ws = new WebSocket(`${a.url.replace(/^http/, 'ws')}/v1/events${a.query}`, {
-        headers: { authorization: `Bearer ${TOKEN}` },
-      });
-      const c: Conn = { ws, ready: false, got: 0, doneAt: 0 };
-      ws.on('message', (data: Buffer) => {
-        if (c.ready) onMessage(c, data);
-        else {
-          c.ready = true; // the hello
-          resolve(c);
-        }
-      });
-      ws.on('close', (code: number) => {
-        closes[code] = (closes[code] ?? 0) + 1;
-        if (!c.ready) reject(new Error(`closed (${code}) before hello`));
-      });
-      ws.once('unexpected-response', (_req, res) =>
-        reject(new Error(`upgrade refused: ${res.statusCode ?? '?'}`)),
-      );
-      ws.once('error', reject);
-    });
+  const onClose = (code: number) => {
+    closes[code] = (closes[code] ?? 0) + 1;
+  };
 
   serve({
     connect: async (arg: unknown) => {
       const a = arg as ConnectArg;
+      const open = a.client === 'ws' ? openWs : openRaw;
       const t0 = performance.now();
       const batch = 50;
       for (let i = 0; i < a.n; i += batch) {
         const k = Math.min(batch, a.n - i);
-        conns.push(...(await Promise.all(Array.from({ length: k }, () => open(a)))));
+        conns.push(...(await Promise.all(Array.from({ length: k }, () => open(a, onMessage, onClose)))));
       }
       return { connected: conns.length, ms: round(performance.now() - t0, 1) };
     },
@@ -516,6 +689,7 @@ function subsRole(): void {
       expect = a.expect;
       container = a.container;
       e2e = [];
+      e2eIds = new Set();
       synth = [];
       perEvent = new Map();
       counted = 0;
@@ -530,7 +704,7 @@ function subsRole(): void {
       const deadline = Date.now() + a.timeoutMs;
       const done = () =>
         mode === 'count'
-          ? conns.every((c) => c.doneAt > 0 || c.ws.readyState !== WebSocket.OPEN)
+          ? conns.every((c) => c.doneAt > 0 || !c.isOpen())
           : e2e.length >= a.e2e && synth.length >= a.synth;
       while (!done() && Date.now() < deadline) await sleep(20);
       return done();
@@ -541,6 +715,7 @@ function subsRole(): void {
       return {
         subs: conns.length,
         e2e: Float64Array.from(e2e),
+        e2eEvents: e2eIds.size,
         synth: Float64Array.from(synth),
         firstPerEvent: Float64Array.from(pe.map((x) => x.first)),
         lastPerEvent: Float64Array.from(pe.map((x) => x.last)),
@@ -555,21 +730,7 @@ function subsRole(): void {
       return { ms: (u.user + u.system) / 1000 };
     },
     disconnect: async () => {
-      const all = conns.splice(0);
-      await Promise.all(
-        all.map(
-          (c) =>
-            new Promise<void>((r) => {
-              if (c.ws.readyState === WebSocket.CLOSED) return r();
-              const t = setTimeout(() => c.ws.terminate(), 2000);
-              c.ws.once('close', () => {
-                clearTimeout(t);
-                r();
-              });
-              c.ws.close();
-            }),
-        ),
-      );
+      await Promise.all(conns.splice(0).map((c) => c.close()));
     },
   });
   process.send?.({ rid: 0, ok: true, res: {} } satisfies RpcReply);
@@ -593,15 +754,24 @@ function envList(key: string, def: number[]): number[] {
   return xs;
 }
 
+function clientKind(raw: string | undefined): ClientKind {
+  if (raw === undefined || raw === '' || raw === 'raw') return 'raw';
+  if (raw === 'ws') return 'ws';
+  throw new Error(`LXCQ_BENCH_CLIENT=${raw}: want raw or ws`);
+}
+
 const P = {
   levels: envList('LXCQ_BENCH_SUBS', [1, 100, 1000]),
   cycles: envInt('LXCQ_BENCH_CYCLES', 15, 1),
-  synth: envInt('LXCQ_BENCH_SYNTH', 150, 1),
-  rate: envInt('LXCQ_BENCH_RATE', 25, 1),
+  synth: envInt('LXCQ_BENCH_SYNTH', 100, 1),
+  rate: envInt('LXCQ_BENCH_RATE', 10, 1),
   tpSubs: envInt('LXCQ_BENCH_TP_SUBS', 100, 1),
   tpEvents: envInt('LXCQ_BENCH_TP_EVENTS', 20_000, 1),
   memSubs: envInt('LXCQ_BENCH_MEM_SUBS', 1000, 1),
   profile: process.env.LXCQ_BENCH_PROFILE !== '0',
+  client: clientKind(process.env.LXCQ_BENCH_CLIENT),
+  /** The state-change subscribers' query, e.g. `?types=container.state`; default: every event. */
+  e2eQuery: process.env.LXCQ_BENCH_E2E_QUERY ?? '',
 };
 const OUT =
   process.env.LXCQ_BENCH_EVENTS_OUT ||
@@ -703,9 +873,12 @@ interface LatencyRow {
   /** ms, per event: its last subscriber (synthetic only) */
   lastPerEvent?: Summary;
   firstPerEvent?: Summary;
+  /** API CPU µs per message it sent; for the state-change rows it includes the jobs' HTTP requests. */
   apiCpuUsPerDelivery: number;
   subsCpuUsPerDelivery: number;
   closes: Record<string, number>;
+  /** State-change rows: events of every type the API sent per subscriber per start/stop cycle. */
+  eventsPerCycle?: number;
 }
 
 interface Stack {
@@ -754,8 +927,8 @@ async function steadyXadds(pub: Redis, n: number, rate: number, jobId: string): 
   }
 }
 
-async function connect(s: Stack, n: number): Promise<void> {
-  await s.subs.call('connect', { url: s.url, n, query: '' } satisfies ConnectArg, 300_000);
+async function connect(s: Stack, n: number, query = ''): Promise<void> {
+  await s.subs.call('connect', { url: s.url, n, query, client: P.client } satisfies ConnectArg, 300_000);
   for (let i = 0; i < 100 && (await s.apiChild.call<HubStats>('stats')).clients < n; i++) await sleep(50);
 }
 
@@ -772,21 +945,24 @@ async function measureE2e(s: Stack, n: number): Promise<LatencyRow> {
     await job(s.url, 'POST', `/v1/containers/${CT}/start`);
     await job(s.url, 'POST', `/v1/containers/${CT}/stop`);
   }
-  const expected = 2 * P.cycles * n;
-  await s.subs.call('wait', { e2e: expected, synth: 0, timeoutMs: 15_000 } satisfies WaitArg, 30_000);
+  // At least two state changes per cycle; a worker that also reports the transitions
+  // (STARTING, STOPPING) sends more, a moment later.
+  await s.subs.call('wait', { e2e: 2 * P.cycles * n, synth: 0, timeoutMs: 15_000 } satisfies WaitArg, 30_000);
+  await sleep(500);
   const got = await s.subs.call<Collected>('collect');
   const delivered = (await s.apiChild.call<HubStats>('stats')).delivered - d0;
   const [a1, s1] = [await cpuOf(s.apiChild), got.cpuMs];
   return {
     subs: n,
-    events: 2 * P.cycles,
+    events: got.e2eEvents,
     deliveries: got.e2e.length,
-    expected,
-    latency: summarize([...got.e2e]),
+    expected: got.e2eEvents * n,
+    latency: summary(got.e2e),
     // every event the API sent in the phase (job.*, container.*) counts as a delivery here
     apiCpuUsPerDelivery: round(((a1 - a0) * 1000) / Math.max(1, delivered), 2),
     subsCpuUsPerDelivery: round(((s1 - s0) * 1000) / Math.max(1, delivered), 2),
     closes: got.closes,
+    eventsPerCycle: round(delivered / n / P.cycles, 1),
   };
 }
 
@@ -819,9 +995,9 @@ async function measureSynthetic(
     events: P.synth,
     deliveries: got.synth.length,
     expected,
-    latency: summarize([...got.synth]),
-    firstPerEvent: summarize([...got.firstPerEvent]),
-    lastPerEvent: summarize([...got.lastPerEvent]),
+    latency: summary(got.synth),
+    firstPerEvent: summary(got.firstPerEvent),
+    lastPerEvent: summary(got.lastPerEvent),
     apiCpuUsPerDelivery: round(((a1 - a0) * 1000) / Math.max(1, delivered), 2),
     subsCpuUsPerDelivery: round(((got.cpuMs - s0) * 1000) / Math.max(1, delivered), 2),
     closes: got.closes,
@@ -843,6 +1019,8 @@ interface Throughput {
   slowClosed: number;
   apiCpuUsPerDelivery: number;
   apiCores: number;
+  /** The subscriber process's CPU over the same time: near 1 means it, not the API, set the pace. */
+  subsCores: number;
   complete: boolean;
 }
 
@@ -850,7 +1028,7 @@ async function measureThroughput(s: Stack): Promise<Throughput> {
   await connect(s, P.tpSubs);
   await s.subs.call('reset', { mode: 'count', expect: P.tpEvents, container: CT } satisfies ResetArg);
   const st0 = await s.apiChild.call<HubStats>('stats');
-  const a0 = await cpuOf(s.apiChild);
+  const [a0, s0] = [await cpuOf(s.apiChild), await cpuOf(s.subs)];
   const jobId = randomUUID();
   const t0 = monoUs();
   for (let i = 0; i < P.tpEvents; i += 500) {
@@ -886,7 +1064,7 @@ async function measureThroughput(s: Stack): Promise<Throughput> {
   const st1 = await s.apiChild.call<HubStats>('stats');
   const got = await s.subs.call<Collected>('collect');
   const ends = [...got.doneAt];
-  const last = ends.every((t) => t > 0) ? Math.max(...ends) : Number.NaN;
+  const last = ends.every((t) => t > 0) ? ends.reduce((a, b) => (b > a ? b : a), 0) : Number.NaN;
   const wallS = (last - t0) / 1e6;
   const delivered = st1.delivered - st0.delivered;
   await disconnect(s);
@@ -902,6 +1080,7 @@ async function measureThroughput(s: Stack): Promise<Throughput> {
     slowClosed: st1.slowClosed - st0.slowClosed,
     apiCpuUsPerDelivery: round(((a1 - a0) * 1000) / Math.max(1, delivered), 2),
     apiCores: round((a1 - a0) / 1000 / wallS, 2),
+    subsCores: round((got.cpuMs - s0) / 1000 / wallS, 2),
     complete,
   };
 }
@@ -943,10 +1122,10 @@ function summarizeSpans(spans: readonly SendSpan[]) {
   const per = spans.filter((x) => x.sends > 0);
   return {
     events: per.length,
-    sendsPerEvent: summarize(per.map((x) => x.sends)),
-    xaddToFirstSend: summarize(per.map((x) => x.toFirst)),
-    firstToLastSend: summarize(per.map((x) => x.span)),
-    usPerSend: summarize(per.map((x) => (x.span * 1000) / x.sends)),
+    sendsPerEvent: summary(per.map((x) => x.sends)),
+    xaddToFirstSend: summary(per.map((x) => x.toFirst)),
+    firstToLastSend: summary(per.map((x) => x.span)),
+    usPerSend: summary(per.map((x) => (x.span * 1000) / x.sends)),
   };
 }
 
@@ -1013,8 +1192,12 @@ async function main(): Promise<void> {
     const e2e: LatencyRow[] = [];
     const synth: LatencyRow[] = [];
     for (const n of P.levels) {
-      await connect(s, n);
+      await connect(s, n, P.e2eQuery);
       e2e.push(await measureE2e(s, n));
+      if (P.e2eQuery) {
+        await disconnect(s);
+        await connect(s, n);
+      }
       synth.push((await measureSynthetic(s, n, false)).row);
       await disconnect(s);
       console.log(`latency at ${n} subscribers measured (${fmt((performance.now() - t0) / 1000, 1)} s)`);
@@ -1049,6 +1232,8 @@ async function main(): Promise<void> {
         cpu: cpus()[0]?.model ?? '?',
         kernel: release(),
         node: process.version,
+        /** Niceness the bench (and its children) ran at: 0 unless started under nice(1). */
+        nice: getPriority(),
         loadAvgStart: round(loadStart, 2),
         loadAvgEnd: round(loadavg()[0] ?? Number.NaN, 2),
       },
@@ -1070,6 +1255,11 @@ async function main(): Promise<void> {
     writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
     report(result.latency, throughput, memory, diagnostics);
     console.log(`\n${result.runS} s; load ${fmt(loadStart)} -> ${fmt(result.host.loadAvgEnd)}; JSON: ${OUT}`);
+    if (Math.max(loadStart, result.host.loadAvgEnd) > cpus().length)
+      console.log(
+        `Note: the load average passed the ${cpus().length} cores: other processes took CPU from the API ` +
+          'and the subscribers, so the latencies include waiting for a core.',
+      );
   } finally {
     await cleanup();
   }
@@ -1093,7 +1283,7 @@ function report(
       .join(' ') || '-';
   const rows = [
     ...lat.e2e.map((r) => [
-      'state change (worker time -> recv)',
+      `state change (worker time -> recv)${P.e2eQuery ? ` ${P.e2eQuery}` : ''}`,
       String(r.subs),
       String(r.events),
       String(r.deliveries),
@@ -1102,7 +1292,7 @@ function report(
       fmt(r.latency.p99),
       fmt(r.latency.max),
       '-',
-      fmt(r.apiCpuUsPerDelivery, 1),
+      '-', // the API's CPU here is mostly the jobs' HTTP requests: see the JSON
       fmt(r.subsCpuUsPerDelivery, 1),
       closed(r),
     ]),
@@ -1154,6 +1344,7 @@ function report(
         'deliveries/s',
         'events/s (all subs)',
         'API cores',
+        'subs cores',
         'API µs/msg',
         'closed 4008',
       ],
@@ -1167,6 +1358,7 @@ function report(
           String(tp.deliveriesPerSec),
           String(tp.eventsPerSecAllSubs),
           fmt(tp.apiCores, 2),
+          fmt(tp.subsCores, 2),
           fmt(tp.apiCpuUsPerDelivery, 1),
           String(tp.slowClosed),
         ],
