@@ -43,9 +43,10 @@ export interface LxcqClientOptions {
   WebSocket?: WebSocketConstructor;
   /**
    * How the events socket carries the token: an Authorization header (only `ws` can send one;
-   * the default under Node) or the `bearer.<token>` subprotocol (the default in browsers).
+   * the default under Node), the `bearer.<token>` subprotocol (the default in browsers), or both
+   * (the default for a `WebSocket` given here, since the SDK cannot tell which kind it is).
    */
-  wsAuth?: 'header' | 'subprotocol';
+  wsAuth?: 'header' | 'subprotocol' | 'both';
   /** Extra headers on every HTTP request. */
   headers?: Record<string, string>;
 }
@@ -454,7 +455,7 @@ export class LxcqClient {
       {
         url: eventsUrl(this.t.base),
         token: this.opts.token,
-        auth: this.opts.wsAuth ?? (isNode() ? 'header' : 'subprotocol'),
+        auth: this.opts.wsAuth ?? (this.opts.WebSocket ? 'both' : isNode() ? 'header' : 'subprotocol'),
         webSocket: () => {
           if (this.opts.WebSocket) return Promise.resolve(this.opts.WebSocket);
           this.wsImpl ??= defaultWebSocket();

@@ -59,8 +59,8 @@ export interface EventStreamDeps {
   /** ws:// or wss:// URL of /v1/events, without a query. */
   url: string;
   token: string | undefined;
-  /** 'header' (Node's `ws`) or 'subprotocol' (browsers). */
-  auth: 'header' | 'subprotocol';
+  /** 'header' (Node's `ws`), 'subprotocol' (browsers) or both. */
+  auth: 'header' | 'subprotocol' | 'both';
   webSocket: () => Promise<WebSocketConstructor>;
   /**
    * Called when a connection could not be opened: throws a permanent error (a refused token) to
@@ -198,9 +198,9 @@ export class EventStream<E extends { id: string } = EventOf> implements AsyncIte
     const protocols = ['lxcq.v1'];
     let socket: WebSocketLike;
     try {
-      if (token !== undefined && this.deps.auth === 'subprotocol') protocols.push(`bearer.${token}`);
+      if (token !== undefined && this.deps.auth !== 'header') protocols.push(`bearer.${token}`);
       socket =
-        token !== undefined && this.deps.auth === 'header'
+        token !== undefined && this.deps.auth !== 'subprotocol'
           ? new Impl(url, protocols, { headers: { authorization: `Bearer ${token}` } })
           : new Impl(url, protocols);
     } catch (err) {

@@ -261,7 +261,6 @@ describe('SDK against a real stack', () => {
         return fetch(url, init);
       },
       WebSocket: BrowserWebSocket,
-      wsAuth: 'subprotocol',
     });
     const stream = browser.events({ types: ['job.*'], container: 'sdk3' });
     const c = collect<Item>(stream);
@@ -278,7 +277,6 @@ describe('SDK against a real stack', () => {
       url: s.url,
       token: 'wrong-wrong-wrong',
       WebSocket: BrowserWebSocket,
-      wsAuth: 'subprotocol',
     });
     await expect(wrong.events().next()).rejects.toMatchObject({ code: 'LXCQ_UNAUTHORIZED' });
   });
