@@ -43,8 +43,8 @@
  * LXCQ_BENCH_TP_EVENTS for the burst (default 100 and 20000), LXCQ_BENCH_MEM_SUBS idle clients for
  * the memory figure (default 1000), LXCQ_BENCH_CLIENT `raw` (default) or `ws`,
  * LXCQ_BENCH_E2E_QUERY the state-change subscribers' filter (default none: every event, so each
- * state change shares the API with the ~4 job events around it; `?types=container.state` sends
- * them only the state changes),
+ * state change shares the API with the job.* events of the same job, about 10 events per
+ * start/stop cycle in all; `?types=container.state` sends them only the state changes),
  * LXCQ_BENCH_PROFILE=0 skips the diagnostics, LXCQ_BENCH_EVENTS_OUT the JSON file.
  * The API runs with its defaults; LXCQ_WS_MAX_BUFFER and LXCQ_WS_PING_MS pass through to it.
  */
