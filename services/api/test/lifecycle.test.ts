@@ -80,8 +80,11 @@ describe('container lifecycle through the API', () => {
     let j = await s.run('POST', '/v1/containers/web1/snapshots', {});
     expect(j.state).toBe('completed');
     expect(j.result).toMatchObject({ name: 'snap0' });
-    j = await s.run('POST', '/v1/containers/web1/snapshots', { name: 'before-upgrade' });
-    expect(j.result).toMatchObject({ name: 'before-upgrade' });
+    j = await s.run('POST', '/v1/containers/web1/snapshots', {
+      name: 'before-upgrade',
+      comment: 'state before the upgrade',
+    });
+    expect(j.result).toMatchObject({ name: 'before-upgrade', comment: 'state before the upgrade' });
     const list = await s.http<{ name: string }[]>('GET', '/v1/containers/web1/snapshots');
     expect(list.body.map((x) => x.name).sort()).toEqual(['before-upgrade', 'snap0']);
 

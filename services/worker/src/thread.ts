@@ -1,10 +1,21 @@
+import { spawnSync } from 'node:child_process';
 /**
  * The piscina thread: runs one blocking liblxc step per task through @lxcq/lxc-ffi and answers
  * with a typed reply. Errors never escape as exceptions: they become ErrorBody values with
  * liblxc's own error string, so nothing is lost crossing the thread boundary.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
 import {
   toLxcqError,
@@ -151,6 +162,38 @@ export function limitItems(l: Limits, layout: 'v1' | 'v2'): [string, string][] {
   return items;
 }
 
+/**
+ * Copies a container with liblxc's own lxc-copy, in a process of its own. liblxc copies a rootfs
+ * from a child made with a raw clone(), which skips glibc's fork handlers: made from this
+ * multi-threaded process, the child can block forever on a libc lock another thread held at
+ * that moment (seen: fopen waiting on stdio's list lock). lxc-copy is single-threaded.
+ */
+export function lxcCopy(
+  from: { name: string; lxcpath: string },
+  to: { name: string; lxcpath: string },
+  opts: { snapshot?: boolean; keepName?: boolean } = {},
+): void {
+  const args = ['-n', from.name, '-P', from.lxcpath, '-N', to.name, '-p', to.lxcpath];
+  if (opts.snapshot) args.push('-s', '-B', 'overlayfs');
+  if (opts.keepName) args.push('-K');
+  runLxcTool('lxc-copy', args);
+}
+
+/** Runs one of liblxc's own tools (single-threaded, see lxcCopy) and turns a failure into an error. */
+function runLxcTool(tool: string, args: string[]): void {
+  const r = spawnSync(tool, args, { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error || r.status !== 0) {
+    const why = r.error ? r.error.message : `exit status ${r.status ?? r.signal}`;
+    throw Object.assign(
+      new Error(`${tool} ${args.join(' ')} failed (${why}): ${`${r.stderr}${r.stdout}`.trim().slice(-600)}`),
+      {
+        code: 'LXCQ_LXC_ERROR',
+        details: { tool, status: r.status },
+      },
+    );
+  }
+}
+
 type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
 
 const impl: Impl = {
@@ -191,9 +234,12 @@ const impl: Impl = {
       throw Object.assign(new Error(`Container ${r.name} already exists on this host.`), {
         code: 'LXCQ_CONTAINER_EXISTS',
       });
-    using base = Container.open(r.baseName, r.imagesLxcpath);
-    if (!base.defined) notFound(r.baseName);
-    using made = base.clone(r.name, { lxcpath: r.lxcpath });
+    {
+      using base = Container.open(r.baseName, r.imagesLxcpath);
+      if (!base.defined) notFound(r.baseName);
+    }
+    lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r);
+    using made = Container.open(r.name, r.lxcpath);
     for (const [k, v] of r.config) made.setConfigItem(k, v);
     made.saveConfig();
     return describe(made);
@@ -307,7 +353,8 @@ const impl: Impl = {
     }
     const s = c.state;
     if (s !== 'STOPPED') invalidState(r.name, s, 'rename needs a stopped container');
-    c.rename(r.newName);
+    // liblxc renames by copying: done by lxc-copy in a process of its own (see lxcCopy).
+    runLxcTool('lxc-copy', ['-n', r.name, '-P', r.lxcpath, '-N', r.newName, '-R']);
     using n = Container.open(r.newName, r.lxcpath);
     return describe(n);
   },
@@ -316,22 +363,41 @@ const impl: Impl = {
     if (!c.defined) notFound(r.name);
     const s = c.state;
     if (s !== 'STOPPED') invalidState(r.name, s, 'clone needs a stopped container');
-    using n = c.clone(r.newName, {
-      snapshot: r.snapshot,
-      keepName: r.keepName,
-      ...(r.snapshot ? { bdevtype: 'overlayfs' } : {}),
-    });
+    lxcCopy(r, { name: r.newName, lxcpath: r.lxcpath }, { snapshot: r.snapshot, keepName: r.keepName });
+    using n = Container.open(r.newName, r.lxcpath);
     return describe(n);
   },
   snapshotCreate: (r) => {
     using c = open(r);
     if (!c.defined) notFound(r.name);
-    const snap = c.snapshot();
+    // lxc-snapshot copies the rootfs in a process of its own (see lxcCopy for why).
+    const before = new Set(c.snapshots().map((x) => x.name));
+    const args = ['-n', r.name, '-P', r.lxcpath];
+    let commentFile: string | null = null;
+    if (r.comment !== undefined) {
+      commentFile = join(mkdtempSync(join(tmpdir(), 'lxcq-comment-')), 'comment');
+      writeFileSync(commentFile, r.comment);
+      args.push('-c', commentFile);
+    }
+    try {
+      runLxcTool('lxc-snapshot', args);
+    } finally {
+      if (commentFile) rmSync(dirname(commentFile), { recursive: true, force: true });
+    }
+    const snap = c.snapshots().find((x) => !before.has(x.name))?.name;
+    if (snap === undefined)
+      throw Object.assign(new Error(`lxc-snapshot made no new snapshot of ${r.name}.`), {
+        code: 'LXCQ_LXC_ERROR',
+      });
     let name = snap;
     if (r.snapName !== undefined && r.snapName !== snap) {
-      // liblxc names snapshots snapN; a chosen name is a rename inside the snaps directory.
-      using s = Container.open(snap, join(r.lxcpath, r.name, 'snaps'));
-      s.rename(r.snapName);
+      // liblxc names snapshots snapN; a chosen name is a rename inside the snaps directory, which
+      // liblxc does by copying (lxc-copy, see lxcCopy) and which leaves the comment behind.
+      const snaps = join(r.lxcpath, r.name, 'snaps');
+      const commentPath = (n: string) => join(snaps, n, 'comment');
+      const comment = existsSync(commentPath(snap)) ? readFileSync(commentPath(snap)) : null;
+      runLxcTool('lxc-copy', ['-n', snap, '-P', snaps, '-N', r.snapName, '-R']);
+      if (comment !== null) writeFileSync(commentPath(r.snapName), comment);
       name = r.snapName;
     }
     const info = c.snapshots().find((s) => s.name === name);
@@ -352,12 +418,16 @@ const impl: Impl = {
     const target = r.newName ?? r.name;
     if (target === r.name && c.state !== 'STOPPED')
       invalidState(r.name, c.state, 'restoring over a container needs it stopped');
-    if (target === r.name) {
-      // liblxc restores over an existing container by destroying it first; keep its snapshots.
-      c.restoreSnapshot(r.snapshot, target);
-    } else {
-      c.restoreSnapshot(r.snapshot, target);
-    }
+    // Restoring copies the snapshot's rootfs: done by lxc-snapshot in a process of its own.
+    runLxcTool('lxc-snapshot', [
+      '-n',
+      r.name,
+      '-P',
+      r.lxcpath,
+      '-r',
+      r.snapshot,
+      ...(target === r.name ? [] : ['-N', target]),
+    ]);
     using n = Container.open(target, r.lxcpath);
     return describe(n);
   },
