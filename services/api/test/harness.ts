@@ -101,11 +101,25 @@ export class Stack {
       ...(opts.tokensFile ? { LXCQ_TOKENS_FILE: opts.tokensFile } : {}),
       ...opts.apiEnv,
     };
-    const api = await buildApp(apiConfig(env, sha256), { logger: pino({ level: 'silent' }) });
-    const address = await api.app.listen({ port: 0, host: '127.0.0.1' });
-    const stack = new Stack(redisServer, new Redis(redisServer.url), api, address, lxcpath, opts);
-    if (!opts.noWorker) await stack.startWorker();
-    return stack;
+    let api: BuiltApp | undefined;
+    let stack: Stack | undefined;
+    try {
+      api = await buildApp(apiConfig(env, sha256), { logger: pino({ level: 'silent' }) });
+      const address = await api.app.listen({ port: 0, host: '127.0.0.1' });
+      stack = new Stack(redisServer, new Redis(redisServer.url), api, address, lxcpath, opts);
+      if (!opts.noWorker) await stack.startWorker();
+      return stack;
+    } catch (err) {
+      // Leave nothing behind when the stack cannot come up (a failing beforeAll skips afterAll's close).
+      if (stack) await stack.close().catch(() => undefined);
+      else {
+        await api?.close().catch(() => undefined);
+        removeLxcpath(lxcpath);
+        await redisServer.stop();
+        rmSync(redisServer.dir, { recursive: true, force: true });
+      }
+      throw err;
+    }
   }
 
   get hostId(): string {
