@@ -6,5 +6,6 @@
  * Types still come from '@lxcq/shared'.
  */
 export { LxcqError, isErrorCode } from '../../shared/src/errors.ts';
-export { isFinal } from '../../shared/src/job.ts';
+export { isFinal, JOB_STATES } from '../../shared/src/job.ts';
+export { CONTAINER_STATES } from '../../shared/src/states.ts';
 export { compareCursors, isCursor, parseEventFilter } from '../../shared/src/event-filter.ts';

@@ -9,7 +9,7 @@ import type {
   PayloadOf,
   ResultOf,
 } from '@lxcq/shared';
-import { compareCursors, isCursor } from '../shared-runtime.ts';
+import { CONTAINER_STATES, JOB_STATES, compareCursors, isCursor } from '../shared-runtime.ts';
 import type { CreateRequest, LxcqClient } from '../client.ts';
 import { isResync, type EventSelector } from '../events.ts';
 import type { JobHandle } from '../job-handle.ts';
@@ -39,17 +39,7 @@ export interface CliContext {
   following: Following | null;
 }
 
-const STATES: readonly ContainerState[] = [
-  'STOPPED',
-  'STARTING',
-  'RUNNING',
-  'STOPPING',
-  'ABORTING',
-  'FREEZING',
-  'FROZEN',
-  'THAWED',
-];
-const JOB_STATES: readonly JobState[] = ['queued', 'active', 'completed', 'failed', 'cancelled'];
+const STATES = CONTAINER_STATES;
 
 // ---- argument parsers ----
 

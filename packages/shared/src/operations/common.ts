@@ -1,5 +1,6 @@
 import Type, { type Static, type TSchema } from 'typebox';
 import { NAME_PATTERN } from '../names.ts';
+import type { ContainerState as LiblxcState } from '../states.ts';
 
 /** A container, snapshot, host or checkpoint name (see names.ts for the rule and why). */
 export const Name = Type.String({ pattern: NAME_PATTERN, minLength: 1, maxLength: 64 });
@@ -14,20 +15,8 @@ export const ContainerState = Type.Union([
   Type.Literal('FROZEN'),
   Type.Literal('THAWED'),
 ]);
-export type ContainerState =
-  'STOPPED' | 'STARTING' | 'RUNNING' | 'STOPPING' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED';
-
-/** liblxc's states in the order of its lxc_state_t values (the monitor protocol sends the number). */
-export const CONTAINER_STATES: readonly ContainerState[] = [
-  'STOPPED',
-  'STARTING',
-  'RUNNING',
-  'STOPPING',
-  'ABORTING',
-  'FREEZING',
-  'FROZEN',
-  'THAWED',
-];
+export { CONTAINER_STATES } from '../states.ts';
+export type ContainerState = LiblxcState;
 
 export const SnapshotInfo = Type.Object({
   name: Type.String(),
