@@ -101,6 +101,7 @@ PACKAGES=(
   "curl                   the curl examples printed by scripts/run.sh"
   "wget                   the download template fetches images with wget"
   "gnupg                  the download template verifies image signatures with gpg"
+  "zsh                    the tests check the lxcq CLI's zsh completion script with zsh -n"
 )
 pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]; }
 pkg_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }

@@ -193,7 +193,8 @@ describe('lxcq CLI', () => {
   });
 
   // zsh is not part of the host set-up: this runs where it is installed, and shows as skipped elsewhere.
-  it.runIf(hasZsh)('the zsh completion script parses (zsh -n)', async () => {
+  it('the zsh completion script parses (zsh -n)', async () => {
+    expect(hasZsh, 'zsh comes with scripts/setup-host.sh').toBe(true);
     const zsh = await lxcq(['completion', 'zsh'], env);
     expect(() => execFileSync('zsh', ['-n'], { input: zsh.stdout })).not.toThrow();
   });
