@@ -27,6 +27,8 @@ export interface EventHubOptions {
 
 interface Client {
   ws: WebSocket;
+  /** The client's TCP socket, corked around each batch so a burst leaves in one write. */
+  socket: Duplex;
   filter: EventFilter;
   /** Live events arriving while the replay runs, sent after it. */
   pending: { id: string; json: string; ev: LxcqEvent }[] | null;
@@ -103,11 +105,19 @@ export class EventHub {
         continue;
       }
       for (const [, entries] of res ?? []) {
-        for (const [id, fields] of entries) {
-          this.head = id;
+        // Serialise each event once; then per client, every event of the batch goes out in one
+        // write (cork/uncork): a syscall per socket per event is most of the fan-out's cost.
+        const batch = entries.map(([id, fields]) => {
           const ev = Store.parseEvent(id, fields);
-          const json = JSON.stringify(ev);
-          for (const c of this.clients) this.offer(c, id, json, ev);
+          return { id, ev, json: JSON.stringify(ev) };
+        });
+        const last = batch[batch.length - 1];
+        if (!last) continue;
+        this.head = last.id;
+        for (const c of this.clients) {
+          c.socket.cork();
+          for (const b of batch) this.offer(c, b.id, b.json, b.ev);
+          c.socket.uncork();
         }
       }
     }
@@ -161,16 +171,16 @@ export class EventHub {
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      void this.subscribe(ws, filter).catch((err: unknown) => {
+      void this.subscribe(ws, socket, filter).catch((err: unknown) => {
         this.opts.log.warn({ err }, 'subscription failed');
         ws.close(1011, 'subscription failed');
       });
     });
   }
 
-  private async subscribe(ws: WebSocket, filter: EventFilter): Promise<void> {
+  private async subscribe(ws: WebSocket, socket: Duplex, filter: EventFilter): Promise<void> {
     const start = this.head;
-    const c: Client = { ws, filter, pending: filter.since ? [] : null, floor: start, alive: true };
+    const c: Client = { ws, socket, filter, pending: filter.since ? [] : null, floor: start, alive: true };
     this.clients.add(c);
     ws.on('pong', () => (c.alive = true));
     ws.on('close', () => this.clients.delete(c));
