@@ -856,6 +856,9 @@ export class Container implements Disposable {
       fds.push(stdout);
       const stderr = openSync(join(dir, 'stderr'), 'w+', 0o600);
       fds.push(stderr);
+      // The files are read back through their fds: unlinked now, nothing is left behind even if
+      // this process dies while the command runs.
+      rmSync(dir, { recursive: true, force: true });
       let pid: number;
       {
         using arena = new Arena();
