@@ -9,7 +9,7 @@
  *     (sequentially and on 4 worker_threads), and next to LXD 5.0.2's reference figures, with the
  *     container made three ways:
  *     a. the main mode, the issue's "create from a cached image": template `local` (lxc-local)
- *        from a busybox rootfs + metadata xz image built once at the start (bench/image.ts) and
+ *        from a busybox rootfs + metadata xz image built once at the start (test/local-image.ts) and
  *        put in the worker's LXCQ_IMAGES_DIR;
  *     b. secondary: the `busybox` template, a shell script that builds the rootfs each time;
  *     c. an overlayfs copy-on-write clone of a stopped base container instead of a create;
@@ -48,7 +48,7 @@ import {
 } from './direct.ts';
 import type { DirectThreadInput, DirectThreadOutput } from './direct-thread.ts';
 import { cpuPer, cpuSnapshot, type CpuUse } from './cpu.ts';
-import { buildLocalImage, removeLocalImage, type LocalImage } from './image.ts';
+import { buildLocalImage, removeLocalImage, type LocalImage } from '../test/local-image.ts';
 import { fmt, ratio, round, summarize, table, type Summary } from './stats.ts';
 
 // ---- parameters and reference figures -------------------------------------------------------

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Stack, TEST_CONFIG, TOKEN, removeLxcpath } from '../test/harness.ts';
 import { directLifecycle, directMakeStopped, type LifecycleTimes, type Make } from './direct.ts';
-import { buildLocalImage, removeLocalImage, type LocalImage } from './image.ts';
+import { buildLocalImage, removeLocalImage, type LocalImage } from '../test/local-image.ts';
 import { fmt, round, summarize, table, type Summary } from './stats.ts';
 import type { JobTrace } from './trace-preload.ts';
 

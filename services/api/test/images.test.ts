@@ -1,54 +1,23 @@
 // Creating containers from a local LXC image (rootfs + metadata tarballs in the worker's images
 // directory), the "cached image" path, with real tarballs made from a busybox container.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, TEST_CONFIG, removeLxcpath } from './harness.ts';
+import { Stack, TEST_CONFIG } from './harness.ts';
+import { buildLocalImage, removeLocalImage, type LocalImage } from './local-image.ts';
 
-const images = mkdtempSync(join(tmpdir(), 'lxcq-images-'));
+let image: LocalImage;
+let images: string;
 let s: Stack;
 
-/** Builds rootfs.tar.xz and meta.tar.xz the way an image server would, from a busybox container. */
-function buildImage(dir: string): void {
-  const lp = mkdtempSync(join(tmpdir(), 'lxcq-imgsrc-'));
-  try {
-    execFileSync('lxc-create', ['-P', lp, '-n', 'src', '-t', 'busybox'], { stdio: 'ignore' });
-    execFileSync('tar', [
-      '-C',
-      join(lp, 'src', 'rootfs'),
-      '--numeric-owner',
-      '-cJf',
-      join(dir, 'busybox-rootfs.tar.xz'),
-      '.',
-    ]);
-    const meta = mkdtempSync(join(tmpdir(), 'lxcq-meta-'));
-    writeFileSync(
-      join(meta, 'config'),
-      [
-        'lxc.signal.halt = SIGUSR1',
-        'lxc.signal.reboot = SIGTERM',
-        'lxc.autodev = 1',
-        'lxc.tty.max = 1',
-        'lxc.mount.auto = cgroup:mixed proc:mixed sys:ro',
-        '',
-      ].join('\n'),
-    );
-    execFileSync('tar', ['-C', meta, '-cJf', join(dir, 'busybox-meta.tar.xz'), 'config']);
-    rmSync(meta, { recursive: true, force: true });
-  } finally {
-    removeLxcpath(lp);
-  }
-}
-
 beforeAll(async () => {
-  buildImage(images);
+  image = buildLocalImage();
+  images = image.dir;
   s = await Stack.start({ workerEnv: { LXCQ_IMAGES_DIR: images } });
 });
 afterAll(async () => {
   await s?.close();
-  rmSync(images, { recursive: true, force: true });
+  if (image) removeLocalImage(image);
 });
 
 describe('create from a local image', () => {

@@ -1,7 +1,7 @@
 /**
  * The "cached image" the main lifecycle mode creates from: a busybox rootfs and a metadata
  * tarball holding a `config`, in the layout lxc-local (template `local`) unpacks, built once per
- * run the way services/api/test/images.test.ts builds it.
+ * run, for images.test.ts and the pipeline benchmark alike.
  *
  * Both are xz: lxc-local extracts with `tar Jxf` / `tar -xpJf`, which forces xz, so an
  * uncompressed or gzip tarball is refused. The rootfs is about 2 MB (the static busybox binary),
@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeLxcpath } from '../test/harness.ts';
+import { removeLxcpath } from './harness.ts';
 
 export interface LocalImage {
   /** The images directory (the worker's LXCQ_IMAGES_DIR). */
@@ -25,7 +25,7 @@ export interface LocalImage {
   rootfsBytes: number;
 }
 
-/** The distribution config the image's metadata carries (as images.test.ts). */
+/** The distribution config the image's metadata carries. */
 const IMAGE_CONFIG = [
   'lxc.signal.halt = SIGUSR1',
   'lxc.signal.reboot = SIGTERM',
@@ -37,9 +37,9 @@ const IMAGE_CONFIG = [
 
 /** Builds busybox-rootfs.tar.xz and busybox-meta.tar.xz in a new temporary images directory. */
 export function buildLocalImage(): LocalImage {
-  const dir = mkdtempSync(join(tmpdir(), 'lxcq-bench-images-'));
-  const src = mkdtempSync(join(tmpdir(), 'lxcq-bench-imgsrc-'));
-  const meta = mkdtempSync(join(tmpdir(), 'lxcq-bench-meta-'));
+  const dir = mkdtempSync(join(tmpdir(), 'lxcq-images-'));
+  const src = mkdtempSync(join(tmpdir(), 'lxcq-imgsrc-'));
+  const meta = mkdtempSync(join(tmpdir(), 'lxcq-meta-'));
   const rootfs = 'busybox-rootfs.tar.xz';
   const metadata = 'busybox-meta.tar.xz';
   try {
