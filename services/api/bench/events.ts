@@ -18,7 +18,7 @@
  *  3. the API's memory per connected client: RSS, heap and off-heap memory of the API process
  *     (after forced GCs) before and after 1,000 idle subscribers connect, divided by 1,000;
  *  4. diagnostics at the largest subscriber count: the API's own side of the fan-out (XADD to the
- *     first `ws.send` of an event, first to last send), CPU per delivery, and a CPU profile of
+ *     first write of an event to a client, first to last write), CPU per delivery, and a CPU profile of
  *     the API process during fan-out, summed by area and by function.
  * It prints aligned tables and writes everything as JSON to bench/results/events-latest.json.
  *
@@ -64,6 +64,7 @@ import { WebSocket } from 'ws';
 import { buildApp } from '../src/app.ts';
 import { sha256 } from '../src/auth.ts';
 import { apiConfig } from '../src/config.ts';
+import { EventHub } from '../src/events.ts';
 import { TEST_CONFIG, TOKEN, removeLxcpath, startRedis, type RedisServer } from '../test/harness.ts';
 import { fmt, round, table, type Summary } from './stats.ts';
 
@@ -233,12 +234,14 @@ interface HubStats {
 }
 /** One event seen from the API's side while the send probe is on. */
 interface SendSpan {
-  /** XADD (publisher's clock) to the first ws.send of the event, ms. */
+  /** XADD (publisher's clock) to the first write of the event's batch to a client, ms. */
   toFirst: number;
-  /** First ws.send started to last ws.send returned, ms. */
+  /** First write of the batch started to last write returned, ms. */
   span: number;
+  /** Clients the batch was written to. */
   sends: number;
 }
+
 interface ProfileSummary {
   sampledMs: number;
   idleMs: number;
@@ -246,50 +249,61 @@ interface ProfileSummary {
   top: { fn: string; area: string; ms: number; share: number }[];
 }
 
+/** The part of EventHub the probe wraps: one call per client per read batch. */
+interface DeliverProto {
+  deliver(c: unknown, batch: { items: readonly { ev: { data?: unknown } }[] }): boolean;
+}
+
 /**
- * Wraps WebSocket.prototype.send in the API process (diagnostics only, off for every headline
- * figure): the hub sends one JSON string per event to every client, so a new string marks the
- * next event. Costs two clock reads per send.
+ * Wraps EventHub's per-client delivery in the API process (diagnostics only, off for every
+ * headline figure): the hub writes each read batch to every client in turn, so a new batch
+ * object marks the next round of writes. Costs two clock reads per client per batch.
  */
 function sendProbe(): { on(): void; off(): SendSpan[] } {
-  let orig: WebSocket['send'] | null = null;
-  let cur: string | null = null;
-  let t = 0;
+  const proto = EventHub.prototype as unknown as DeliverProto;
+  let orig: DeliverProto['deliver'] | null = null;
+  let cur: object | null = null;
+  let ts: number[] = [];
   let first = 0;
   let last = 0;
   let n = 0;
   let spans: SendSpan[] = [];
   const flush = () => {
-    if (cur !== null && !Number.isNaN(t))
-      spans.push({ toFirst: (first - t) / 1000, span: (last - first) / 1000, sends: n });
+    if (cur !== null)
+      for (const t of ts)
+        if (!Number.isNaN(t))
+          spans.push({ toFirst: (first - t) / 1000, span: (last - first) / 1000, sends: n });
     cur = null;
   };
   return {
     on() {
       if (orig) return;
-      // eslint-disable-next-line @typescript-eslint/unbound-method -- applied below with the socket as `this`
-      const send = WebSocket.prototype.send;
-      orig = send;
+      // eslint-disable-next-line @typescript-eslint/unbound-method -- applied below with the hub as `this`
+      const deliver = proto.deliver;
+      orig = deliver;
       spans = [];
       cur = null;
-      WebSocket.prototype.send = function (this: WebSocket, ...args: unknown[]): void {
-        const data = args[0];
+      proto.deliver = function (this: unknown, c, batch): boolean {
         const start = monoUs();
-        if (typeof data === 'string' && data !== cur) {
+        if (batch !== cur) {
           flush();
-          cur = data;
+          cur = batch;
           first = start;
           n = 0;
-          t = Number(/"t":(\d+(?:\.\d+)?)/.exec(data)?.[1] ?? Number.NaN);
+          ts = batch.items.map((i) => {
+            const t = (i.ev.data as { t?: unknown } | undefined)?.t;
+            return typeof t === 'number' ? t : Number.NaN;
+          });
         }
-        Reflect.apply(send, this, args);
+        const r = Reflect.apply<unknown, [unknown, typeof batch], boolean>(deliver, this, [c, batch]);
         last = monoUs();
         n++;
+        return r;
       };
     },
     off() {
       flush();
-      if (orig) WebSocket.prototype.send = orig;
+      if (orig) proto.deliver = orig;
       orig = null;
       return spans;
     },
@@ -1414,18 +1428,23 @@ function report(
         ['API side, per event', 'p50', 'p99', 'max'],
         [
           [
-            'XADD -> first ws.send, ms',
+            'XADD -> first client write, ms',
             fmt(sv.xaddToFirstSend.p50),
             fmt(sv.xaddToFirstSend.p99),
             fmt(sv.xaddToFirstSend.max),
           ],
           [
-            'first -> last ws.send, ms',
+            'first -> last client write, ms',
             fmt(sv.firstToLastSend.p50),
             fmt(sv.firstToLastSend.p99),
             fmt(sv.firstToLastSend.max),
           ],
-          ['µs per ws.send', fmt(sv.usPerSend.p50, 1), fmt(sv.usPerSend.p99, 1), fmt(sv.usPerSend.max, 1)],
+          [
+            'µs per client write',
+            fmt(sv.usPerSend.p50, 1),
+            fmt(sv.usPerSend.p99, 1),
+            fmt(sv.usPerSend.max, 1),
+          ],
           [
             'client: last subscriber, ms',
             fmt(diag.row.lastPerEvent?.p50),

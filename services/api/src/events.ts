@@ -31,13 +31,56 @@ interface Client {
   socket: Duplex;
   filter: EventFilter;
   /** Live events arriving while the replay runs, sent after it. */
-  pending: { id: string; json: string; ev: LxcqEvent }[] | null;
+  pending: Outgoing[] | null;
   /** Events at or before this cursor were sent (or predate the subscription) and are skipped. */
   floor: string;
   alive: boolean;
 }
 
 const PROTOCOL = 'lxcq.v1';
+
+/** One event of a read batch, serialised and framed once for every client. */
+interface Outgoing {
+  id: string;
+  ev: LxcqEvent;
+  /** The complete WebSocket text frame (header + payload), written as is to each socket. */
+  frame: Buffer;
+}
+
+/** A batch of events read from the stream, with every frame of it joined (built on first use). */
+class Batch {
+  private joined: Buffer | null = null;
+  constructor(readonly items: Outgoing[]) {}
+  all(): Buffer {
+    return (this.joined ??= Buffer.concat(this.items.map((i) => i.frame)));
+  }
+}
+
+/**
+ * An unmasked, final WebSocket text frame (RFC 6455 section 5.2) holding `json`. Servers never mask,
+ * and the hub's server negotiates no extension, so the frame is the same bytes for every client:
+ * built once per event instead of once per event per client inside `ws.send`.
+ */
+export function textFrame(json: string): Buffer {
+  const len = Buffer.byteLength(json);
+  const head = len < 126 ? 2 : len < 65536 ? 4 : 10;
+  const buf = Buffer.allocUnsafe(head + len);
+  buf[0] = 0x81;
+  if (len < 126) buf[1] = len;
+  else if (len < 65536) {
+    buf[1] = 126;
+    buf.writeUInt16BE(len, 2);
+  } else {
+    buf[1] = 127;
+    buf.writeBigUInt64BE(BigInt(len), 2);
+  }
+  buf.write(json, head, 'utf8');
+  return buf;
+}
+
+function outgoing(id: string, ev: LxcqEvent): Outgoing {
+  return { id, ev, frame: textFrame(JSON.stringify(ev)) };
+}
 
 /**
  * Fans the durable event stream out to WebSocket subscribers. One reader per API process follows
@@ -52,6 +95,8 @@ export class EventHub {
   private readonly wss = new WebSocketServer({
     noServer: true,
     maxPayload: 4096,
+    // Frames are pre-built and written straight to the sockets (see textFrame): no extensions.
+    perMessageDeflate: false,
     handleProtocols: (protocols) =>
       protocols.has(PROTOCOL) ? PROTOCOL : ([...protocols].find((p) => p.startsWith('bearer.')) ?? false),
   });
@@ -105,32 +150,26 @@ export class EventHub {
         continue;
       }
       for (const [, entries] of res ?? []) {
-        // Serialise each event once; then per client, every event of the batch goes out in one
-        // write (cork/uncork): a syscall per socket per event is most of the fan-out's cost.
-        const batch = entries.map(([id, fields]) => {
-          const ev = Store.parseEvent(id, fields);
-          return { id, ev, json: JSON.stringify(ev) };
-        });
-        const last = batch[batch.length - 1];
+        // Serialise and frame each event once; then each client gets its share of the batch in
+        // one write of ready-made bytes: the syscall per socket is most of the fan-out's cost.
+        const batch = new Batch(entries.map(([id, fields]) => outgoing(id, Store.parseEvent(id, fields))));
+        const last = batch.items[batch.items.length - 1];
         if (!last) continue;
         this.head = last.id;
         for (const c of this.clients) {
-          c.socket.cork();
-          for (const b of batch) this.offer(c, b.id, b.json, b.ev);
-          c.socket.uncork();
+          if (c.pending) {
+            for (const o of batch.items) if (matchesFilter(c.filter, o.ev)) c.pending.push(o);
+          } else this.deliver(c, batch);
         }
       }
     }
   }
 
-  private offer(c: Client, id: string, json: string, ev: LxcqEvent): void {
-    if (!matchesFilter(c.filter, ev)) return;
-    if (c.pending) c.pending.push({ id, json, ev });
-    else this.send(c, id, json);
-  }
-
-  private send(c: Client, id: string, json: string): boolean {
-    if (compareCursors(id, c.floor) <= 0) return true;
+  /**
+   * Writes the events of `batch` that `c` wants and has not had, in one write. False when the
+   * client is gone or was just closed for being too slow.
+   */
+  private deliver(c: Client, batch: Batch): boolean {
     if (c.ws.readyState !== c.ws.OPEN) return false;
     if (c.ws.bufferedAmount > this.opts.maxBufferedBytes) {
       this.stats.slowClosed++;
@@ -138,9 +177,25 @@ export class EventHub {
       this.clients.delete(c);
       return false;
     }
-    c.ws.send(json);
-    c.floor = id;
-    this.stats.delivered++;
+    const items = batch.items;
+    let picked: Outgoing[] | null = null;
+    for (let i = 0; i < items.length; i++) {
+      const o = items[i] as Outgoing;
+      const wanted = compareCursors(o.id, c.floor) > 0 && matchesFilter(c.filter, o.ev);
+      if (wanted) picked?.push(o);
+      else picked ??= items.slice(0, i);
+    }
+    const n = picked ? picked.length : items.length;
+    if (n === 0) return true;
+    c.socket.write(
+      picked === null
+        ? batch.all()
+        : n === 1
+          ? (picked[0] as Outgoing).frame
+          : Buffer.concat(picked.map((o) => o.frame)),
+    );
+    c.floor = (picked ? (picked[n - 1] as Outgoing) : (items[items.length - 1] as Outgoing)).id;
+    this.stats.delivered += n;
     return true;
   }
 
@@ -200,10 +255,9 @@ export class EventHub {
       for (;;) {
         if (compareCursors(since, start) >= 0) break;
         const page = await this.store.redis.xrange(this.keys.events, from, start, 'COUNT', 500);
-        for (const [id, fields] of page) {
-          const ev = Store.parseEvent(id, fields);
-          if (matchesFilter(filter, ev) && !this.send(c, id, JSON.stringify(ev))) return;
-        }
+        const items = page.map(([id, fields]) => ({ id, ev: Store.parseEvent(id, fields) }));
+        const wanted = items.filter((o) => matchesFilter(filter, o.ev)).map((o) => outgoing(o.id, o.ev));
+        if (wanted.length > 0 && !this.deliver(c, new Batch(wanted))) return;
         if (page.length < 500) break;
         from = `(${page[page.length - 1]?.[0] ?? start}`;
         await this.drained(c);
@@ -212,7 +266,7 @@ export class EventHub {
     }
     const queued = c.pending ?? [];
     c.pending = null;
-    for (const p of queued) if (!this.send(c, p.id, p.json)) return;
+    if (queued.length > 0) this.deliver(c, new Batch(queued));
   }
 
   /** Waits (bounded) while a replaying client's socket holds more than half the buffer bound. */
