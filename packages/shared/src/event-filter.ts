@@ -84,10 +84,26 @@ export function matchesFilter(
 
 /** Orders stream ids ("ms-seq"): negative when a is older than b. */
 export function compareCursors(a: string, b: string): number {
-  const [am = '0', as = '0'] = a.split('-');
-  const [bm = '0', bs = '0'] = b.split('-');
-  const d = BigInt(am) - BigInt(bm);
-  if (d !== 0n) return d < 0n ? -1 : 1;
-  const e = BigInt(as) - BigInt(bs);
-  return e === 0n ? 0 : e < 0n ? -1 : 1;
+  const ad = a.indexOf('-');
+  const bd = b.indexOf('-');
+  return (
+    compareDecimal(ad < 0 ? a : a.slice(0, ad), bd < 0 ? b : b.slice(0, bd)) ||
+    compareDecimal(ad < 0 ? '0' : a.slice(ad + 1), bd < 0 ? '0' : b.slice(bd + 1))
+  );
+}
+
+/**
+ * Orders two decimal integers of any size without parsing them (the hub compares a cursor per
+ * client per event): a shorter number is smaller, equal lengths compare as text. Leading zeros,
+ * which Redis never writes, are skipped.
+ */
+function compareDecimal(x: string, y: string): number {
+  let i = 0;
+  let j = 0;
+  while (i < x.length - 1 && x[i] === '0') i++;
+  while (j < y.length - 1 && y[j] === '0') j++;
+  const d = x.length - i - (y.length - j);
+  if (d !== 0) return d < 0 ? -1 : 1;
+  for (; i < x.length; i++, j++) if (x[i] !== y[j]) return (x[i] as string) < (y[j] as string) ? -1 : 1;
+  return 0;
 }

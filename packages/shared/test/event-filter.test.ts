@@ -44,4 +44,24 @@ describe('event filters', () => {
     expect(compareCursors('10-2', '10-2')).toBe(0);
     expect(compareCursors('1764374400001-0', '1764374400000-99')).toBe(1);
   });
+  it('agrees with BigInt arithmetic on 20,000 random pairs (huge, zero-padded, without seq)', () => {
+    let seed = 42;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const num = () =>
+      rnd(4) === 0
+        ? String(rnd(12))
+        : '0'.repeat(rnd(5) === 0 ? rnd(3) : 0) + String(rnd(9) + 1) + String(rnd(10 ** 9)).repeat(rnd(3));
+    const id = () => (rnd(6) === 0 ? num() : `${num()}-${num()}`);
+    const ref = (a: string, b: string) => {
+      const [am = '0', as = '0'] = a.split('-');
+      const [bm = '0', bs = '0'] = b.split('-');
+      const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+      return d === 0n ? 0 : d < 0n ? -1 : 1;
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const a = id();
+      const b = rnd(5) === 0 ? a : id();
+      expect([a, b, compareCursors(a, b)]).toEqual([a, b, ref(a, b)]);
+    }
+  });
 });
