@@ -1,8 +1,10 @@
 // The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables.
+import cluster from 'node:cluster';
 import { pino } from 'pino';
-import { stopOnSignals } from '@lxcq/shared';
+import { envInt, stopOnSignals } from '@lxcq/shared';
 import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
+import { CONFIG_EXIT_CODE, superviseApi } from './cluster.ts';
 import { ConfigError, apiConfig } from './config.ts';
 
 const log = pino({ name: 'lxcq-api', level: process.env.LXCQ_LOG_LEVEL || 'info' });
@@ -14,7 +16,7 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof ConfigError) {
       log.fatal(e.message);
-      process.exit(2);
+      process.exit(CONFIG_EXIT_CODE);
     }
     throw e;
   }
@@ -23,7 +25,19 @@ async function main(): Promise<void> {
   await built.app.listen({ port: config.port, host: config.bind });
 }
 
-main().catch((err: unknown) => {
-  log.fatal({ err }, 'api failed to start');
-  process.exit(1);
-});
+function processes(): number {
+  try {
+    return envInt(process.env, 'LXCQ_API_PROCESSES', 1, 1);
+  } catch (e) {
+    log.fatal((e as Error).message);
+    process.exit(CONFIG_EXIT_CODE);
+  }
+}
+
+const n = cluster.isPrimary ? processes() : 1;
+if (n > 1) superviseApi({ processes: n, log });
+else
+  main().catch((err: unknown) => {
+    log.fatal({ err }, 'api failed to start');
+    process.exit(1);
+  });
