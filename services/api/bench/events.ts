@@ -45,10 +45,13 @@
  * LXCQ_BENCH_E2E_QUERY the state-change subscribers' filter (default none: every event, so each
  * state change shares the API with the job.* events of the same job, about 10 events per
  * start/stop cycle in all; `?types=container.state` sends them only the state changes),
- * LXCQ_BENCH_PROFILE=0 skips the diagnostics, LXCQ_BENCH_EVENTS_OUT the JSON file.
+ * LXCQ_BENCH_PROFILE=0 skips the diagnostics, LXCQ_BENCH_EVENTS_OUT the JSON file,
+ * LXCQ_BENCH_API_PROCS API processes on the port (default 1; as LXCQ_API_PROCESSES runs them; the
+ * memory, CPU and profile figures are then summed over them).
  * The API runs with its defaults; LXCQ_WS_MAX_BUFFER and LXCQ_WS_PING_MS pass through to it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session, type Profiler } from 'node:inspector';
@@ -392,7 +395,76 @@ function summarizeProfile(p: Profiler.Profile): ProfileSummary {
   };
 }
 
+/** Sums per-process CPU profiles into one, shares recomputed over the total busy time. */
+function mergeProfiles(ps: readonly ProfileSummary[]): ProfileSummary {
+  const busy = ps.reduce((a, p) => a + p.sampledMs - p.idleMs, 0);
+  const share = (ms: number) => round(busy > 0 ? ms / busy : Number.NaN, 3);
+  const sumBy = <T extends { ms: number }>(rows: T[], key: (r: T) => string) => {
+    const m = new Map<string, T>();
+    for (const r of rows) {
+      const k = key(r);
+      const have = m.get(k);
+      m.set(k, have ? { ...have, ms: round(have.ms + r.ms, 1) } : { ...r });
+    }
+    return [...m.values()].sort((a, b) => b.ms - a.ms).map((r) => ({ ...r, share: share(r.ms) }));
+  };
+  return {
+    sampledMs: round(
+      ps.reduce((a, p) => a + p.sampledMs, 0),
+      1,
+    ),
+    idleMs: round(
+      ps.reduce((a, p) => a + p.idleMs, 0),
+      1,
+    ),
+    areas: sumBy(
+      ps.flatMap((p) => p.areas),
+      (r) => r.area,
+    ),
+    top: sumBy(
+      ps.flatMap((p) => p.top),
+      (r) => r.fn,
+    ).slice(0, 14),
+  };
+}
+
+/**
+ * With LXCQ_BENCH_API_PROCS > 1 the `api` role is a node:cluster primary, as server.ts is with
+ * LXCQ_API_PROCESSES: it forks that many API processes on one port and answers the orchestrator
+ * for all of them (memory, CPU and counters summed, probes and profiles merged).
+ */
+async function apiPrimaryRole(n: number): Promise<void> {
+  cluster.setupPrimary({ exec: SELF, args: ['api'], execArgv: ['--expose-gc', '--import', 'tsx'] });
+  const nodes = Array.from({ length: n }, (_, i) => new Child(`api${i + 1}`, cluster.fork().process));
+  const urls = await Promise.all(nodes.map((c) => c.ready<{ url: string }>()));
+  const all = <T>(cmd: string): Promise<T[]> => Promise.all(nodes.map((c) => c.call<T>(cmd)));
+  const sum = <T extends object>(xs: T[]): T => {
+    const out = { ...xs[0] } as Record<string, number>;
+    for (const x of xs.slice(1))
+      for (const [k, v] of Object.entries(x)) if (typeof v === 'number') out[k] = (out[k] ?? 0) + v;
+    return out as T;
+  };
+  serve({
+    mem: async () => sum(await all<MemSample>('mem')),
+    cpu: async () => sum(await all<CpuSample>('cpu')),
+    stats: async () => sum(await all<HubStats>('stats')),
+    probeOn: () => all('probeOn'),
+    probeOff: async () => (await all<SendSpan[]>('probeOff')).flat(),
+    profileStart: () => all('profileStart'),
+    profileStop: async () => {
+      const ps = (await all<ProfileSummary | null>('profileStop')).filter((p): p is ProfileSummary => !!p);
+      return ps.length ? mergeProfiles(ps) : null;
+    },
+    close: async () => {
+      await all('close').catch(() => undefined);
+      setImmediate(() => process.exit(0));
+    },
+  });
+  process.send?.({ rid: 0, ok: true, res: { url: urls[0]?.url } } satisfies RpcReply);
+}
+
 async function apiRole(): Promise<void> {
+  if (cluster.isPrimary && P.apiProcs > 1) return apiPrimaryRole(P.apiProcs);
   const gc = globalThis.gc;
   if (!gc) throw new Error('the api role needs --expose-gc');
   const built = await buildApp(apiConfig(process.env, sha256), { logger: pino({ level: 'warn' }) });
@@ -784,6 +856,8 @@ const P = {
   memSubs: envInt('LXCQ_BENCH_MEM_SUBS', 1000, 1),
   profile: process.env.LXCQ_BENCH_PROFILE !== '0',
   client: clientKind(process.env.LXCQ_BENCH_CLIENT),
+  /** API processes sharing the port, as LXCQ_API_PROCESSES runs them (node:cluster). */
+  apiProcs: envInt('LXCQ_BENCH_API_PROCS', 1, 1),
   /** The state-change subscribers' query, e.g. `?types=container.state`; default: every event. */
   e2eQuery: process.env.LXCQ_BENCH_E2E_QUERY ?? '',
 };
@@ -1152,7 +1226,7 @@ async function main(): Promise<void> {
   console.log(
     `events bench: subscribers ${P.levels.join(', ')}; ${P.cycles} start/stop cycles and ${P.synth} ` +
       `synthetic events at ${P.rate}/s per count; burst ${P.tpEvents} events to ${P.tpSubs}; memory at ` +
-      `${P.memSubs} idle clients. ${cpus().length} cores, load ${fmt(loadStart)}, open files ${lim.soft}` +
+      `${P.memSubs} idle clients; ${P.apiProcs} API process${P.apiProcs > 1 ? 'es' : ''}. ${cpus().length} cores, load ${fmt(loadStart)}, open files ${lim.soft}` +
       `${lim.soft < need ? ` (raising to ${need} in the children)` : ''}.`,
   );
 
