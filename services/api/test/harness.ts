@@ -127,8 +127,11 @@ export class Stack {
   }
 
   /** Spawns the worker process and waits until its host is online. */
-  async startWorker(): Promise<void> {
-    const w = await spawnWorker(this.redisServer.url, this.hostId, this.lxcpath, this.opts.workerEnv ?? {});
+  async startWorker(env: Record<string, string> = {}): Promise<void> {
+    const w = await spawnWorker(this.redisServer.url, this.hostId, this.lxcpath, {
+      ...this.opts.workerEnv,
+      ...env,
+    });
     this.worker = w.child;
     this.workerLog = w.log();
     w.child.stdout?.on('data', (d: Buffer) => (this.workerLog += d.toString()));
@@ -141,13 +144,22 @@ export class Stack {
   }
 
   /** More simulated hosts: a worker process each, with its own host id and lxcpath. */
-  readonly hosts = new Map<string, { child: ChildProcess | null; lxcpath: string }>();
+  readonly hosts = new Map<string, { child: ChildProcess | null; lxcpath: string; log: () => string }>();
 
   async addHost(id: string, env: Record<string, string> = {}): Promise<string> {
     const lxcpath = mkdtempSync(join(tmpdir(), `lxcq-lxcpath-${id}-`));
     const w = await spawnWorker(this.redisServer.url, id, lxcpath, { ...this.opts.workerEnv, ...env });
-    this.hosts.set(id, { child: w.child, lxcpath });
+    this.hosts.set(id, { child: w.child, lxcpath, log: w.log });
     return lxcpath;
+  }
+
+  /** Stops host `id`'s worker (if it still runs) and starts a new one on the same lxcpath. */
+  async restartHost(id: string, env: Record<string, string> = {}): Promise<void> {
+    const h = this.hosts.get(id);
+    if (!h) throw new Error(`no host ${id}`);
+    await stopChild(h.child, 'SIGTERM');
+    const w = await spawnWorker(this.redisServer.url, id, h.lxcpath, { ...this.opts.workerEnv, ...env });
+    this.hosts.set(id, { child: w.child, lxcpath: h.lxcpath, log: w.log });
   }
 
   async stopHost(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -182,6 +194,14 @@ export class Stack {
   }
 
   /** Submits and waits for the job to end; returns the ended job. */
+  /** Waits for a submitted job to end; returns the ended job. */
+  async wait(id: string, timeoutSec = 120): Promise<Job> {
+    const r = await this.http<Job>('GET', `/v1/jobs/${id}/wait?timeout=${timeoutSec}`);
+    if (r.status !== 200)
+      throw new Error(`job ${id} did not end in ${timeoutSec} s: ${JSON.stringify(r.body)}`);
+    return r.body;
+  }
+
   async run(method: string, path: string, body?: unknown, wait = 120): Promise<Job> {
     const sep = path.includes('?') ? '&' : '?';
     const r = await this.http<Job>(method, `${path}${sep}wait=${wait}`, body);

@@ -128,13 +128,8 @@ describe('hosts', () => {
   });
 
   it('the registry matches each host once it is back', async () => {
-    const lxcpath = lxcpaths.get('h3') as string;
-    const h = s.hosts.get('h3');
-    expect(h).toBeDefined();
     // restart h3 on the same lxcpath
-    const { spawnWorker } = await import('./harness.ts');
-    const w = await spawnWorker(s.redisServer.url, 'h3', lxcpath, {});
-    if (h) h.child = w.child;
+    await s.restartHost('h3');
     for (let i = 0; i < 50; i++) {
       const hosts = (await s.http<{ id: string; status: string }[]>('GET', '/v1/hosts')).body;
       if (hosts.find((x) => x.id === 'h3')?.status === 'online') break;

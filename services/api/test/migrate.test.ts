@@ -8,6 +8,7 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store } from '@lxcq/shared';
 import { Stack, TEST_CONFIG } from './harness.ts';
 
 let s: Stack;
@@ -81,6 +82,17 @@ const incoming = (host: string) => {
   const d = join(lxcpaths.get(host) as string, '.lxcq', 'incoming');
   return existsSync(d) ? readdirSync(d) : [];
 };
+const leaving = (host: string) => {
+  const d = join(lxcpaths.get(host) as string, '.lxcq', 'leaving');
+  return existsSync(d) ? readdirSync(d) : [];
+};
+/** Waits for a host's worker to die (a failpoint kills it). */
+async function waitExit(host: string): Promise<void> {
+  const child = s.hosts.get(host)?.child;
+  if (!child) throw new Error(`host ${host} has no worker`);
+  if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
+  expect(child.signalCode).toBe('SIGKILL');
+}
 const registryHost = async (name: string) =>
   (await s.http<{ host: string }>('GET', `/v1/containers/${name}`)).body.host;
 
@@ -238,6 +250,128 @@ describe('migrate', () => {
     const after = await counter('lm1');
     expect(after).toBeGreaterThan(before);
     await s.run('DELETE', '/v1/containers/lm1?force=true');
+  });
+
+  it('a source killed after the target took the container removes its stale copy and never takes it back', async () => {
+    await s.restartHost('h2', { LXCQ_FAILPOINTS: 'migrate.before-purge' });
+    let j = await s.run('POST', '/v1/containers', {
+      name: 'mk1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      host: 'h2',
+    });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    const from = (await s.redis.xrevrange('lxcq:events', '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    const sub = await s.http<{ id: string }>('POST', '/v1/containers/mk1/migrate', { targetHost: 'h1' });
+    expect(sub.status).toBe(202);
+    // h2 dies (SIGKILL) in the window: h1 owns the container, h2 still has its copy.
+    await waitExit('h2');
+    expect(await registryHost('mk1')).toBe('h1');
+    expect(ls('h1')).toContain('mk1');
+    expect(ls('h2')).toContain('mk1');
+    expect(leaving('h2')).toEqual(['mk1']);
+
+    await s.restartHost('h2');
+    expect(ls('h2')).not.toContain('mk1');
+    expect(leaving('h2')).toEqual([]);
+    j = await s.wait(sub.body.id);
+    expect(j.error?.code).toBe('LXCQ_WORKER_LOST');
+    await sleep(2500); // an inventory pass of h2 (LXCQ_INVENTORY_MS 2000 in tests)
+    expect(await registryHost('mk1')).toBe('h1');
+    // h2 announced nothing about mk1 after the move: no "created" of a stale copy, no "destroyed".
+    const after = (await s.redis.xrange('lxcq:events', `(${from}`, '+')).map(([id, f]) =>
+      Store.parseEvent(id, f),
+    );
+    expect(
+      after.filter((e) => e.container === 'mk1' && e.host === 'h2' && e.type.startsWith('container.')),
+    ).toEqual([]);
+    expect(after.some((e) => e.container === 'mk1' && e.type === 'container.moved')).toBe(true);
+    j = await s.run('POST', '/v1/containers/mk1/start');
+    expect(j.result).toMatchObject({ state: 'RUNNING', host: 'h1' });
+    await s.run('DELETE', '/v1/containers/mk1?force=true');
+  });
+
+  it('a source killed before the transfer keeps the container, and a late target cannot take it', async () => {
+    await s.restartHost('h2', { LXCQ_FAILPOINTS: 'migrate.before-transfer' });
+    let j = await s.run('POST', '/v1/containers', {
+      name: 'mk2',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      host: 'h2',
+    });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    const sub = await s.http<{ id: string }>('POST', '/v1/containers/mk2/migrate', { targetHost: 'h1' });
+    expect(sub.status).toBe(202);
+    await waitExit('h2');
+    const marker = JSON.parse(
+      readFileSync(join(lxcpaths.get('h2') as string, '.lxcq', 'leaving', 'mk2'), 'utf8'),
+    ) as { transfer: string; to: string };
+    expect(marker.to).toBe('h1');
+    await s.restartHost('h2');
+    expect(leaving('h2')).toEqual([]);
+    // Settled as not done, and claimed so: a target that got the data late would refuse to take it.
+    expect(await s.redis.get(`lxcq:xfer:outcome:${marker.transfer}`)).toBe('aborted');
+    expect(ls('h2')).toContain('mk2');
+    expect(ls('h1')).not.toContain('mk2');
+    j = await s.wait(sub.body.id);
+    expect(j.error?.code).toBe('LXCQ_WORKER_LOST');
+    expect(await registryHost('mk2')).toBe('h2');
+    // and it moves fine afterwards
+    j = await s.run('POST', '/v1/containers/mk2/migrate', { targetHost: 'h1' });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    expect(ls('h2')).not.toContain('mk2');
+    await s.run('DELETE', '/v1/containers/mk2');
+  });
+
+  it('a source killed mid live move restores the container running here from its checkpoint', async () => {
+    if (!criu) return;
+    await s.stopWorker();
+    await s.startWorker({ LXCQ_FAILPOINTS: 'migrate.before-transfer' });
+    await makeCounter('lm3');
+    const before = await counter('lm3');
+    const sub = await s.http<{ id: string }>('POST', '/v1/containers/lm3/migrate', {
+      targetHost: 'h2',
+      live: true,
+    });
+    expect(sub.status).toBe(202);
+    const w = s.worker;
+    if (w && w.exitCode === null && w.signalCode === null) await new Promise((r) => w.once('exit', r));
+    expect(w?.signalCode).toBe('SIGKILL');
+    // Dumped with stop, never sent: stopped here, with its checkpoint and a leaving-marker.
+    expect(state('h1', 'lm3')).toBe('STOPPED');
+    expect(leaving('h1')).toEqual(['lm3']);
+    await s.startWorker();
+    expect(leaving('h1')).toEqual([]);
+    expect(state('h1', 'lm3')).toBe('RUNNING');
+    expect(ls('h2')).not.toContain('lm3');
+    expect(await registryHost('lm3')).toBe('h1');
+    expect((await s.wait(sub.body.id)).error?.code).toBe('LXCQ_WORKER_LOST');
+    await sleep(300);
+    expect(await counter('lm3')).toBeGreaterThan(before);
+    await s.run('DELETE', '/v1/containers/lm3?force=true');
+  });
+
+  it('a container of the same name made by hand on another host does not take over the record', async () => {
+    const j = await s.run('POST', '/v1/containers', {
+      name: 'dup1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      host: 'h1',
+    });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    const h2 = lxcpaths.get('h2') as string;
+    execFileSync('lxc-copy', ['-P', s.lxcpath, '-n', 'dup1', '-p', h2, '-N', 'dup1']);
+    try {
+      await sleep(5000); // two inventory passes of h2
+      expect(ls('h2')).toContain('dup1');
+      expect(await registryHost('dup1')).toBe('h1');
+      expect(s.hosts.get('h2')?.log()).toContain(
+        'a container of this name exists here and on its owner host',
+      );
+    } finally {
+      execFileSync('lxc-destroy', ['-P', h2, '-n', 'dup1']);
+    }
+    await s.run('DELETE', '/v1/containers/dup1');
   });
 
   it('a live move cut mid-stream puts the container back running on its source', async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { FAILPOINTS } from './failpoints.ts';
 import { ConfigError, assertName, envInt, loadPolicy, type ConfigPolicy } from '@lxcq/shared';
 
 /** Every worker setting, from the environment (documented in the README's configuration table). */
@@ -57,6 +58,14 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
   } catch (e) {
     throw new ConfigError(`LXCQ_HOST_ID: ${(e as Error).message}`);
   }
+  const unknownFailpoints = (env.LXCQ_FAILPOINTS ?? '')
+    .split(',')
+    .map((f) => f.trim())
+    .filter((f) => f && !(FAILPOINTS as readonly string[]).includes(f));
+  if (unknownFailpoints.length > 0)
+    throw new ConfigError(
+      `LXCQ_FAILPOINTS: unknown ${unknownFailpoints.join(', ')} (known: ${FAILPOINTS.join(', ')}; tests only).`,
+    );
   return {
     redisUrl,
     prefix: env.LXCQ_PREFIX || 'lxcq',

@@ -313,6 +313,8 @@ export interface SendOptions {
   /** The target's transfer address (host:port) from its host record. */
   address: string;
   grant: Omit<TransferGrant, 'id'>;
+  /** The transfer's id (its outcome key); a new one when absent. */
+  id?: string;
   onProgress?: (sent: number, total: number) => void;
 }
 
@@ -322,7 +324,7 @@ export type SendResult =
 
 /** Streams the container directory to the target and reads its answer. Never throws. */
 export async function sendContainer(o: SendOptions): Promise<SendResult> {
-  const id = randomUUID();
+  const id = o.id ?? randomUUID();
   const grant: TransferGrant = { ...o.grant, id };
   const token = randomBytes(32).toString('hex');
   await o.redis.set(o.keys.transferToken(token), JSON.stringify(grant), 'EX', TOKEN_TTL_SEC);
@@ -394,10 +396,10 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
  * After a failed or cut transfer: the source claims the outcome (`aborted`) unless the target
  * already did; a target still restoring is waited for. `done` means the target owns the container.
  */
-export async function decide(redis: Redis, keys: Keys, id: string): Promise<Outcome | null> {
+export async function decide(redis: Redis, keys: Keys, id: string, polls = 600): Promise<Outcome | null> {
   const k = keys.transferOutcome(id);
   if ((await redis.set(k, 'aborted', 'EX', OUTCOME_TTL_SEC, 'NX')) === 'OK') return 'aborted';
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < polls; i++) {
     const v = (await redis.get(k)) as Outcome | null;
     if (v !== 'restoring') return v;
     await new Promise((r) => setTimeout(r, 100));

@@ -1,4 +1,4 @@
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -25,11 +25,21 @@ import type { WorkerConfig } from './config.ts';
 import type { HandlerContext } from './handlers/context.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
-import { listMarkers, readMarker, removeMarker } from './handlers/markers.ts';
+import {
+  hasLeaving,
+  listLeaving,
+  listMarkers,
+  readLeaving,
+  readMarker,
+  removeLeaving,
+  removeMarker,
+} from './handlers/markers.ts';
+import { activeFailpoints } from './failpoints.ts';
+import { checkpointDir } from './paths.ts';
 import { StateMonitor } from './monitor.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
-import { TransferServer, type TransferGrant } from './transfer.ts';
+import { TransferServer, decide, type TransferGrant } from './transfer.ts';
 
 const payloadCheckers = Object.fromEntries(
   Object.entries(OPERATIONS).map(([name, def]) => [name, Compile(def.payload)]),
@@ -68,6 +78,8 @@ export class LxcqWorker {
   private startedAt = new Date().toISOString();
   private closing = false;
   private inventoryRunning: Promise<void> | null = null;
+  /** Names found here whose record belongs to another host (warned about once each). */
+  private readonly conflicts = new Set<string>();
   /** liblxc's monitor: every state change of every container of the lxcpath, as it happens. */
   private monitor: StateMonitor | null = null;
   private monitorChain: Promise<void> = Promise.resolve();
@@ -98,6 +110,7 @@ export class LxcqWorker {
     this.hostInfo = await this.pool.call({ fn: 'hostInfo', lxcpath: this.config.lxcpath });
     await this.store.setHostFlag(this.config.hostId, 'stopped', false);
     await this.sweepMarkers();
+    await this.settleMoves();
     await this.startTransferServer();
     await this.startMonitor();
     await this.heartbeat();
@@ -153,6 +166,12 @@ export class LxcqWorker {
       },
       'worker ready',
     );
+    const fps = activeFailpoints();
+    if (fps.length > 0)
+      this.log.warn(
+        { failpoints: fps },
+        'LXCQ_FAILPOINTS is set: this worker kills itself at those points (tests only)',
+      );
   }
 
   /**
@@ -167,6 +186,60 @@ export class LxcqWorker {
       this.log.warn({ container: name, job: jobId }, 'removing a container half-made by a job that ended');
       await this.pool.call({ fn: 'purge', name, lxcpath: this.config.lxcpath });
       removeMarker(this.config.lxcpath, name);
+    }
+  }
+
+  /**
+   * Settles moves to other hosts that a dead worker (or a target too slow to answer) left
+   * unfinished: a leaving-marker. The container ends on exactly one host:
+   * - the registry names another host, or the transfer's outcome is `done`: the target has it, so
+   *   the copy here is removed;
+   * - otherwise this worker claims the outcome (`aborted`, so a target that has not finished will
+   *   not take it) and the container stays here, restored from its checkpoint when a live move
+   *   had stopped it;
+   * - a target still restoring it (`restoring`) is left to finish; the next pass settles it.
+   * Names a running job holds are skipped: that job settles its own move.
+   */
+  private async settleMoves(): Promise<void> {
+    const lxcpath = this.config.lxcpath;
+    for (const name of listLeaving(lxcpath)) {
+      if (this.locks.isHeld(name)) continue;
+      const m = readLeaving(lxcpath, name);
+      const log = this.log.child({ container: name, job: m?.job });
+      if (!m) {
+        log.warn('unreadable leaving-marker (written before any transfer began): removed');
+        removeLeaving(lxcpath, name);
+        continue;
+      }
+      const record = await this.store.getContainer(name);
+      const outcome =
+        record && record.host !== this.config.hostId
+          ? 'done'
+          : await decide(this.redis, this.keys, m.transfer, 1);
+      if (outcome === 'restoring') {
+        log.info({ to: m.to }, 'a move is still being restored on its target; settling it later');
+        continue;
+      }
+      if (outcome === 'done') {
+        log.warn({ to: m.to }, 'removing the copy left here by a move that completed on its target');
+        await this.pool.call({ fn: 'purge', name, lxcpath });
+      } else {
+        const info = await this.pool.call({ fn: 'info', name, lxcpath });
+        const dir = m.checkpoint ? checkpointDir(lxcpath, name, m.checkpoint) : null;
+        if (info.defined && info.state === 'STOPPED' && dir && existsSync(dir)) {
+          log.warn({ to: m.to }, 'a live move did not complete: restoring the container here');
+          try {
+            await this.pool.call({ fn: 'restore', name, lxcpath, dir });
+            rmSync(dir, { recursive: true, force: true });
+          } catch (err) {
+            log.error(
+              { err, checkpoint: m.checkpoint },
+              'could not restore it here: the container stays stopped with its checkpoint (start it, or restore the checkpoint)',
+            );
+          }
+        } else log.warn({ to: m.to }, 'a move did not complete: the container stays on this host');
+      }
+      removeLeaving(lxcpath, name);
     }
   }
 
@@ -342,9 +415,24 @@ export class LxcqWorker {
    * `source` says whether lxcq made the change (a job) or something else did.
    */
   async refresh(name: string, source: 'api' | 'external', jobId?: string): Promise<void> {
+    // In transit to another host: its record is the move's to settle (settleMoves), not ours.
+    if (hasLeaving(this.config.lxcpath, name)) return;
     const raw = await this.pool.call({ fn: 'info', name, lxcpath: this.config.lxcpath, withConfig: true });
     const before = await this.store.getContainer(name);
     const refs = { host: this.config.hostId, container: name, ...(jobId ? { job: jobId } : {}) };
+    if (before && before.host !== this.config.hostId && raw.defined) {
+      // Names are global: a container of this name lives on another host, and its record is that
+      // host's. Never take it over (a stale copy here must not steal a moved container back).
+      if (!this.conflicts.has(name)) {
+        this.conflicts.add(name);
+        this.log.warn(
+          { container: name, owner: before.host },
+          "a container of this name exists here and on its owner host; lxcq keeps the owner's record and leaves this copy alone (rename or destroy it with the lxc-* tools)",
+        );
+      }
+      return;
+    }
+    this.conflicts.delete(name);
     if (!raw.defined || readMarker(this.config.lxcpath, name) !== null) {
       if (before && before.host === this.config.hostId) {
         await this.store.deleteContainer(name);
@@ -374,6 +462,7 @@ export class LxcqWorker {
   inventory(): Promise<void> {
     this.inventoryRunning ??= (async () => {
       try {
+        await this.settleMoves();
         const names = await this.pool.call({ fn: 'list', lxcpath: this.config.lxcpath });
         const mine = new Set(names);
         let running = 0;

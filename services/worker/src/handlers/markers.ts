@@ -2,25 +2,52 @@ import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 
 /**
- * A marker written before a container is made (create, clone) and removed once it is whole.
- * A marker found later means a worker died mid-way: what exists under that name is half-made
- * and is destroyed before the job runs again, so nothing half-created is ever left behind.
+ * Markers are small files under `<lxcpath>/.lxcq/<kind>/<name>` that say a container is in the
+ * middle of something a dead worker must not mistake for a settled state:
+ * - `creating`: written before a container is made (create, clone, received transfer) and removed
+ *   once it is whole. Found later, it means a worker died mid-way: what exists under that name is
+ *   half-made and is destroyed, so nothing half-created is ever left behind.
+ * - `leaving`: written before a container is streamed to another host (migrate) and removed once
+ *   the move is settled either way. Found later, the container is in transit: its registry record
+ *   is left alone and the worker settles the move from the transfer's outcome (see LeavingMarker).
  */
-export function markerPath(lxcpath: string, name: string): string {
-  return join(lxcpath, '.lxcq', 'creating', name);
+type Kind = 'creating' | 'leaving';
+
+function dir(lxcpath: string, kind: Kind): string {
+  return join(lxcpath, '.lxcq', kind);
 }
 
-export function writeMarker(lxcpath: string, name: string, jobId: string): void {
-  mkdirSync(join(lxcpath, '.lxcq', 'creating'), { recursive: true, mode: 0o700 });
-  writeFileSync(markerPath(lxcpath, name), jobId);
+function put(lxcpath: string, kind: Kind, name: string, content: string): void {
+  mkdirSync(dir(lxcpath, kind), { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir(lxcpath, kind), name), content);
 }
 
-export function readMarker(lxcpath: string, name: string): string | null {
+function get(lxcpath: string, kind: Kind, name: string): string | null {
   try {
-    return readFileSync(markerPath(lxcpath, name), 'utf8');
+    return readFileSync(join(dir(lxcpath, kind), name), 'utf8');
   } catch {
     return null;
   }
+}
+
+function list(lxcpath: string, kind: Kind): string[] {
+  try {
+    return readdirSync(dir(lxcpath, kind));
+  } catch {
+    return [];
+  }
+}
+
+export function markerPath(lxcpath: string, name: string): string {
+  return join(dir(lxcpath, 'creating'), name);
+}
+
+export function writeMarker(lxcpath: string, name: string, jobId: string): void {
+  put(lxcpath, 'creating', name, jobId);
+}
+
+export function readMarker(lxcpath: string, name: string): string | null {
+  return get(lxcpath, 'creating', name);
 }
 
 export function removeMarker(lxcpath: string, name: string): void {
@@ -29,9 +56,49 @@ export function removeMarker(lxcpath: string, name: string): void {
 
 /** Names with a creating-marker in this lxcpath. */
 export function listMarkers(lxcpath: string): string[] {
+  return list(lxcpath, 'creating');
+}
+
+/** What a worker needs to settle a move its predecessor left unfinished. */
+export interface LeavingMarker {
+  job: string;
+  /** The transfer's id: its outcome key in Redis says whether the target took the container. */
+  transfer: string;
+  to: string;
+  /** A live move: the checkpoint the container was dumped to (it is stopped here). */
+  checkpoint?: string;
+}
+
+export function writeLeaving(lxcpath: string, name: string, m: LeavingMarker): void {
+  put(lxcpath, 'leaving', name, JSON.stringify(m));
+}
+
+/** The marker, or null when there is none (or it is unreadable: a torn write predates any transfer). */
+export function readLeaving(lxcpath: string, name: string): LeavingMarker | null {
+  const raw = get(lxcpath, 'leaving', name);
+  if (raw === null) return null;
   try {
-    return readdirSync(join(lxcpath, '.lxcq', 'creating'));
+    const m = JSON.parse(raw) as Partial<LeavingMarker>;
+    if (typeof m.job !== 'string' || typeof m.transfer !== 'string' || typeof m.to !== 'string') return null;
+    return {
+      job: m.job,
+      transfer: m.transfer,
+      to: m.to,
+      ...(typeof m.checkpoint === 'string' ? { checkpoint: m.checkpoint } : {}),
+    };
   } catch {
-    return [];
+    return null;
   }
+}
+
+export function hasLeaving(lxcpath: string, name: string): boolean {
+  return get(lxcpath, 'leaving', name) !== null;
+}
+
+export function removeLeaving(lxcpath: string, name: string): void {
+  rmSync(join(dir(lxcpath, 'leaving'), name), { force: true });
+}
+
+export function listLeaving(lxcpath: string): string[] {
+  return list(lxcpath, 'leaving');
 }

@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { LxcqError } from '@lxcq/shared';
+import { failpoint } from '../failpoints.ts';
 import { checkpointDir } from '../paths.ts';
 import { newCheckpointId } from './checkpoint.ts';
 import { on, type Handler } from './context.ts';
+import { removeLeaving, writeLeaving } from './markers.ts';
 import { targetHost, transferTo } from './transfer-out.ts';
 
 /**
@@ -10,6 +13,10 @@ import { targetHost, transferTo } from './transfer-out.ts';
  * registers it, then the copy here is destroyed. Live (a running one, CRIU on both hosts): dump
  * with stop, stream directory and images, the target restores it and registers it, then the copy
  * here is destroyed. Any failure before the target owns it puts it back as it was here.
+ *
+ * A leaving-marker, written before anything changes, makes the move crash-safe: a worker that
+ * dies mid-way (or a target that answers too late) leaves it behind, and the worker's settleMoves
+ * ends the container on exactly one host from the transfer's outcome in Redis.
  */
 export const migrate: Handler<'migrate'> = async (ctx, p) => {
   const source = on(ctx);
@@ -38,10 +45,16 @@ export const migrate: Handler<'migrate'> = async (ctx, p) => {
   const to = await targetHost(ctx, p.targetHost, { criu: live });
   await ctx.progress(5, `moving to ${to.id} (${live ? 'live' : 'cold'})`);
 
-  let checkpoint: string | undefined;
+  const transfer = randomUUID();
+  const checkpoint = live ? `migrate-${newCheckpointId()}` : undefined;
+  writeLeaving(ctx.lxcpath, source.name, {
+    job: ctx.job.id,
+    transfer,
+    to: to.id,
+    ...(checkpoint ? { checkpoint } : {}),
+  });
   let dumpedAt = 0;
-  if (live) {
-    checkpoint = `migrate-${newCheckpointId()}`;
+  if (checkpoint) {
     await ctx.progress(10, 'dumping processes with CRIU (the container stops here)');
     dumpedAt = performance.now();
     await ctx.lxc({
@@ -51,13 +64,16 @@ export const migrate: Handler<'migrate'> = async (ctx, p) => {
       stop: true,
     });
   }
+  failpoint('migrate.before-transfer');
   const r = await transferTo(ctx, to, {
+    id: transfer,
     name: source.name,
     newName: source.name,
     mode: live ? 'live' : 'migrate',
     ...(checkpoint ? { checkpoint } : {}),
   });
   if (!r.ok && r.unsure) {
+    // The leaving-marker stays: the worker settles the move once the target's outcome is known.
     throw new LxcqError(
       'LXCQ_INTERNAL',
       `Host ${to.id} did not finish restoring ${source.name} in time; it was left stopped here${checkpoint ? ` with its checkpoint ${checkpoint}` : ''} and not restarted, so it cannot run twice. ${r.error.message}`,
@@ -78,12 +94,15 @@ export const migrate: Handler<'migrate'> = async (ctx, p) => {
       }
       rmSync(dir, { recursive: true, force: true });
     }
+    removeLeaving(ctx.lxcpath, source.name);
     throw r.error;
   }
   // The target owns it now (registry and container.moved are the target's): remove the copy here.
   const downtimeMs = live ? performance.now() - dumpedAt : undefined;
   await ctx.progress(95, `${to.id} has it: removing the copy on ${ctx.host}`);
+  failpoint('migrate.before-purge');
   await ctx.lxc({ fn: 'purge', ...source });
+  removeLeaving(ctx.lxcpath, source.name);
   const moved = r.ok ? r.reply.info : await ctx.store.getContainer(source.name);
   if (!moved)
     throw new LxcqError('LXCQ_INTERNAL', `Host ${to.id} took ${source.name} but did not register it.`);

@@ -44,7 +44,7 @@ export async function targetHost(
 export async function transferTo(
   ctx: HandlerContext,
   to: HostInfo & { transfer: string },
-  o: { name: string; newName: string; mode: TransferMode; checkpoint?: string },
+  o: { id?: string; name: string; newName: string; mode: TransferMode; checkpoint?: string },
 ): Promise<
   | { ok: true; reply: ReceiveReply; bytes: number }
   | { ok: false; owned: boolean; unsure: boolean; error: LxcqError }
@@ -54,6 +54,7 @@ export async function transferTo(
     redis: ctx.redis,
     keys: ctx.keys,
     address: to.transfer,
+    ...(o.id ? { id: o.id } : {}),
     grant: {
       job: ctx.job.id,
       mode: o.mode,

@@ -1,0 +1,29 @@
+/**
+ * Failpoints for crash tests: LXCQ_FAILPOINTS=name[,name...] makes the worker kill itself
+ * (SIGKILL, as a power cut or the OOM killer would) when it reaches a named point, so a test can
+ * put a crash exactly in the window it means to prove safe. Never set in production; the worker
+ * logs a warning at start when it is.
+ *
+ * Points: migrate.before-transfer (the container is marked leaving, dumped when live, not sent),
+ * migrate.before-purge (the target owns the container; the copy here is not yet removed).
+ */
+const active = new Set(
+  (process.env.LXCQ_FAILPOINTS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
+
+export const FAILPOINTS = ['migrate.before-transfer', 'migrate.before-purge'] as const;
+export type Failpoint = (typeof FAILPOINTS)[number];
+
+/** The failpoints this process was started with. */
+export function activeFailpoints(): string[] {
+  return [...active];
+}
+
+export function failpoint(name: Failpoint): void {
+  if (!active.has(name)) return;
+  process.stderr.write(`lxcq failpoint ${name}: the worker kills itself (LXCQ_FAILPOINTS)\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
