@@ -144,12 +144,20 @@ export class Stack {
   }
 
   /** More simulated hosts: a worker process each, with its own host id and lxcpath. */
-  readonly hosts = new Map<string, { child: ChildProcess | null; lxcpath: string; log: () => string }>();
+  readonly hosts = new Map<
+    string,
+    { child: ChildProcess | null; lxcpath: string; log: () => string; netns?: string }
+  >();
 
-  async addHost(id: string, env: Record<string, string> = {}): Promise<string> {
+  /** `netns`: run the worker inside that network namespace (the test made it, with a link out). */
+  async addHost(
+    id: string,
+    env: Record<string, string> = {},
+    opts: { netns?: string } = {},
+  ): Promise<string> {
     const lxcpath = mkdtempSync(join(tmpdir(), `lxcq-lxcpath-${id}-`));
-    const w = await spawnWorker(this.redisServer.url, id, lxcpath, { ...this.opts.workerEnv, ...env });
-    this.hosts.set(id, { child: w.child, lxcpath, log: w.log });
+    const w = await spawnWorker(this.redisServer.url, id, lxcpath, { ...this.opts.workerEnv, ...env }, opts);
+    this.hosts.set(id, { child: w.child, lxcpath, log: w.log, ...opts });
     return lxcpath;
   }
 
@@ -158,8 +166,9 @@ export class Stack {
     const h = this.hosts.get(id);
     if (!h) throw new Error(`no host ${id}`);
     await stopChild(h.child, 'SIGTERM');
-    const w = await spawnWorker(this.redisServer.url, id, h.lxcpath, { ...this.opts.workerEnv, ...env });
-    this.hosts.set(id, { child: w.child, lxcpath: h.lxcpath, log: w.log });
+    const ns = h.netns ? { netns: h.netns } : {};
+    const w = await spawnWorker(this.redisServer.url, id, h.lxcpath, { ...this.opts.workerEnv, ...env }, ns);
+    this.hosts.set(id, { child: w.child, lxcpath: h.lxcpath, log: w.log, ...ns });
   }
 
   async stopHost(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -243,6 +252,7 @@ export async function spawnWorker(
   hostId: string,
   lxcpath: string,
   extraEnv: Record<string, string>,
+  opts: { netns?: string } = {},
 ): Promise<{ child: ChildProcess; log: () => string }> {
   const env = {
     ...process.env,
@@ -255,7 +265,10 @@ export async function spawnWorker(
     LXCQ_THREADS: '4',
     ...extraEnv,
   };
-  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/worker/src/main.ts')], {
+  const argv = [process.execPath, '--import', 'tsx', join(repo, 'services/worker/src/main.ts')];
+  // `ip netns exec` enters the namespace and execs node: the pid stays the worker's.
+  const [cmd, ...args] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;
+  const child = spawn(cmd as string, args, {
     env,
     cwd: repo,
     stdio: ['ignore', 'pipe', 'pipe'],

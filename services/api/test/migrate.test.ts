@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store } from '@lxcq/shared';
-import { Stack, TEST_CONFIG } from './harness.ts';
+import { Stack, TEST_CONFIG, type Job } from './harness.ts';
 
 let s: Stack;
 const lxcpaths = new Map<string, string>();
@@ -48,8 +48,41 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+// h4 lives in a network namespace of its own, reached over a veth pair this file makes and removes:
+// its transfers cross a real link that a test can slow down (tc) and cut (link down: no RST, the
+// packets just stop, as when a cable or a host's network dies).
+const NS = `lxcq-t${process.pid}`;
+const VETH = `lxqv${process.pid % 100_000}`;
+const OCTET = 1 + (process.pid % 250);
+const NS_IP = `169.254.${OCTET}.2`;
+const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+
+function makeNetns(): void {
+  ip('netns', 'add', NS);
+  ip('link', 'add', `${VETH}a`, 'type', 'veth', 'peer', 'name', `${VETH}b`);
+  ip('link', 'set', `${VETH}b`, 'netns', NS);
+  ip('addr', 'add', `169.254.${OCTET}.1/30`, 'dev', `${VETH}a`);
+  ip('link', 'set', `${VETH}a`, 'up');
+  ip('-n', NS, 'addr', 'add', `${NS_IP}/30`, 'dev', `${VETH}b`);
+  ip('-n', NS, 'link', 'set', `${VETH}b`, 'up');
+  ip('-n', NS, 'link', 'set', 'lo', 'up');
+}
+
+function removeNetns(): void {
+  for (const args of [
+    ['link', 'del', `${VETH}a`],
+    ['netns', 'del', NS],
+  ])
+    try {
+      ip(...args);
+    } catch {
+      // already gone
+    }
+}
+
 beforeAll(async () => {
-  s = await Stack.start({ hostId: 'h1' });
+  // A silent transfer connection is cut after 4 s here (60 s by default), so a cut link shows quickly.
+  s = await Stack.start({ hostId: 'h1', workerEnv: { LXCQ_TRANSFER_IDLE_MS: '4000' } });
   lxcpaths.set('h1', s.lxcpath);
   lxcpaths.set('h2', await s.addHost('h2'));
   const h3Port = await freePort();
@@ -62,11 +95,14 @@ beforeAll(async () => {
       LXCQ_TRANSFER_ADVERTISE: `127.0.0.1:${p.port}`,
     }),
   );
+  makeNetns();
+  lxcpaths.set('h4', await s.addHost('h4', { LXCQ_TRANSFER_BIND: `${NS_IP}:0` }, { netns: NS }));
   const hosts = await s.http<{ id: string; capabilities: { criu: boolean } }[]>('GET', '/v1/hosts');
   criu = hosts.body.every((h) => h.capabilities.criu);
 }, 120_000);
 afterAll(async () => {
   await s?.close();
+  removeNetns();
   await new Promise((r) => (proxy ? proxy.close(r) : r(undefined)));
 });
 
@@ -161,6 +197,67 @@ describe('migrate', () => {
     j = await s.run('POST', '/v1/containers/m1/migrate', { targetHost: 'nohost' });
     expect(j.error?.code).toBe('LXCQ_HOST_NOT_FOUND');
     expect(incoming('h2')).toEqual([]);
+  });
+
+  it('a link cut mid-transfer (a veth into another network namespace) leaves the container on its source', async () => {
+    let j = await s.run('POST', '/v1/containers', {
+      name: 'nc1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      host: 'h1',
+    });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    const blob = randomBytes(6 * 1024 * 1024);
+    writeFileSync(join(s.lxcpath, 'nc1', 'rootfs', 'blob'), blob);
+    const sum = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    // ~8 MB through a 4 Mbit/s link: about 16 s, time enough to cut it half-way.
+    execFileSync('tc', [
+      'qdisc',
+      'add',
+      'dev',
+      `${VETH}a`,
+      'root',
+      'tbf',
+      'rate',
+      '4mbit',
+      'burst',
+      '32kbit',
+      'latency',
+      '400ms',
+    ]);
+    try {
+      const sub = await s.http<{ id: string }>('POST', '/v1/containers/nc1/migrate', { targetHost: 'h4' });
+      expect(sub.status).toBe(202);
+      const sent = async () => {
+        const job = (await s.http<Job>('GET', `/v1/jobs/${sub.body.id}`)).body;
+        return Number(/^sent (\d+) of/.exec(job.progress?.stage ?? '')?.[1] ?? 0);
+      };
+      for (let i = 0; i < 300 && (await sent()) < 1024 * 1024; i++) await sleep(100);
+      expect(await sent()).toBeGreaterThanOrEqual(1024 * 1024);
+      ip('link', 'set', `${VETH}a`, 'down');
+      j = await s.wait(sub.body.id);
+      expect(j.state).toBe('failed');
+      expect(j.error?.message).toContain('stopped answering');
+    } finally {
+      ip('link', 'set', `${VETH}a`, 'up');
+      execFileSync('tc', ['qdisc', 'del', 'dev', `${VETH}a`, 'root']);
+    }
+    expect(ls('h1')).toContain('nc1');
+    expect(state('h1', 'nc1')).toBe('STOPPED');
+    expect(await registryHost('nc1')).toBe('h1');
+    expect(sum(readFileSync(join(s.lxcpath, 'nc1', 'rootfs', 'blob')))).toBe(sum(blob));
+    expect(leaving('h1')).toEqual([]);
+    // The target cut its side too (its own idle bound) and kept nothing.
+    for (let i = 0; i < 100 && incoming('h4').length > 0; i++) await sleep(100);
+    expect(incoming('h4')).toEqual([]);
+    expect(ls('h4')).toEqual([]);
+    // The link back up, the same move goes through.
+    j = await s.run('POST', '/v1/containers/nc1/migrate', { targetHost: 'h4' });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    expect(ls('h4')).toContain('nc1');
+    expect(ls('h1')).not.toContain('nc1');
+    expect(sum(readFileSync(join(lxcpaths.get('h4') as string, 'nc1', 'rootfs', 'blob')))).toBe(sum(blob));
+    await s.run('DELETE', '/v1/containers/nc1');
   });
 
   it('refuses an upload with a wrong token', async () => {

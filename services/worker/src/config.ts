@@ -29,6 +29,8 @@ export interface WorkerConfig {
   transferAdvertise?: string;
   /** A target host silent this long is offline for migrate and cross-host clone. */
   hostOfflineMs: number;
+  /** A migration or cross-host clone connection silent this long is cut and rolled back. */
+  transferIdleMs: number;
 }
 
 function hostPort(raw: string, name: string): { host: string; port: number } {
@@ -84,6 +86,7 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     transferBind: hostPort(env.LXCQ_TRANSFER_BIND || '127.0.0.1:0', 'LXCQ_TRANSFER_BIND'),
     ...(env.LXCQ_TRANSFER_ADVERTISE ? { transferAdvertise: env.LXCQ_TRANSFER_ADVERTISE } : {}),
     hostOfflineMs: envInt(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
+    transferIdleMs: envInt(env, 'LXCQ_TRANSFER_IDLE_MS', 60_000, 500),
   };
 }
 

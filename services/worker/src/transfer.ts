@@ -57,6 +57,8 @@ export type Outcome = 'restoring' | 'done' | 'failed' | 'aborted';
 export const TOKEN_TTL_SEC = 120;
 /** How long the outcome of a transfer is kept (long enough for a source to read it). */
 const OUTCOME_TTL_SEC = 3600;
+/** How long a sender waits, once everything is sent, for the target to restore and register it. */
+const AFTER_UPLOAD_MS = 120_000;
 
 /** What the transfer server needs of its worker. */
 export interface ReceiverDeps {
@@ -70,6 +72,8 @@ export interface ReceiverDeps {
   lock(name: string): Promise<() => void>;
   /** Registers the received container as this host's; the moment ownership changes. */
   adopt(grant: TransferGrant): Promise<ContainerInfo>;
+  /** A transfer connection silent this long is cut (the link died); default 60 s. */
+  idleMs?: number;
 }
 
 export interface ReceiveReply {
@@ -116,7 +120,7 @@ export class TransferServer {
     const server = createServer((req, res) => void this.handle(req, res));
     // A stream of a whole rootfs may take long; a stalled one is cut by the idle timeout.
     server.requestTimeout = 0;
-    server.timeout = 60_000;
+    server.timeout = this.deps.idleMs ?? 60_000;
     await new Promise<void>((ok, ko) => {
       server.once('error', ko);
       server.listen(bind.port, bind.host, () => ok());
@@ -285,6 +289,9 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
     unpack.on('drain', () => req.resume());
     req.on('end', () => {
       if (failed) return;
+      // Uploaded: the sender now waits for the restore and registration, which may be slow
+      // and send nothing; the idle bound was for the stream.
+      req.socket.setTimeout(0);
       unpack.on('close', () => {
         if (!failed) ok({ bytes, sha256: hash.digest('hex') });
       });
@@ -315,6 +322,8 @@ export interface SendOptions {
   grant: Omit<TransferGrant, 'id'>;
   /** The transfer's id (its outcome key); a new one when absent. */
   id?: string;
+  /** The target silent this long (a dead link, a hung host) ends the transfer; default 60 s. */
+  idleMs?: number;
   onProgress?: (sent: number, total: number) => void;
 }
 
@@ -349,7 +358,12 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
         trailer: 'x-lxcq-size, x-lxcq-sha256',
       },
     });
-    req.setTimeout(60_000, () => req.destroy(new Error('the target stopped answering')));
+    const idleMs = o.idleMs ?? 60_000;
+    req.setTimeout(idleMs, () =>
+      req.destroy(
+        new Error(`the target stopped answering (nothing for ${idleMs} ms: link down or host hung)`),
+      ),
+    );
     req.on('error', (error) => end({ error }));
     req.on('response', (res) => {
       let body = '';
@@ -372,6 +386,8 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
     pack.on('end', () => {
       req.addTrailers({ 'x-lxcq-size': String(bytes), 'x-lxcq-sha256': hash.digest('hex') });
       req.end();
+      // Sent: the target restores and registers it before answering, silent meanwhile.
+      req.setTimeout(Math.max(idleMs, AFTER_UPLOAD_MS));
     });
   });
   if ('status' in result && result.status === 200) {

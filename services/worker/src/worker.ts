@@ -255,6 +255,7 @@ export class LxcqWorker {
       log: this.log,
       lock: (name) => this.locks.acquire([name]),
       adopt: (grant) => this.adopt(grant),
+      idleMs: this.config.transferIdleMs,
     });
     const bound = await this.transfer.listen(this.config.transferBind);
     this.transferAddress = this.config.transferAdvertise ?? bound;
@@ -583,6 +584,7 @@ export class LxcqWorker {
       redis: this.redis,
       keys: this.keys,
       hostOfflineMs: this.config.hostOfflineMs,
+      transferIdleMs: this.config.transferIdleMs,
       log,
       touched,
       imageLocks: this.imageLocks,

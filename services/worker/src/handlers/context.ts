@@ -31,6 +31,8 @@ export interface HandlerContext {
   keys: Keys;
   /** Another host silent this long is offline. */
   hostOfflineMs: number;
+  /** Cut a transfer whose connection is silent this long. */
+  transferIdleMs: number;
   log: Logger;
   progress(percent: number, stage: string): Promise<void>;
   /** The record of a container as the API shows it, from a fresh look through liblxc. */

@@ -54,6 +54,7 @@ export async function transferTo(
     redis: ctx.redis,
     keys: ctx.keys,
     address: to.transfer,
+    idleMs: ctx.transferIdleMs,
     ...(o.id ? { id: o.id } : {}),
     grant: {
       job: ctx.job.id,
