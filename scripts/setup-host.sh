@@ -102,6 +102,9 @@ PACKAGES=(
   "wget                   the download template fetches images with wget"
   "gnupg                  the download template verifies image signatures with gpg"
   "zsh                    the tests check the lxcq CLI's zsh completion script with zsh -n"
+  "acl                    setfacl/getfacl: the tests check a migration keeps POSIX ACLs"
+  "attr                   setfattr/getfattr: the tests check a migration keeps extended attributes"
+  "libcap2-bin            setcap/getcap: the tests check a migration keeps file capabilities"
 )
 pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]; }
 pkg_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }

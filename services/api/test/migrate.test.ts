@@ -132,6 +132,55 @@ async function waitExit(host: string): Promise<void> {
 const registryHost = async (name: string) =>
   (await s.http<{ host: string }>('GET', `/v1/containers/${name}`)).body.host;
 
+/**
+ * Puts in a rootfs what a plain copy tends to lose, and returns a function describing those
+ * files in a rootfs (null: the original's description, taken now).
+ */
+function fidelityFixture(rootfs: string): (other: string | null) => Record<string, string> {
+  const sh = (cmd: string) =>
+    execFileSync('sh', ['-c', cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const q = (p: string) => `'${p}'`;
+  const f = (n: string) => join(rootfs, 'fid', n);
+  sh(`mkdir -p ${q(join(rootfs, 'fid'))}`);
+  writeFileSync(f('cap'), 'x');
+  sh(`setcap cap_net_raw+ep ${q(f('cap'))}`);
+  writeFileSync(f('xattr'), 'x');
+  sh(`setfattr -n user.lxcq -v kept ${q(f('xattr'))}`);
+  writeFileSync(f('acl'), 'x');
+  sh(`setfacl -m u:4242:rw ${q(f('acl'))}`);
+  sh(`mknod ${q(f('null'))} c 1 3 && mkfifo ${q(f('fifo'))}`);
+  writeFileSync(f('owned'), 'x');
+  sh(`chown 100000:100007 ${q(f('owned'))} && chmod 4751 ${q(f('owned'))}`);
+  writeFileSync(f('linked'), 'x');
+  sh(`ln ${q(f('linked'))} ${q(f('hardlink'))}`);
+  sh(`truncate -s 64M ${q(f('sparse'))}`);
+  const describe = (root: string) => {
+    const g = (n: string) => join(root, 'fid', n);
+    return {
+      cap: sh(`getcap ${q(g('cap'))}`).replace(root, ''),
+      xattr: sh(`getfattr --only-values -n user.lxcq ${q(g('xattr'))}`),
+      acl: sh(`getfacl -c ${q(g('acl'))}`),
+      nodes: sh(`stat -c '%F %t:%T' ${q(g('null'))} ${q(g('fifo'))}`),
+      owned: sh(`stat -c '%u:%g %a' ${q(g('owned'))}`),
+      links: sh(`stat -c '%h %i' ${q(g('linked'))} ${q(g('hardlink'))}`)
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[0])
+        .join(','),
+      sameInode: String(
+        new Set(
+          sh(`stat -c '%i' ${q(g('linked'))} ${q(g('hardlink'))}`)
+            .trim()
+            .split('\n'),
+        ).size === 1,
+      ),
+      sparse: sh(`stat -c '%s %b' ${q(g('sparse'))}`),
+    };
+  };
+  const original = describe(rootfs);
+  return (other) => (other === null ? original : describe(other.replace(/\/rootfs$/, '') + '/rootfs'));
+}
+
 const CRIU_CONFIG = {
   'lxc.net.0.type': 'empty',
   'lxc.tty.max': '0',
@@ -172,6 +221,7 @@ describe('migrate', () => {
     });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     writeFileSync(join(s.lxcpath, 'm1', 'rootfs', 'marker'), 'from h1\n');
+    const fidelity = fidelityFixture(join(s.lxcpath, 'm1', 'rootfs'));
     j = await s.run('POST', '/v1/containers/m1/migrate', { targetHost: 'h2' });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     const m = (j.result as { migration: { bytes: number; ms: number } }).migration;
@@ -184,6 +234,9 @@ describe('migrate', () => {
     const cfg = readFileSync(join(lxcpaths.get('h2') as string, 'm1', 'config'), 'utf8');
     expect(cfg).toContain(`lxc.rootfs.path = dir:${lxcpaths.get('h2')}/m1/rootfs`);
     expect(cfg).not.toContain(s.lxcpath);
+    // Everything a real rootfs carries besides bytes arrived: owners, modes, capabilities,
+    // extended attributes, ACLs, device nodes, hard links, sparse files.
+    expect(fidelity(join(lxcpaths.get('h2') as string, 'm1', 'rootfs'))).toEqual(fidelity(null));
     j = await s.run('POST', '/v1/containers/m1/start');
     expect(j.host).toBe('h2');
     expect(j.result).toMatchObject({ state: 'RUNNING', host: 'h2' });

@@ -6,6 +6,7 @@
  * into place, restores it with CRIU when live, registers it and answers its info. Nothing big
  * goes through Redis: only the token and the transfer's outcome.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import {
   existsSync,
@@ -22,7 +23,6 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import * as tar from 'tar';
 import {
   LxcqError,
   assertName,
@@ -257,18 +257,40 @@ export class TransferServer {
   }
 }
 
-/** Streams the request body through a hash into node-tar's extractor; resolves once all is written. */
+/**
+ * GNU tar's flags for a container directory, both ways: numeric owners (an unprivileged
+ * container's shifted ids must not be remapped by name), every extended attribute (file
+ * capabilities such as ping's cap_net_raw live in security.capability) and POSIX ACLs; device
+ * nodes, sockets, hard links and sparse files are carried as they are. GNU tar is what LXC's own
+ * tools and every distribution's backup scripts trust with a rootfs; on extraction it strips
+ * leading `/`, refuses `..` members and sets up symlinks only after every file is written, so an
+ * archive cannot write outside the target directory.
+ */
+const TAR_FLAGS = ['--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls'];
+
+/** Ends with the last lines tar wrote to stderr, for the error a user sees. */
+function tarFailure(what: string, code: number | null, signal: string | null, stderr: string): Error {
+  const tail = stderr.trim().split('\n').slice(-3).join('; ');
+  return new Error(`tar ${what} failed (${code ?? signal})${tail ? `: ${tail}` : ''}`);
+}
+
+/** Streams the request body through a hash into GNU tar's extractor; resolves once all is written. */
 function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number; sha256: string }> {
   return new Promise((ok, ko) => {
     const hash = createHash('sha256');
     let bytes = 0;
     let failed = false;
-    // umask 0 and owners kept: the rootfs must come out exactly as it was packed.
-    const unpack = tar.x({ cwd: dir, preserveOwner: true, umask: 0, processUmask: 0, strict: true });
+    let stderr = '';
+    // -p: modes exactly as packed (no umask); as root, owners too.
+    const unpack = spawn('tar', ['-C', dir, ...TAR_FLAGS, '-xpf', '-'], {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    unpack.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const bad = (err: unknown) => {
       if (failed) return;
       failed = true;
       req.destroy();
+      unpack.kill('SIGKILL');
       ko(
         err instanceof LxcqError
           ? err
@@ -276,6 +298,7 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
       );
     };
     unpack.on('error', bad);
+    unpack.stdin.on('error', bad);
     req.on('error', bad);
     req.on('aborted', () => bad(new Error('the sender went away mid-stream')));
     req.on('close', () => {
@@ -284,18 +307,20 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
     req.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
       hash.update(chunk);
-      if (!unpack.write(chunk)) req.pause();
+      if (!unpack.stdin.write(chunk)) req.pause();
     });
-    unpack.on('drain', () => req.resume());
+    unpack.stdin.on('drain', () => req.resume());
     req.on('end', () => {
       if (failed) return;
       // Uploaded: the sender now waits for the restore and registration, which may be slow
       // and send nothing; the idle bound was for the stream.
       req.socket.setTimeout(0);
-      unpack.on('close', () => {
-        if (!failed) ok({ bytes, sha256: hash.digest('hex') });
-      });
-      unpack.end();
+      unpack.stdin.end();
+    });
+    unpack.on('close', (code, signal) => {
+      if (failed) return;
+      if (code === 0) ok({ bytes, sha256: hash.digest('hex') });
+      else bad(tarFailure('extract', code, signal, stderr));
     });
   });
 }
@@ -372,18 +397,29 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
       res.on('end', () => end({ status: res.statusCode ?? 0, body }));
       res.on('error', (error) => end({ error }));
     });
-    const pack = tar.c({ cwd: grant.srcDir, portable: false }, ['.']);
-    pack.on('data', (chunk: Buffer) => {
+    let stderr = '';
+    const pack = spawn('tar', ['-C', grant.srcDir, ...TAR_FLAGS, '--sparse', '-cpf', '-', '.'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    pack.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    pack.stdout.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
       hash.update(chunk);
       o.onProgress?.(bytes, total);
-      if (!req.write(chunk)) pack.pause();
+      if (!req.write(chunk)) pack.stdout.pause();
     });
-    req.on('drain', () => pack.resume());
-    pack.on('error', (error: unknown) =>
-      req.destroy(error instanceof Error ? error : new Error(String(error))),
-    );
-    pack.on('end', () => {
+    req.on('drain', () => pack.stdout.resume());
+    req.on('close', () => {
+      if (pack.exitCode === null) pack.kill('SIGKILL');
+    });
+    pack.on('error', (error) => req.destroy(error));
+    // Only a complete archive gets its trailers: a tar that failed part-way (an unreadable file)
+    // cuts the request, and the target keeps nothing.
+    pack.on('close', (code, signal) => {
+      if (code !== 0) {
+        req.destroy(tarFailure('create', code, signal, stderr));
+        return;
+      }
       req.addTrailers({ 'x-lxcq-size': String(bytes), 'x-lxcq-sha256': hash.digest('hex') });
       req.end();
       // Sent: the target restores and registers it before answering, silent meanwhile.
