@@ -148,6 +148,7 @@ export function ContainersPanel({ view, store }: { view: View; store: Store }) {
       {confirm && (
         <ConfirmDestroy
           row={confirm}
+          store={store}
           onClose={() => setConfirm(null)}
           onConfirm={(opts) => {
             setConfirm(null);
@@ -232,6 +233,7 @@ function CreateForm({ store }: { store: Store }) {
 
 function ConfirmDestroy(props: {
   row: ContainerRow;
+  store: Store;
   onClose: () => void;
   onConfirm: (opts: { withSnapshots?: boolean; force?: boolean }) => void;
 }) {
@@ -239,9 +241,19 @@ function ConfirmDestroy(props: {
   const running = STOPPABLE.includes(props.row.state);
   const [force, setForce] = useState(running);
   const [withSnapshots, setWithSnapshots] = useState(false);
+  /** Its snapshots (null while they are read): the option to destroy them shows only when it has some. */
+  const [snapshots, setSnapshots] = useState<number | null>(null);
   useEffect(() => {
     const d = ref.current;
     if (d && !d.open) d.showModal();
+    let live = true;
+    props.store.client.snapshots
+      .list(props.row.name)
+      .then((list) => live && setSnapshots(list.length))
+      .catch(() => live && setSnapshots(0));
+    return () => {
+      live = false;
+    };
   }, []);
   return (
     <dialog ref={ref} class="card confirm" aria-labelledby="confirm-title" onClose={props.onClose}>
@@ -264,14 +276,16 @@ function ConfirmDestroy(props: {
           <input type="checkbox" checked={force} onChange={(e) => setForce(e.currentTarget.checked)} />
           stop it first if it is running
         </label>
-        <label class="check">
-          <input
-            type="checkbox"
-            checked={withSnapshots}
-            onChange={(e) => setWithSnapshots(e.currentTarget.checked)}
-          />
-          also destroy its snapshots
-        </label>
+        {snapshots !== null && snapshots > 0 && (
+          <label class="check">
+            <input
+              type="checkbox"
+              checked={withSnapshots}
+              onChange={(e) => setWithSnapshots(e.currentTarget.checked)}
+            />
+            also destroy its {snapshots === 1 ? 'snapshot' : `${snapshots} snapshots`}
+          </label>
+        )}
         <div class="dialog-buttons">
           <button type="button" onClick={() => ref.current?.close()}>
             Cancel

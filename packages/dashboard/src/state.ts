@@ -93,12 +93,14 @@ export function applyEvent(s: DashState, ev: LxcqEvent): Applied {
       const row: ContainerRow = old
         ? { ...old, state: d.to, live: true }
         : { name, host: ev.host ?? '?', state: d.to, live: true, detailed: false };
-      if (d.to === 'STOPPED') delete row.pid;
+      if (d.to === 'STOPPED') {
+        delete row.pid;
+        delete row.ips;
+      }
       next = { ...next, containers: put(s.containers, row) };
-      // Its pid and addresses changed. A container lxcq is still creating is read from its job's
-      // result instead (the API may not know it yet); one changed outside lxcq is read now.
-      if ((d.to === 'RUNNING' || d.to === 'STOPPED') && (row.detailed || d.source === 'external'))
-        refresh.push(name);
+      // A new pid and addresses: lxcq's own jobs bring them in their result (job.completed); a
+      // start made outside lxcq has no job, so the container is read again.
+      if (d.to === 'RUNNING' && d.source === 'external') refresh.push(name);
       break;
     }
     case 'container.created': {
@@ -203,7 +205,10 @@ function jobEvent(jobs: readonly Job[], ev: LxcqEvent): readonly Job[] {
   // A job already ended stays ended (the stream is ordered; this guards a listing read before it).
   if (i >= 0 && isEnded(base.state) && !isEnded(job.state)) return jobs;
   if (i >= 0) return jobs.map((j, k) => (k === i ? job : j));
-  return [job, ...jobs].slice(0, MAX_JOBS);
+  // Newest first: a job replayed from the past goes below the newer ones already shown.
+  const at = jobs.findIndex((j) => j.createdAt < job.createdAt);
+  const next = at < 0 ? [...jobs, job] : [...jobs.slice(0, at), job, ...jobs.slice(at)];
+  return next.slice(0, MAX_JOBS);
 }
 
 function isContainerInfo(x: unknown): x is ContainerInfo {

@@ -41,6 +41,10 @@ export interface View extends DashState {
 
 /** Host load and health come with heartbeats (not events): read them this often. */
 const HOSTS_EVERY_MS = 3_000;
+/** The event log starts with this much of the past, replayed from the API's event stream. */
+const HISTORY_MS = 10 * 60_000;
+/** Reads of containers whose pid or addresses changed are gathered for this long, then made once each. */
+const REFRESH_DELAY_MS = 250;
 
 export class Store {
   private view: View = { ...EMPTY, connection: 'connecting', notices: [], pending: new Map() };
@@ -51,6 +55,8 @@ export class Store {
   private held: LxcqEvent[] | null = null;
   private noticeId = 0;
   private stopped = false;
+  private readonly toRefresh = new Set<string>();
+  private refreshTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     readonly client: LxcqClient,
@@ -73,8 +79,17 @@ export class Store {
   }
 
   start(): void {
+    void this.open();
+    void this.refreshHosts();
+    this.hostsTimer = setInterval(() => void this.refreshHosts(), HOSTS_EVERY_MS);
+  }
+
+  private async open(): Promise<void> {
+    const since = await historyCursor(this.client.url);
+    if (this.stopped) return;
     let first = true;
     const stream = this.client.events({
+      ...(since !== undefined ? { since } : {}),
       onHello: () => {
         this.set({ connection: 'live' });
         // The first connection lists what exists; later ones resume by cursor and need nothing.
@@ -87,15 +102,14 @@ export class Store {
         this.set({ connection: 'reconnecting', ...(error ? { connectionError: error.message } : {}) }),
     });
     this.stream = stream;
-    void this.consume(stream);
-    void this.refreshHosts();
-    this.hostsTimer = setInterval(() => void this.refreshHosts(), HOSTS_EVERY_MS);
+    await this.consume(stream);
   }
 
   stop(): void {
     this.stopped = true;
     this.stream?.close();
     if (this.hostsTimer) clearInterval(this.hostsTimer);
+    if (this.refreshTimer) clearTimeout(this.refreshTimer);
     this.set({ connection: 'closed' });
   }
 
@@ -129,7 +143,15 @@ export class Store {
       }
     }
     this.set(patch);
-    for (const name of refresh) void this.refreshContainer(name);
+    for (const name of refresh) this.toRefresh.add(name);
+    if (this.toRefresh.size > 0 && !this.refreshTimer && !this.stopped)
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = null;
+        const names = [...this.toRefresh];
+        this.toRefresh.clear();
+        // Not one destroyed meanwhile.
+        for (const name of names) if (this.view.containers.has(name)) void this.refreshContainer(name);
+      }, REFRESH_DELAY_MS);
   }
 
   /** Lists containers and jobs again; events that arrive meanwhile are applied on top. */
@@ -224,5 +246,20 @@ export class Store {
       }
       this.notify('error', `${prefix}${err.message}`, err.code);
     } else this.notify('error', `${prefix}${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+/**
+ * A cursor HISTORY_MS before the API's own clock (its Date header: the browser's clock may be off,
+ * and a cursor in the server's future would hold back live events). Stream ids are times in ms.
+ * Undefined when the API's time is not known: then the log starts empty.
+ */
+async function historyCursor(base: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${base}/v1/health`, { method: 'HEAD', cache: 'no-store' });
+    const t = Date.parse(res.headers.get('date') ?? '');
+    return Number.isNaN(t) ? undefined : `${t - HISTORY_MS}-0`;
+  } catch {
+    return undefined;
   }
 }

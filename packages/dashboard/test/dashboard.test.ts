@@ -179,7 +179,8 @@ describe('dashboard served by the API', () => {
       expect(await sessionToken(page)).toBe(TOKEN);
       expect(await page.evaluate('localStorage.length')).toBe(0);
       expect(wsUrls).toHaveLength(1);
-      expect(wsUrls[0]).toMatch(/\/v1\/events$/);
+      // One socket, resuming the log from ten minutes back by the API's clock.
+      expect(wsUrls[0]).toMatch(/\/v1\/events\?since=\d+-0$/);
       expect(wsUrls[0]).not.toContain(TOKEN);
 
       // Hosts with health and load.
@@ -254,7 +255,7 @@ describe('dashboard served by the API', () => {
       expect(s.lxcLs()).toContain('dash1');
       // Confirmed (stop it first, snapshots too), it is gone from the page and from the host.
       await row(page, 'dash1').getByRole('button', { name: 'Destroy' }).click();
-      await dialog.getByLabel('also destroy its snapshots').check();
+      await dialog.getByLabel('also destroy its snapshot').check();
       expect(await dialog.getByLabel('stop it first if it is running').isChecked()).toBe(true);
       await dialog.getByRole('button', { name: 'Destroy dash1' }).click();
       await row(page, 'dash1').waitFor({ state: 'detached', timeout: 90_000 });

@@ -57,7 +57,7 @@ describe('containers', () => {
       ev('container.state', { from: 'STARTING', to: 'RUNNING', source: 'api' }, { container: 'a' }),
     );
     expect(state.containers.get('a')?.state).toBe('RUNNING');
-    expect(refresh).toEqual(['a']); // for its pid
+    expect(refresh).toEqual([]); // its job's result brings the pid
     // The read of 'a' was answered before the events: it brings the pid, not the old state.
     const read = withContainer(state, info('a', 'STOPPED', 42));
     expect(read.containers.get('a')).toMatchObject({ state: 'RUNNING', pid: 42, live: true });
@@ -89,6 +89,18 @@ describe('containers', () => {
       ev('container.state', { from: 'STOPPED', to: 'RUNNING', source: 'external' }, { container: 'e' }),
     );
     expect(refresh).toEqual(['e', 'e']);
+    const stopped = apply(
+      withListing(EMPTY, [{ ...info('e', 'RUNNING', 9), ips: ['10.0.3.5'] }], []),
+      ev('container.state', { from: 'RUNNING', to: 'STOPPED', source: 'external' }, { container: 'e' }),
+    );
+    expect(stopped.refresh).toEqual([]); // a stopped container has no pid and no address
+    expect(stopped.state.containers.get('e')).toEqual({
+      name: 'e',
+      host: 'h1',
+      state: 'STOPPED',
+      live: true,
+      detailed: true,
+    });
   });
 
   it("a completed job's container result gives the pid but not the state", () => {
@@ -116,7 +128,7 @@ describe('jobs', () => {
       host: 'h1',
       state: 'completed',
       payload: {},
-      createdAt: '2026-01-01T00:00:00.000Z',
+      createdAt: '2020-01-01T00:00:00.000Z',
     };
     const o = { container: 'a', job: 'j1' };
     let { state } = apply(
@@ -142,6 +154,25 @@ describe('jobs', () => {
     // An ended job stays ended.
     ({ state } = apply(state, ev('job.progress', { percent: 90, stage: 'late' }, o)));
     expect(state.jobs[0]?.state).toBe('failed');
+  });
+});
+
+describe('jobs replayed from the past', () => {
+  it('go below the newer jobs already listed', () => {
+    const listed: Job = {
+      id: 'new',
+      operation: 'start',
+      container: 'a',
+      host: 'h1',
+      state: 'completed',
+      payload: {},
+      createdAt: '2030-01-01T00:00:00.000Z',
+    };
+    const { state } = apply(
+      withListing(EMPTY, [], [listed]),
+      ev('job.queued', { operation: 'create', queuePosition: 0 }, { container: 'a', job: 'old' }),
+    );
+    expect(state.jobs.map((j) => j.id)).toEqual(['new', 'old']);
   });
 });
 
