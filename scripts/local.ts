@@ -427,6 +427,7 @@ async function main(): Promise<void> {
     rule,
     'lxcq is running',
     `  API      ${base}   (listening on ${bind}:${port}; OpenAPI at ${base}/docs)`,
+    `  web      ${base}/ui/   (the dashboard: sign in with the token)`,
     `  token    ${token}`,
     `           (admin; from ${tokenSource})`,
     `  worker   host ${hostId}, lxcpath ${lxcpath}${registered ? ', registered' : ', not registered yet: see its log lines'}`,

@@ -10,12 +10,13 @@
 #      else Debian 13's criu unpacked into a private prefix; a failure here only warns)
 #   3. an isolated bridge lxcbr0 (10.0.3.1/24, no NAT, no DHCP) when the host has none
 #   4. Node.js >= 20.19 and pnpm 10
-#   5. `pnpm install --frozen-lockfile` in this repository
+#   5. `pnpm install --frozen-lockfile` in this repository, then the web dashboard's bundle (the API serves it)
 #
 # Knobs (environment):
 #   LXCQ_SETUP_APT=0           skip step 1            LXCQ_SETUP_CRIU=0    skip step 2
 #   LXCQ_SETUP_BRIDGE=0        skip step 3            LXCQ_SETUP_NODE=0    skip step 4
 #   LXCQ_SETUP_PNPM_INSTALL=0  skip step 5
+#   LXCQ_SETUP_TEST_PACKAGES=0 leave out the packages only the tests need (zsh, chromium)
 #   LXCQ_APT_UPDATE=1          always run apt-get update
 #   LXCQ_CRIU_PREFIX           private CRIU prefix (default /opt/lxcq/criu)
 #   LXCQ_CRIU_REINSTALL=1      fetch the private CRIU again even if one is installed
@@ -101,11 +102,24 @@ PACKAGES=(
   "curl                   the curl examples printed by scripts/run.sh"
   "wget                   the download template fetches images with wget"
   "gnupg                  the download template verifies image signatures with gpg"
+)
+# Needed by the tests only (LXCQ_SETUP_TEST_PACKAGES=0 leaves them out, as the Docker image does).
+# Where the archive has none of an entry's names, the set-up warns and goes on.
+TEST_PACKAGES=(
   "zsh                    the tests check the lxcq CLI's zsh completion script with zsh -n"
+  "chromium               headless browser for the dashboard's end-to-end test (playwright-core drives /usr/bin/chromium)"
   "acl                    setfacl/getfacl: the tests check a migration keeps POSIX ACLs"
   "attr                   setfattr/getfattr: the tests check a migration keeps extended attributes"
   "libcap2-bin            setcap/getcap: the tests check a migration keeps file capabilities"
 )
+if [[ "${LXCQ_SETUP_TEST_PACKAGES:-1}" != 0 ]]; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
+is_test_package() {
+  local e
+  for e in "${TEST_PACKAGES[@]}"; do [[ "${e%% *}" == "$1" ]] && return 0; done
+  return 1
+}
 pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]; }
 pkg_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
 APT_UPDATED=0
@@ -147,14 +161,20 @@ if [[ "${LXCQ_SETUP_APT:-1}" != 0 ]]; then
         c="$(pkg_candidate "$n")"
         if [[ -n $c && $c != "(none)" ]]; then pick="$n" && break; fi
       done
+      if [[ -z $pick ]] && is_test_package "$alts"; then
+        warn "no package ${names[*]} in this distribution's archive (a test needs it; Ubuntu ships Chromium as a snap only): install it by hand for the full test suite (for Chromium, point LXCQ_CHROMIUM at the binary)."
+        continue
+      fi
       [[ -n $pick ]] || die "no installable package among: ${names[*]} (is the distribution's main/universe archive in the apt sources?)"
       TO_INSTALL+=("$pick")
     done
-    say "installing: ${TO_INSTALL[*]}"
-    apt-get "${APT_OPTS[@]}" install --no-install-recommends "${TO_INSTALL[@]}" >/tmp/lxcq-apt-install.log 2>&1 ||
-      { tail -n 40 /tmp/lxcq-apt-install.log >&2; die "apt-get install failed (last lines above; full log /tmp/lxcq-apt-install.log)."; }
-    ok "installed ${TO_INSTALL[*]}"
-    note apt "installed ${TO_INSTALL[*]}"
+    if [[ ${#TO_INSTALL[@]} -gt 0 ]]; then
+      say "installing: ${TO_INSTALL[*]}"
+      apt-get "${APT_OPTS[@]}" install --no-install-recommends "${TO_INSTALL[@]}" >/tmp/lxcq-apt-install.log 2>&1 ||
+        { tail -n 40 /tmp/lxcq-apt-install.log >&2; die "apt-get install failed (last lines above; full log /tmp/lxcq-apt-install.log)."; }
+      ok "installed ${TO_INSTALL[*]}"
+      note apt "installed ${TO_INSTALL[*]}"
+    fi
   else
     ok "all packages present"
     note apt "all packages present"
@@ -545,6 +565,13 @@ if [[ "${LXCQ_SETUP_PNPM_INSTALL:-1}" != 0 ]]; then
     die "pnpm install --frozen-lockfile failed (if package.json changed, run 'pnpm install' and commit pnpm-lock.yaml)."
   ok "dependencies installed ($((SECONDS - t0)) s)"
   note deps "pnpm install --frozen-lockfile ok"
+  # The API serves packages/dashboard/dist at /ui/; built here so that run.sh and test.sh always
+  # serve the dashboard of this checkout (esbuild, well under a second).
+  say "building the web dashboard (pnpm --filter @lxcq/dashboard build)"
+  (cd "$REPO_ROOT" && pnpm --silent --filter @lxcq/dashboard build </dev/null 2>&1 | sed 's/^/    /') ||
+    die "the dashboard build failed (output above); run 'pnpm --filter @lxcq/dashboard build' to see it again."
+  ok "dashboard built (packages/dashboard/dist)"
+  note dashboard "built packages/dashboard/dist"
 else
   step "5/5 pnpm install: skipped (LXCQ_SETUP_PNPM_INSTALL=0)"
 fi

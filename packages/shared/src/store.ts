@@ -49,6 +49,8 @@ export interface HostInfo {
     freeMemoryBytes: number;
     containers: number;
     running: number;
+    /** The host's load average over 1, 5 and 15 minutes (os.loadavg()). */
+    loadAverage?: number[];
     /** The worker's main-thread event-loop delay since it started: p99 and max, in ms. */
     eventLoopDelayP99Ms?: number;
     eventLoopDelayMaxMs?: number;

@@ -11,6 +11,7 @@ import { HostWatchdog } from './watchdog.ts';
 import { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
+import { dashboardRoutes } from './dashboard.ts';
 import { installErrorHandlers } from './errors.ts';
 import { JobService } from './jobs.ts';
 import { operationRoutes } from './routes/operations.ts';
@@ -99,6 +100,7 @@ export async function buildApp(
   await app.register(swaggerUi, { routePrefix: '/docs' });
   readRoutes(app, ctx);
   operationRoutes(app, ctx);
+  await dashboardRoutes(app, config.dashboardDir, app.log);
 
   const hub = new EventHub(config.redisUrl, keys, store, ctx.tokens, {
     pingMs: config.wsPingMs,

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { ConfigError, SCOPES, envInt, loadPolicy, type ConfigPolicy, type Scope } from '@lxcq/shared';
+import { DEFAULT_DASHBOARD_DIR } from './dashboard.ts';
 
 export interface TokenEntry {
   name: string;
@@ -27,6 +29,8 @@ export interface ApiConfig {
   /** Events are kept this long in the stream (and at most eventMaxLen of them). */
   eventRetentionSec: number;
   eventMaxLen: number;
+  /** The built web dashboard served at /ui/ (packages/dashboard/dist unless LXCQ_DASHBOARD_DIR). */
+  dashboardDir: string;
 }
 
 export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
@@ -90,7 +94,14 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
     wsMaxBufferedBytes: envInt(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
     eventRetentionSec: envInt(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
     eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
+    dashboardDir: dashboardDir(env.LXCQ_DASHBOARD_DIR),
   };
+}
+
+function dashboardDir(raw: string | undefined): string {
+  if (!raw) return DEFAULT_DASHBOARD_DIR;
+  if (!isAbsolute(raw)) throw new ConfigError(`LXCQ_DASHBOARD_DIR must be an absolute path (got ${raw}).`);
+  return raw;
 }
 
 function policyFrom(raw: string | undefined): ConfigPolicy {

@@ -1,5 +1,5 @@
 import { existsSync, rmSync } from 'node:fs';
-import { cpus, freemem, totalmem } from 'node:os';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
@@ -384,6 +384,7 @@ export class LxcqWorker {
         freeMemoryBytes: freemem(),
         containers,
         running: this.runningCount,
+        loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
         // Cumulative since start(). The histogram records the time between its 10 ms timer's
         // ticks, so the interval itself is taken off to leave the delay.
         eventLoopDelayP99Ms: loopDelayMs(this.loopDelay.percentile(99)),
