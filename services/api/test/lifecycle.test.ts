@@ -234,7 +234,10 @@ describe('container lifecycle through the API', () => {
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     j = await s.run('DELETE', '/v1/containers/web1?withSnapshots=true');
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
-    for (const n of ['web2', 'web1-restored', 'idem1']) {
+    // withSnapshots on a container that has none is no error (liblxc's own call fails there)
+    j = await s.run('DELETE', '/v1/containers/web2?force=true&withSnapshots=true');
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    for (const n of ['web1-restored', 'idem1']) {
       j = await s.run('DELETE', `/v1/containers/${n}?force=true`);
       expect(j.state, n).toBe('completed');
     }

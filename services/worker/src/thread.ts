@@ -342,7 +342,8 @@ const impl: Impl = {
         },
       );
     }
-    c.destroy({ withSnapshots: r.withSnapshots });
+    // liblxc's destroy_with_snapshots fails (ENOENT) when there is no snapshot directory.
+    c.destroy({ withSnapshots: r.withSnapshots && c.snapshots().length > 0 });
     return { existed: true };
   },
   purge: (r) => {
