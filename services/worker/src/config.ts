@@ -28,6 +28,12 @@ export interface WorkerConfig {
   transferAdvertise?: string;
   /** A target host silent this long is offline for migrate and cross-host clone. */
   hostOfflineMs: number;
+  /** Where the Prometheus /metrics server listens (host:port); unset: no metrics server. */
+  metricsBind?: { host: string; port: number };
+  /** When set, a scrape needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
+  /** Containers with waiting jobs that get a series of their own in lxcq_container_waiting_jobs. */
+  metricsTopContainers: number;
 }
 
 function hostPort(raw: string, name: string): { host: string; port: number } {
@@ -75,7 +81,15 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     transferBind: hostPort(env.LXCQ_TRANSFER_BIND || '127.0.0.1:0', 'LXCQ_TRANSFER_BIND'),
     ...(env.LXCQ_TRANSFER_ADVERTISE ? { transferAdvertise: env.LXCQ_TRANSFER_ADVERTISE } : {}),
     hostOfflineMs: envInt(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
+    ...(env.LXCQ_METRICS_BIND ? { metricsBind: hostPort(env.LXCQ_METRICS_BIND, 'LXCQ_METRICS_BIND') } : {}),
+    ...(env.LXCQ_METRICS_TOKEN ? { metricsToken: metricsToken(env.LXCQ_METRICS_TOKEN) } : {}),
+    metricsTopContainers: envInt(env, 'LXCQ_METRICS_TOP_CONTAINERS', 20, 0),
   };
+}
+
+function metricsToken(raw: string): string {
+  if (raw.length < 16) throw new ConfigError('LXCQ_METRICS_TOKEN must be at least 16 characters.');
+  return raw;
 }
 
 function policyFrom(raw: string | undefined): ConfigPolicy {
