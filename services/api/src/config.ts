@@ -27,6 +27,10 @@ export interface ApiConfig {
   /** Events are kept this long in the stream (and at most eventMaxLen of them). */
   eventRetentionSec: number;
   eventMaxLen: number;
+  /** sha256 (hex) of LXCQ_METRICS_TOKEN: a scrape-only credential for GET /metrics (besides `read` tokens). */
+  metricsTokenSha256?: string;
+  /** GET /v1/health fails when the event reader is this many seconds behind the stream. */
+  healthMaxEventLagSec: number;
 }
 
 export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
@@ -90,7 +94,14 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
     wsMaxBufferedBytes: envInt(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
     eventRetentionSec: envInt(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
     eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
+    ...(env.LXCQ_METRICS_TOKEN ? { metricsTokenSha256: metricsToken(env.LXCQ_METRICS_TOKEN, hash) } : {}),
+    healthMaxEventLagSec: envInt(env, 'LXCQ_HEALTH_MAX_EVENT_LAG_S', 30, 1),
   };
+}
+
+function metricsToken(raw: string, hash: (t: string) => string): string {
+  if (raw.length < 16) throw new ConfigError('LXCQ_METRICS_TOKEN must be at least 16 characters.');
+  return hash(raw);
 }
 
 function policyFrom(raw: string | undefined): ConfigPolicy {

@@ -1,6 +1,7 @@
 // The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables.
 import { pino } from 'pino';
 import { stopOnSignals } from '@lxcq/shared';
+import { startTracing } from '@lxcq/telemetry';
 import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
 import { ConfigError, apiConfig } from './config.ts';
@@ -9,8 +10,11 @@ const log = pino({ name: 'lxcq-api', level: process.env.LXCQ_LOG_LEVEL || 'info'
 
 async function main(): Promise<void> {
   let config;
+  let tracing;
   try {
     config = apiConfig(process.env, sha256);
+    // Off unless LXCQ_TRACING=1 or an OTLP endpoint is set (docs/observability.md).
+    tracing = await startTracing({ service: 'lxcq-api', log });
   } catch (e) {
     if (e instanceof ConfigError) {
       log.fatal(e.message);
@@ -19,7 +23,10 @@ async function main(): Promise<void> {
     throw e;
   }
   const built = await buildApp(config, { logger: log });
-  stopOnSignals(() => built.close(), log);
+  stopOnSignals(async () => {
+    await built.close();
+    await tracing.shutdown();
+  }, log);
   await built.app.listen({ port: config.port, host: config.bind });
 }
 
