@@ -162,6 +162,32 @@ describe('tracing', () => {
     for (const l of logged) expect(l.traceId).toBe(traceId);
   });
 
+  it('carries the trace to the target worker of a migration', async () => {
+    await s.addHost('h2');
+    const r = await s.http<Job>('POST', '/v1/containers/tr1/migrate?wait=120', { targetHost: 'h2' });
+    expect(r.body.state, JSON.stringify(r.body.error)).toBe('completed');
+    await tracing.flush();
+    let receive: Received | undefined;
+    for (let i = 0; i < 100 && !receive; i++) {
+      receive = rx.spans.find(
+        (x) => x.name === 'transfer receive migrate' && attr(x, 'lxcq.job.id') === r.body.id,
+      );
+      if (!receive) await sleep(100);
+    }
+    expect(receive, 'the target worker traced the receive').toBeDefined();
+    expect(attr(receive as Received, 'lxcq.host')).toBe('h2');
+    const trace = rx.spans.filter((x) => x.traceId === receive?.traceId);
+    const job = trace.find((x) => x.name === 'job migrate');
+    expect(attr(job as Received, 'lxcq.host')).toBe(s.hostId);
+    // the receive's parent is a span of the source's job (the job span itself, as it streams)
+    expect(trace.find((x) => x.spanId === receive?.parentSpanId)?.name).toBe('job migrate');
+    // the target's liblxc steps nest under the receive
+    expect(trace.some((x) => x.name.startsWith('lxc ') && x.parentSpanId === receive?.spanId)).toBe(true);
+    // back to h1, so the next test finds tr1 where it expects
+    const back = await s.http<Job>('POST', '/v1/containers/tr1/migrate?wait=120', { targetHost: s.hostId });
+    expect(back.body.state, JSON.stringify(back.body.error)).toBe('completed');
+  });
+
   it('marks a failed job and its liblxc step as errors', async () => {
     const r = await s.http<Job>('POST', '/v1/containers/tr1/freeze?wait=60');
     expect(r.body.error?.code).toBe('LXCQ_INVALID_STATE');
