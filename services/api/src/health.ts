@@ -106,7 +106,13 @@ export async function checkHealth(ctx: ApiContext): Promise<Health> {
 async function hostChecks(ctx: ApiContext, checks: HealthCheck[]): Promise<Health['hosts']> {
   const hosts = await ctx.store.listHosts(ctx.config.hostOfflineMs);
   const up = hosts.filter((h) => h.status !== 'offline');
-  const offlineAfter = `${Math.round(ctx.config.hostOfflineMs / 1000)} s`;
+  // A worker that stopped cleanly said goodbye (its host record says so); one gone silent did not.
+  const stopped = new Set<string>();
+  for (const h of hosts)
+    if (h.status === 'offline' && (await ctx.redis.hget(ctx.keys.host(h.id), 'stopped')) === '1')
+      stopped.add(h.id);
+  const why = (id: string, lastSeen: string) =>
+    `${id} (${stopped.has(id) ? 'its worker stopped' : 'silent'}, last heartbeat ${ago(Date.now() - Date.parse(lastSeen))})`;
   if (hosts.length === 0) {
     checks.push({
       name: 'hosts',
@@ -118,7 +124,7 @@ async function hostChecks(ctx: ApiContext, checks: HealthCheck[]): Promise<Healt
     checks.push({
       name: 'hosts',
       status: 'fail',
-      message: `No online host: none of the ${hosts.length} registered hosts has sent a heartbeat in the last ${offlineAfter}, so no job can run. Start (or restart) their workers.`,
+      message: `No online host, so no job can run: ${hosts.map((h) => why(h.id, h.lastSeen)).join(', ')}. Start (or restart) their workers.`,
     });
   } else if (!up.some((h) => h.status === 'online')) {
     checks.push({
@@ -133,13 +139,12 @@ async function hostChecks(ctx: ApiContext, checks: HealthCheck[]): Promise<Healt
   for (const h of hosts) {
     const name = `host:${h.id}`;
     if (h.status === 'offline') {
-      // A worker that stopped cleanly said goodbye; only one gone silent is a fault.
-      const stopped = (await ctx.redis.hget(ctx.keys.host(h.id), 'stopped')) === '1';
-      if (!stopped && up.length > 0)
+      // With no host up, the hosts check above already names it; a cleanly stopped one is no fault.
+      if (!stopped.has(h.id) && up.length > 0)
         checks.push({
           name,
           status: 'warn',
-          message: `Host ${h.id} is offline: last heartbeat ${ago(Date.now() - Date.parse(h.lastSeen))}, without a clean stop. Its containers' jobs fail with LXCQ_HOST_OFFLINE until its worker is back.`,
+          message: `Host ${why(h.id, h.lastSeen)} is offline: its containers' jobs fail with LXCQ_HOST_OFFLINE until its worker is back.`,
         });
       continue;
     }

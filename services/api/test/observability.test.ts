@@ -354,10 +354,20 @@ describe('GET /v1/health', () => {
         running: 0,
       },
     });
+    // and one that went silent a minute ago without stopping
+    const ghost = 'ghost';
+    const record = await store.getHost(fake, 60_000);
+    expect(record).not.toBeNull();
+    await store.putHost({ ...record!, id: ghost, lastSeen: new Date(Date.now() - 60_000).toISOString() });
     try {
       const r = await health();
       expect(r.status).toBe(200);
       expect(r.body.status).toBe('degraded');
+      expect(check(r.body, `host:${ghost}`)).toMatchObject({ status: 'warn' });
+      expect(check(r.body, `host:${ghost}`)?.message).toMatch(
+        /^Host ghost \(silent, last heartbeat 60 s ago\) is offline: .*LXCQ_HOST_OFFLINE/,
+      );
+      expect(check(r.body, 'hosts')).toMatchObject({ status: 'ok', message: '2 of 3 hosts online.' });
       expect(check(r.body, `host:${fake}`)).toMatchObject({ status: 'warn' });
       expect(check(r.body, `host:${fake}`)?.message).toMatch(
         /no working CRIU \(criu check: Unexpected rt vDSO/,
@@ -366,8 +376,8 @@ describe('GET /v1/health', () => {
       const m = await apiMetrics();
       expect(sample(m, 'lxcq_host_criu_available', { host: fake })).toBe(0);
     } finally {
-      await s.redis.srem(s.api.ctx.keys.hosts, fake);
-      await s.redis.del(s.api.ctx.keys.host(fake));
+      await s.redis.srem(s.api.ctx.keys.hosts, fake, ghost);
+      await s.redis.del(s.api.ctx.keys.host(fake), s.api.ctx.keys.host(ghost));
     }
   });
 
@@ -377,7 +387,11 @@ describe('GET /v1/health', () => {
     expect(r.status).toBe(503);
     expect(r.body.status).toBe('unavailable');
     expect(check(r.body, 'hosts')).toMatchObject({ status: 'fail' });
-    expect(check(r.body, 'hosts')?.message).toMatch(/^No online host/);
+    expect(check(r.body, 'hosts')?.message).toMatch(
+      new RegExp(
+        `^No online host, so no job can run: ${s.hostId} \\(its worker stopped, last heartbeat \\d+ s ago\\)`,
+      ),
+    );
     expect(check(r.body, 'redis')?.status).toBe('ok');
     expect(r.body.hosts).toEqual({ online: 0, total: 1 });
     const m = await apiMetrics();

@@ -86,26 +86,32 @@ export class LxcPool {
 
   /** Runs one liblxc step in a thread; rejects with an LxcqError carrying liblxc's message. */
   async call<R extends LxcCall>(req: R): Promise<ReplyOf<R['fn']>> {
-    // A span per step, child of whatever is active (a job's span): `lxc <fn>` covers the wait for a
-    // thread and the step; its child `liblxc <fn>` is the time the thread spent in liblxc.
+    // A span per step of a traced piece of work (a job, a transfer), child of its active span:
+    // `lxc <fn>` covers the wait for a thread and the step; its child `liblxc <fn>` is the time
+    // the thread spent in liblxc. Steps outside any span (the periodic inventory and heartbeat)
+    // get none: each would make a trace of its own and drown the useful ones.
     const parent = context.active();
     const name = 'name' in req ? req.name : undefined;
-    const span = tracer().startSpan(
-      `lxc ${req.fn}`,
-      {
-        kind: SpanKind.INTERNAL,
-        attributes: { 'lxcq.lxc.fn': req.fn, ...(name ? { 'lxcq.container': name } : {}) },
-      },
-      parent,
-    );
+    const span = trace.getSpan(parent)?.isRecording()
+      ? tracer().startSpan(
+          `lxc ${req.fn}`,
+          {
+            kind: SpanKind.INTERNAL,
+            attributes: { 'lxcq.lxc.fn': req.fn, ...(name ? { 'lxcq.container': name } : {}) },
+          },
+          parent,
+        )
+      : undefined;
     const t0 = performance.now();
     this.inFlight++;
     let reply: LxcReply<ReplyOf<R['fn']>>;
     try {
       reply = (await this.piscina.run(req)) as LxcReply<ReplyOf<R['fn']>>;
     } catch (err) {
-      failSpan(span, err);
-      span.end();
+      if (span) {
+        failSpan(span, err);
+        span.end();
+      }
       throw err;
     } finally {
       this.inFlight--;
@@ -120,7 +126,7 @@ export class LxcPool {
           reply.error.message,
           reply.error.details ? { details: reply.error.details } : {},
         );
-    if (span.isRecording()) {
+    if (span) {
       const end = nowMs();
       span.setAttribute('lxcq.pool.wait_ms', Math.round((totalMs - runMs) * 1000) / 1000);
       const inner = tracer().startSpan(
@@ -128,11 +134,13 @@ export class LxcPool {
         { kind: SpanKind.INTERNAL, startTime: end - runMs, attributes: { 'lxcq.lxc.fn': req.fn } },
         trace.setSpan(parent, span),
       );
-      if (error) failSpan(inner, error);
+      if (error) {
+        failSpan(inner, error);
+        failSpan(span, error);
+      }
       inner.end(end);
-      if (error) failSpan(span, error);
+      span.end();
     }
-    span.end();
     if (reply.ok) return reply.value;
     throw error as LxcqError;
   }
