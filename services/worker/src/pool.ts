@@ -20,9 +20,6 @@ export interface LxcPoolOptions {
 /** Told about every liblxc step: seconds it waited for a thread, seconds it ran there. */
 export type StepObserver = (fn: string, waitSeconds: number, runSeconds: number) => void;
 
-/** Wall-clock milliseconds with sub-millisecond precision (for span times). */
-const nowMs = () => performance.timeOrigin + performance.now();
-
 const threadSource = fileURLToPath(new URL('./thread.ts', import.meta.url));
 
 /**
@@ -92,17 +89,20 @@ export class LxcPool {
     // get none: each would make a trace of its own and drown the useful ones.
     const parent = context.active();
     const name = 'name' in req ? req.name : undefined;
+    // Span times as OpenTelemetry keeps them: the wall clock at the start plus monotonic time since.
+    const startWall = Date.now();
+    const t0 = performance.now();
     const span = trace.getSpan(parent)?.isRecording()
       ? tracer().startSpan(
           `lxc ${req.fn}`,
           {
             kind: SpanKind.INTERNAL,
+            startTime: startWall,
             attributes: { 'lxcq.lxc.fn': req.fn, ...(name ? { 'lxcq.container': name } : {}) },
           },
           parent,
         )
       : undefined;
-    const t0 = performance.now();
     this.inFlight++;
     let reply: LxcReply<ReplyOf<R['fn']>>;
     try {
@@ -127,7 +127,7 @@ export class LxcPool {
           reply.error.details ? { details: reply.error.details } : {},
         );
     if (span) {
-      const end = nowMs();
+      const end = startWall + totalMs;
       span.setAttribute('lxcq.pool.wait_ms', Math.round((totalMs - runMs) * 1000) / 1000);
       const inner = tracer().startSpan(
         `liblxc ${req.fn}`,
@@ -139,7 +139,7 @@ export class LxcPool {
         failSpan(span, error);
       }
       inner.end(end);
-      span.end();
+      span.end(end);
     }
     if (reply.ok) return reply.value;
     throw error as LxcqError;
