@@ -221,13 +221,21 @@ export class LxcqWorker {
 
   /** Prometheus metrics on LXCQ_METRICS_BIND (off when unset). */
   private async startMetricsServer(): Promise<void> {
-    if (!this.config.metricsBind) return;
-    this.metricsServer = await serveMetrics({
-      bind: this.config.metricsBind,
-      source: this.metrics.registry,
-      token: this.config.metricsToken,
-      log: this.log,
-    });
+    const bind = this.config.metricsBind;
+    if (!bind) return;
+    try {
+      this.metricsServer = await serveMetrics({
+        bind,
+        source: this.metrics.registry,
+        token: this.config.metricsToken,
+        log: this.log,
+      });
+    } catch (err) {
+      throw new Error(
+        `LXCQ_METRICS_BIND ${bind.host}:${bind.port}: cannot listen there (${(err as Error).message}); pick a free port, or leave it unset for no metrics server.`,
+        { cause: err },
+      );
+    }
     this.metricsAddress = this.metricsServer.address;
     this.log.info(
       { bound: this.metricsAddress, token: this.config.metricsToken !== undefined },
