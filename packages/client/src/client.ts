@@ -61,10 +61,13 @@ export interface SubmitOptions {
 export type CreateRequest = { name: string; host?: string } & PayloadOf<'create'>;
 
 export interface HealthInfo {
+  /** unavailable (HTTP 503): a check failed; degraded: one warned (e.g. a host without CRIU). */
   status: 'ok' | 'degraded' | 'unavailable';
   redis: string;
   hosts?: { online: number; total: number };
   problems: string[];
+  /** Every check made: redis, hosts, events, and host:<id> for a host with something to say. */
+  checks?: { name: string; status: 'ok' | 'warn' | 'fail'; message: string }[];
 }
 
 export interface JobFilter {

@@ -83,7 +83,8 @@ describe('SDK against a real stack', () => {
     const ended = await lxcq.jobs.wait(queued.id, { timeoutMs: 5000 });
     expect(ended.state).toBe('completed');
     expect((await lxcq.hosts.list()).map((x) => x.id)).toEqual([s.hostId]);
-    expect((await lxcq.health()).status).toBe('ok');
+    // ok, or degraded on a host without CRIU; never unavailable with a live worker
+    expect(['ok', 'degraded']).toContain((await lxcq.health()).status);
   });
 
   it('a failing job rejects with an LxcqError carrying the job error code; HTTP errors too', async () => {
@@ -138,7 +139,7 @@ describe('SDK against a real stack', () => {
     });
     const none = new LxcqClient({ url: s.url });
     await expect(none.hosts.list()).rejects.toMatchObject({ code: 'LXCQ_UNAUTHORIZED' });
-    expect((await none.health()).status).toBe('ok');
+    expect(['ok', 'degraded']).toContain((await none.health()).status);
     // a port nothing listens on
     const port = await freePort();
     const dead = new LxcqClient({ url: `http://127.0.0.1:${port}`, token: TOKEN });

@@ -28,6 +28,7 @@ export interface Job {
   finishedAt?: string;
   /** How many times a worker began it (more than 1 after a worker died mid-way). */
   attempts?: number;
+  /** The request that submitted it: the caller's X-Request-Id, or one the API made up. */
   requestId?: string;
 }
 
@@ -40,6 +41,8 @@ export interface QueuedJobData {
   locks: string[];
   seq: number;
   requestId?: string;
+  /** W3C trace context of the submitting request's enqueue span (only while tracing is on). */
+  trace?: { traceparent: string; tracestate?: string };
 }
 
 export function isFinal(state: JobState): boolean {

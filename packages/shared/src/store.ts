@@ -40,6 +40,8 @@ export interface HostInfo {
   lxcpath: string;
   /** Where other workers reach this worker's transfer server (migrate, cross-host clone): host:port. */
   transfer?: string;
+  /** Where this worker serves Prometheus metrics (host:port), when LXCQ_METRICS_BIND is set. */
+  metrics?: string;
   capabilities: {
     liblxcVersion: string;
     criu: boolean;

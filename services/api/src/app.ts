@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { LxcqError, Store, keys as makeKeys, type Scope, type StoredJob } from '@lxcq/shared';
+import { logRedisConnection, requestIdFrom } from '@lxcq/telemetry';
 import { EventHub } from './events.ts';
 import { HostWatchdog } from './watchdog.ts';
 import { Tokens } from './auth.ts';
@@ -14,6 +15,8 @@ import type { ApiContext } from './context.ts';
 import { dashboardRoutes } from './dashboard.ts';
 import { installErrorHandlers } from './errors.ts';
 import { JobService } from './jobs.ts';
+import { ApiMetrics } from './metrics.ts';
+import { RequestObserver } from './observe.ts';
 import { operationRoutes } from './routes/operations.ts';
 import { readRoutes } from './routes/reads.ts';
 
@@ -46,8 +49,39 @@ export async function buildApp(
   const jobs = new JobService(store, keys, redis, subscriber, {
     policy: config.policy,
     hostOfflineMs: config.hostOfflineMs,
+    onAccepted: (job) => metrics.jobsSubmitted.inc({ operation: job.operation }),
   });
   await jobs.init();
+
+  const app: FastifyInstance = Fastify({
+    ...(opts.logger && typeof opts.logger === 'object'
+      ? { loggerInstance: opts.logger }
+      : { logger: opts.logger === true }),
+    bodyLimit: config.bodyLimit,
+    // One line per request drowns the operator's view; errors are logged by the error handler.
+    logController: new LogController({
+      disableRequestLogging: process.env.LXCQ_LOG_REQUESTS !== '1',
+      requestIdLogLabel: 'requestId',
+    }),
+    // Strict bodies: unknown properties are refused, not silently dropped.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // X-Request-Id (1-128 of letters, digits, _ . : -) or a new UUID; echoed in the answer's
+    // X-Request-Id, stored with the job, and logged as `requestId` by the API and the worker.
+    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) =>
+      requestIdFrom(req.headers['x-request-id']),
+    routerOptions: { maxParamLength: 200 },
+  });
+  installErrorHandlers(app);
+  logRedisConnection(redis, 'api', app.log);
+  logRedisConnection(subscriber, 'api-subscriber', app.log);
+  const metrics = new ApiMetrics({
+    store,
+    queue: (host) => jobs.queue(host),
+    hostOfflineMs: config.hostOfflineMs,
+    log: app.log,
+  });
+  const observer = new RequestObserver(metrics);
+  observer.install(app);
   const ctx: ApiContext = {
     config,
     redis,
@@ -56,28 +90,12 @@ export async function buildApp(
     jobs,
     tokens: new Tokens(config.tokens),
     events: null,
+    observer,
     publicJob: (job: StoredJob) => {
       const { locks: _l, seq: _s, ...rest } = job;
       return rest;
     },
   };
-
-  const app: FastifyInstance = Fastify({
-    ...(opts.logger && typeof opts.logger === 'object'
-      ? { loggerInstance: opts.logger }
-      : { logger: opts.logger === true }),
-    bodyLimit: config.bodyLimit,
-    // One line per request drowns the operator's view; errors are logged by the error handler.
-    logController: new LogController({ disableRequestLogging: process.env.LXCQ_LOG_REQUESTS !== '1' }),
-    // Strict bodies: unknown properties are refused, not silently dropped.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
-    genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : crypto.randomUUID();
-    },
-    routerOptions: { maxParamLength: 200 },
-  });
-  installErrorHandlers(app);
 
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
@@ -106,7 +124,9 @@ export async function buildApp(
     pingMs: config.wsPingMs,
     maxBufferedBytes: config.wsMaxBufferedBytes,
     log: app.log,
+    onEvents: (events) => metrics.onEvents(events),
   });
+  metrics.attachHub(hub);
   await hub.start();
   const watchdog = new HostWatchdog(store, (h) => jobs.queue(h), {
     offlineMs: config.hostOfflineMs,
@@ -124,6 +144,22 @@ export async function buildApp(
     if ((req.url ?? '').split('?')[0] === '/v1/events') hub.handleUpgrade(req, socket, head);
     else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
   });
+  app.get(
+    '/metrics',
+    {
+      config: { public: true },
+      schema: {
+        tags: ['observability'],
+        summary:
+          'Prometheus metrics (text format). Needs a token with the read scope, or LXCQ_METRICS_TOKEN.',
+      },
+    },
+    async (req, reply) => {
+      ctx.tokens.authorizeMetrics(req, config.metricsTokenSha256);
+      const text = await metrics.registry.metrics();
+      return reply.type(metrics.registry.contentType).send(text);
+    },
+  );
   app.get(
     '/v1/events',
     {

@@ -34,6 +34,21 @@ export class Tokens {
     return null;
   }
 
+  /**
+   * `GET /metrics`: the scrape-only LXCQ_METRICS_TOKEN (when configured, by its sha256), or any
+   * token with the read scope.
+   */
+  authorizeMetrics(req: { headers: IncomingHttpHeaders }, metricsSha256: string | undefined): void {
+    const token = Tokens.fromRequest(req);
+    if (
+      token &&
+      metricsSha256 &&
+      timingSafeEqual(Buffer.from(sha256(token), 'hex'), Buffer.from(metricsSha256, 'hex'))
+    )
+      return;
+    this.authorize(req, 'read');
+  }
+
   authorize(req: { headers: IncomingHttpHeaders }, need: Scope): TokenEntry {
     const token = Tokens.fromRequest(req);
     if (!token)

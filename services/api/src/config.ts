@@ -31,6 +31,10 @@ export interface ApiConfig {
   eventMaxLen: number;
   /** The built web dashboard served at /ui/ (packages/dashboard/dist unless LXCQ_DASHBOARD_DIR). */
   dashboardDir: string;
+  /** sha256 (hex) of LXCQ_METRICS_TOKEN: a scrape-only credential for GET /metrics (besides `read` tokens). */
+  metricsTokenSha256?: string;
+  /** GET /v1/health fails when the event reader is this many seconds behind the stream. */
+  healthMaxEventLagSec: number;
 }
 
 export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
@@ -95,6 +99,8 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
     eventRetentionSec: envInt(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
     eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
     dashboardDir: dashboardDir(env.LXCQ_DASHBOARD_DIR),
+    ...(env.LXCQ_METRICS_TOKEN ? { metricsTokenSha256: metricsToken(env.LXCQ_METRICS_TOKEN, hash) } : {}),
+    healthMaxEventLagSec: envInt(env, 'LXCQ_HEALTH_MAX_EVENT_LAG_S', 30, 1),
   };
 }
 
@@ -102,6 +108,11 @@ function dashboardDir(raw: string | undefined): string {
   if (!raw) return DEFAULT_DASHBOARD_DIR;
   if (!isAbsolute(raw)) throw new ConfigError(`LXCQ_DASHBOARD_DIR must be an absolute path (got ${raw}).`);
   return raw;
+}
+
+function metricsToken(raw: string, hash: (t: string) => string): string {
+  if (raw.length < 16) throw new ConfigError('LXCQ_METRICS_TOKEN must be at least 16 characters.');
+  return hash(raw);
 }
 
 function policyFrom(raw: string | undefined): ConfigPolicy {

@@ -4,6 +4,7 @@ import type { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';
 import type { EventHub } from './events.ts';
 import type { JobService } from './jobs.ts';
+import type { RequestObserver } from './observe.ts';
 
 /** What every route handler needs, built once in app.ts (no module-level singletons). */
 export interface ApiContext {
@@ -15,6 +16,8 @@ export interface ApiContext {
   tokens: Tokens;
   /** The WebSocket fan-out (set once the hub has started). */
   events: EventHub | null;
+  /** Per-request metrics and trace spans (the route handlers pass a request's span to its job). */
+  observer: RequestObserver;
   /** A job as clients see it: the stored record without internal fields. */
   publicJob(job: StoredJob): Omit<StoredJob, 'locks' | 'seq'>;
 }

@@ -15,6 +15,7 @@ import {
   type Keys,
   type LxcqEvent,
 } from '@lxcq/shared';
+import { logRedisConnection } from '@lxcq/telemetry';
 import type { Tokens } from './auth.ts';
 
 export interface EventHubOptions {
@@ -23,6 +24,8 @@ export interface EventHubOptions {
   /** A client whose unsent data passes this many bytes is closed with 4008. */
   maxBufferedBytes: number;
   log: FastifyBaseLogger;
+  /** Told about every batch the reader takes from the stream (the API's metrics count job ends). */
+  onEvents?: (events: readonly LxcqEvent[]) => void;
 }
 
 interface Client {
@@ -108,6 +111,10 @@ export class EventHub {
   private pingTimer: NodeJS.Timeout | null = null;
   /** Counters for metrics and tests. */
   readonly stats = { delivered: 0, slowClosed: 0, deadDropped: 0 };
+  /** When the reader last heard from Redis (a batch, or an empty blocking read), ms since epoch. */
+  lastReadAt = Date.now();
+  /** The reader's last read failure, cleared by the next good read (for GET /v1/health). */
+  lastReadError: string | null = null;
 
   constructor(
     private readonly redisUrl: string,
@@ -117,6 +124,7 @@ export class EventHub {
     private readonly opts: EventHubOptions,
   ) {
     this.reader = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    logRedisConnection(this.reader, 'event-reader', opts.log);
   }
 
   get clientCount(): number {
@@ -145,8 +153,11 @@ export class EventHub {
       let res: [string, [string, string[]][]][] | null;
       try {
         res = await this.reader.xread('COUNT', 1000, 'BLOCK', 5000, 'STREAMS', this.keys.events, this.head);
+        this.lastReadAt = Date.now();
+        this.lastReadError = null;
       } catch (err) {
         if (!this.running) return;
+        this.lastReadError = (err as Error).message;
         this.opts.log.warn({ err }, 'event stream read failed; retrying');
         await new Promise((r) => setTimeout(r, 500));
         continue;
@@ -158,6 +169,7 @@ export class EventHub {
         const last = batch.items[batch.items.length - 1];
         if (!last) continue;
         this.head = last.id;
+        this.opts.onEvents?.(batch.items.map((b) => b.ev));
         for (const c of this.clients) {
           if (c.pending) {
             for (const o of batch.items) if (matchesFilter(c.filter, o.ev)) c.pending.push(o);
@@ -165,6 +177,21 @@ export class EventHub {
         }
       }
     }
+  }
+
+  /**
+   * How far the reader is behind the stream: the age (by Redis' clock) of the oldest event it has
+   * not read yet, and whether there is one. 0 when it has read everything.
+   */
+  async lag(): Promise<{ seconds: number; behind: boolean }> {
+    const [next, time] = await Promise.all([
+      this.store.redis.xrange(this.keys.events, `(${this.head}`, '+', 'COUNT', 1),
+      this.store.redis.time(),
+    ]);
+    const id = next[0]?.[0];
+    if (!id) return { seconds: 0, behind: false };
+    const nowMs = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    return { seconds: Math.max(0, nowMs - Number(id.split('-')[0])) / 1000, behind: true };
   }
 
   /**

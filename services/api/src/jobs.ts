@@ -19,6 +19,8 @@ import {
   type StoredJob,
 } from '@lxcq/shared';
 import { isDeepStrictEqual } from 'node:util';
+import { SpanKind, type Context } from '@opentelemetry/api';
+import { inSpan, injectTrace } from '@lxcq/telemetry';
 
 export interface SubmitRequest<N extends OperationName> {
   operation: N;
@@ -28,6 +30,8 @@ export interface SubmitRequest<N extends OperationName> {
   host?: string | undefined;
   idempotencyKey?: string | undefined;
   requestId?: string | undefined;
+  /** The trace context of the submitting request; the enqueue span (and so the job) continues it. */
+  trace?: Context | undefined;
 }
 
 /** Accepts operations: validates them against the policy, finds their host, records and queues them. */
@@ -40,7 +44,12 @@ export class JobService {
     private readonly keys: Keys,
     private readonly redis: Redis,
     private readonly subscriber: Redis,
-    private readonly opts: { policy: ConfigPolicy; hostOfflineMs: number },
+    private readonly opts: {
+      policy: ConfigPolicy;
+      hostOfflineMs: number;
+      /** Told about every job accepted (not about an Idempotency-Key's repeat). */
+      onAccepted?: (job: StoredJob) => void;
+    },
   ) {}
 
   async init(): Promise<void> {
@@ -106,7 +115,35 @@ export class JobService {
     return online.reduce((best, h) => (score(h) > score(best) ? h : best));
   }
 
+  /** Validates, places, records and queues an operation, in an `enqueue <operation>` span. */
   async submit<N extends OperationName>(
+    req: SubmitRequest<N>,
+  ): Promise<{ job: StoredJob; existing: boolean }> {
+    return inSpan(
+      `enqueue ${req.operation}`,
+      {
+        kind: SpanKind.PRODUCER,
+        ...(req.trace ? { parent: req.trace } : {}),
+        attributes: {
+          'lxcq.operation': req.operation,
+          'lxcq.container': req.container,
+          ...(req.requestId ? { 'lxcq.request_id': req.requestId } : {}),
+        },
+      },
+      async (span) => {
+        const out = await this.enqueue(req);
+        span.setAttributes({
+          'lxcq.job.id': out.job.id,
+          'lxcq.host': out.job.host,
+          'lxcq.job.existing': out.existing,
+        });
+        if (!out.existing) this.opts.onAccepted?.(out.job);
+        return out;
+      },
+    );
+  }
+
+  private async enqueue<N extends OperationName>(
     req: SubmitRequest<N>,
   ): Promise<{ job: StoredJob; existing: boolean }> {
     const def = OPERATIONS[req.operation];
@@ -182,6 +219,9 @@ export class JobService {
         seq,
       };
       if (req.requestId) data.requestId = req.requestId;
+      // The enqueue span's context (nothing while tracing is off): the worker's job span continues it.
+      const trace = injectTrace();
+      if (trace) data.trace = trace;
       await this.queue(host).add(req.operation, data, { jobId: id });
       const queuePosition = await this.store.queuePosition(job);
       await this.store.addEvent(

@@ -2,6 +2,7 @@
 import cluster from 'node:cluster';
 import { pino } from 'pino';
 import { envInt, stopOnSignals } from '@lxcq/shared';
+import { startTracing } from '@lxcq/telemetry';
 import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
 import { CONFIG_EXIT_CODE, superviseApi } from './cluster.ts';
@@ -11,8 +12,11 @@ const log = pino({ name: 'lxcq-api', level: process.env.LXCQ_LOG_LEVEL || 'info'
 
 async function main(): Promise<void> {
   let config;
+  let tracing;
   try {
     config = apiConfig(process.env, sha256);
+    // Off unless LXCQ_TRACING=1 or an OTLP endpoint is set (docs/observability.md).
+    tracing = await startTracing({ service: 'lxcq-api', log });
   } catch (e) {
     if (e instanceof ConfigError) {
       log.fatal(e.message);
@@ -21,7 +25,10 @@ async function main(): Promise<void> {
     throw e;
   }
   const built = await buildApp(config, { logger: log });
-  stopOnSignals(() => built.close(), log);
+  stopOnSignals(async () => {
+    await built.close();
+    await tracing.shutdown();
+  }, log);
   await built.app.listen({ port: config.port, host: config.bind });
 }
 

@@ -31,6 +31,12 @@ export interface WorkerConfig {
   hostOfflineMs: number;
   /** A migration or cross-host clone connection silent this long is cut and rolled back. */
   transferIdleMs: number;
+  /** Where the Prometheus /metrics server listens (host:port); unset: no metrics server. */
+  metricsBind?: { host: string; port: number };
+  /** When set, a scrape needs `Authorization: Bearer <metricsToken>`. */
+  metricsToken?: string;
+  /** Containers with waiting jobs that get a series of their own in lxcq_container_waiting_jobs. */
+  metricsTopContainers: number;
 }
 
 function hostPort(raw: string, name: string): { host: string; port: number } {
@@ -87,7 +93,15 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     ...(env.LXCQ_TRANSFER_ADVERTISE ? { transferAdvertise: env.LXCQ_TRANSFER_ADVERTISE } : {}),
     hostOfflineMs: envInt(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
     transferIdleMs: envInt(env, 'LXCQ_TRANSFER_IDLE_MS', 60_000, 500),
+    ...(env.LXCQ_METRICS_BIND ? { metricsBind: hostPort(env.LXCQ_METRICS_BIND, 'LXCQ_METRICS_BIND') } : {}),
+    ...(env.LXCQ_METRICS_TOKEN ? { metricsToken: metricsToken(env.LXCQ_METRICS_TOKEN) } : {}),
+    metricsTopContainers: envInt(env, 'LXCQ_METRICS_TOP_CONTAINERS', 20, 0),
   };
+}
+
+function metricsToken(raw: string): string {
+  if (raw.length < 16) throw new ConfigError('LXCQ_METRICS_TOKEN must be at least 16 characters.');
+  return raw;
 }
 
 function policyFrom(raw: string | undefined): ConfigPolicy {

@@ -6,6 +6,8 @@
  */
 export class NameLocks {
   private tails = new Map<string, Promise<void>>();
+  /** Per name: acquirers waiting for an earlier holder of it (for metrics). */
+  private readonly waitingOn = new Map<string, number>();
 
   /** Waits for every earlier holder of any of `names`, then holds them until `release()`. */
   async acquire(names: readonly string[]): Promise<() => void> {
@@ -13,15 +15,30 @@ export class NameLocks {
     let release!: () => void;
     const mine = new Promise<void>((resolve) => (release = resolve));
     const waits: Promise<void>[] = [];
+    const blockedBy: string[] = [];
     for (const n of sorted) {
       const prev = this.tails.get(n);
-      if (prev) waits.push(prev);
+      if (prev) {
+        waits.push(prev);
+        blockedBy.push(n);
+      }
       const tail = mine.then(() => {
         if (this.tails.get(n) === tail) this.tails.delete(n);
       });
       this.tails.set(n, tail);
     }
-    await Promise.all(waits);
+    if (blockedBy.length > 0) {
+      for (const n of blockedBy) this.waitingOn.set(n, (this.waitingOn.get(n) ?? 0) + 1);
+      try {
+        await Promise.all(waits);
+      } finally {
+        for (const n of blockedBy) {
+          const left = (this.waitingOn.get(n) ?? 1) - 1;
+          if (left > 0) this.waitingOn.set(n, left);
+          else this.waitingOn.delete(n);
+        }
+      }
+    }
     let released = false;
     return () => {
       if (!released) {
@@ -33,6 +50,11 @@ export class NameLocks {
 
   isHeld(name: string): boolean {
     return this.tails.has(name);
+  }
+
+  /** Names with acquirers waiting behind an earlier holder, and how many wait on each. */
+  get waiting(): ReadonlyMap<string, number> {
+    return this.waitingOn;
   }
 
   get held(): number {

@@ -3,8 +3,11 @@ import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build, stop } from 'esbuild';
+import { performance } from 'node:perf_hooks';
 import { Piscina } from 'piscina';
+import { SpanKind, context, trace } from '@opentelemetry/api';
 import { LxcqError } from '@lxcq/shared';
+import { failSpan, tracer } from '@lxcq/telemetry';
 import type { LxcCall, LxcReply, ReplyOf } from './protocol.ts';
 
 export interface LxcPoolOptions {
@@ -13,6 +16,9 @@ export interface LxcPoolOptions {
   /** The thread module (default: thread.ts compiled once by `buildThreadModule`). */
   filename?: string;
 }
+
+/** Told about every liblxc step: seconds it waited for a thread, seconds it ran there. */
+export type StepObserver = (fn: string, waitSeconds: number, runSeconds: number) => void;
 
 const threadSource = fileURLToPath(new URL('./thread.ts', import.meta.url));
 
@@ -55,6 +61,10 @@ export async function buildThreadModule(): Promise<string> {
 /** The piscina pool that runs every blocking liblxc call off the main thread. */
 export class LxcPool {
   readonly piscina: Piscina;
+  /** Steps submitted and not answered (queued for a thread, or running in one). */
+  private inFlight = 0;
+  /** Set by the worker to feed its metrics. */
+  observer: StepObserver | null = null;
 
   constructor(opts: LxcPoolOptions = {}) {
     const threads = opts.threads ?? Math.max(2, availableParallelism());
@@ -73,19 +83,74 @@ export class LxcPool {
 
   /** Runs one liblxc step in a thread; rejects with an LxcqError carrying liblxc's message. */
   async call<R extends LxcCall>(req: R): Promise<ReplyOf<R['fn']>> {
-    const reply = (await this.piscina.run(req)) as LxcReply<ReplyOf<R['fn']>>;
+    // A span per step of a traced piece of work (a job, a transfer), child of its active span:
+    // `lxc <fn>` covers the wait for a thread and the step; its child `liblxc <fn>` is the time
+    // the thread spent in liblxc. Steps outside any span (the periodic inventory and heartbeat)
+    // get none: each would make a trace of its own and drown the useful ones.
+    const parent = context.active();
+    const name = 'name' in req ? req.name : undefined;
+    // Span times as OpenTelemetry keeps them: the wall clock at the start plus monotonic time since.
+    const startWall = Date.now();
+    const t0 = performance.now();
+    const span = trace.getSpan(parent)?.isRecording()
+      ? tracer().startSpan(
+          `lxc ${req.fn}`,
+          {
+            kind: SpanKind.INTERNAL,
+            startTime: startWall,
+            attributes: { 'lxcq.lxc.fn': req.fn, ...(name ? { 'lxcq.container': name } : {}) },
+          },
+          parent,
+        )
+      : undefined;
+    this.inFlight++;
+    let reply: LxcReply<ReplyOf<R['fn']>>;
+    try {
+      reply = (await this.piscina.run(req)) as LxcReply<ReplyOf<R['fn']>>;
+    } catch (err) {
+      if (span) {
+        failSpan(span, err);
+        span.end();
+      }
+      throw err;
+    } finally {
+      this.inFlight--;
+    }
+    const totalMs = performance.now() - t0;
+    const runMs = Math.min(reply.ms ?? totalMs, totalMs);
+    this.observer?.(req.fn, (totalMs - runMs) / 1000, runMs / 1000);
+    const error = reply.ok
+      ? null
+      : new LxcqError(
+          reply.error.code,
+          reply.error.message,
+          reply.error.details ? { details: reply.error.details } : {},
+        );
+    if (span) {
+      const end = startWall + totalMs;
+      span.setAttribute('lxcq.pool.wait_ms', Math.round((totalMs - runMs) * 1000) / 1000);
+      const inner = tracer().startSpan(
+        `liblxc ${req.fn}`,
+        { kind: SpanKind.INTERNAL, startTime: end - runMs, attributes: { 'lxcq.lxc.fn': req.fn } },
+        trace.setSpan(parent, span),
+      );
+      if (error) {
+        failSpan(inner, error);
+        failSpan(span, error);
+      }
+      inner.end(end);
+      span.end(end);
+    }
     if (reply.ok) return reply.value;
-    throw new LxcqError(
-      reply.error.code,
-      reply.error.message,
-      reply.error.details ? { details: reply.error.details } : {},
-    );
+    throw error as LxcqError;
   }
 
-  get stats(): { threads: number; queued: number; utilization: number; waitP99Ms: number } {
+  get stats(): { threads: number; busy: number; queued: number; utilization: number; waitP99Ms: number } {
+    const queued = this.piscina.queueSize;
     return {
       threads: this.piscina.threads.length,
-      queued: this.piscina.queueSize,
+      busy: Math.max(0, this.inFlight - queued),
+      queued,
       utilization: this.piscina.utilization,
       waitP99Ms: this.piscina.histogram.waitTime.p99,
     };

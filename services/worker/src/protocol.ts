@@ -84,4 +84,7 @@ export type RequestOf<F extends LxcFn> = Omit<Extract<LxcRequest, { fn: F }>, 'r
 export type LxcCall = { [F in LxcFn]: RequestOf<F> }[LxcFn];
 export type ReplyOf<F extends LxcFn> = NonNullable<Extract<LxcRequest, { fn: F }>['reply']>;
 
-export type LxcReply<T = unknown> = { ok: true; value: T } | { ok: false; error: ErrorBody };
+/** A step's answer, with the milliseconds it ran in its thread (`ms`: metrics and trace spans). */
+export type LxcReply<T = unknown> = ({ ok: true; value: T } | { ok: false; error: ErrorBody }) & {
+  ms?: number;
+};

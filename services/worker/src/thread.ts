@@ -522,10 +522,12 @@ const impl: Impl = {
 
 /** piscina's entry: one request in, one typed reply out. */
 export default function run(req: LxcRequest): LxcReply {
+  const t0 = performance.now();
   try {
     const fn = impl[req.fn] as (r: LxcRequest) => unknown;
-    return { ok: true, value: fn(req) };
+    const value = fn(req);
+    return { ok: true, value, ms: performance.now() - t0 };
   } catch (err) {
-    return { ok: false, error: errorBody(err) };
+    return { ok: false, error: errorBody(err), ms: performance.now() - t0 };
   }
 }

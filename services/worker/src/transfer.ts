@@ -31,6 +31,8 @@ import {
   type ErrorBody,
   type Keys,
 } from '@lxcq/shared';
+import { SpanKind } from '@opentelemetry/api';
+import { extractTrace, inSpan, injectTrace } from '@lxcq/telemetry';
 import { removeMarker, writeMarker } from './handlers/markers.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcPool } from './pool.ts';
@@ -143,12 +145,28 @@ export class TransferServer {
       return send(res, 404, { error: { code: 'LXCQ_NOT_FOUND', message: 'No such route.' } });
     }
     this.active.add(req);
+    let grant: TransferGrant | null = null;
     try {
-      const grant = await this.authorize(req, decodeURIComponent(m[1]));
-      const reply = await this.receive(req, grant);
+      const g = (grant = await this.authorize(req, decodeURIComponent(m[1])));
+      // The receive is part of the source's job: same trace (its traceparent), same job id in the log.
+      const reply = await inSpan(
+        `transfer receive ${g.mode}`,
+        {
+          kind: SpanKind.SERVER,
+          parent: extractTrace(req.headers),
+          attributes: { 'lxcq.job.id': g.job, 'lxcq.container': g.newName, 'lxcq.host': this.deps.hostId },
+        },
+        () => this.receive(req, g),
+      );
       send(res, 200, reply);
     } catch (err) {
-      log.warn({ err: toLxcqError(err).message }, 'transfer refused or failed');
+      log.warn(
+        {
+          err: toLxcqError(err).message,
+          ...(grant ? { jobId: grant.job, container: grant.newName, from: grant.from } : {}),
+        },
+        'transfer refused or failed',
+      );
       fail(res, err);
       // Whatever is still coming is not wanted.
       if (!req.complete) req.destroy();
@@ -378,6 +396,7 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
       method: 'PUT',
       headers: {
         authorization: `Bearer ${token}`,
+        ...injectTrace(),
         'content-type': 'application/x-tar',
         'transfer-encoding': 'chunked',
         trailer: 'x-lxcq-size, x-lxcq-sha256',

@@ -1,7 +1,8 @@
 import { existsSync, rmSync } from 'node:fs';
 import { cpus, freemem, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
+import { SpanKind, type Span } from '@opentelemetry/api';
 import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
@@ -21,6 +22,15 @@ import {
   type StoredJob,
 } from '@lxcq/shared';
 import { Compile } from 'typebox/compile';
+import {
+  extractTrace,
+  failSpan,
+  inSpan,
+  logRedisConnection,
+  serveMetrics,
+  traceIdOf,
+  type MetricsServer,
+} from '@lxcq/telemetry';
 import type { WorkerConfig } from './config.ts';
 import type { HandlerContext } from './handlers/context.ts';
 import { HANDLERS } from './handlers/index.ts';
@@ -37,6 +47,7 @@ import {
 import { activeFailpoints } from './failpoints.ts';
 import { checkpointDir } from './paths.ts';
 import { StateMonitor } from './monitor.ts';
+import { WorkerMetrics } from './metrics.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
 import { TransferServer, decide, type TransferGrant } from './transfer.ts';
@@ -91,18 +102,36 @@ export class LxcqWorker {
   private transfer?: TransferServer;
   /** Where other workers reach this worker's transfer server. */
   private transferAddress?: string;
+  readonly metrics: WorkerMetrics;
+  private metricsServer?: MetricsServer;
+  /** Where this worker serves /metrics (advertised in its host record). */
+  metricsAddress?: string;
+  /** Jobs taken from the queue and not ended (waiting for their container, or running). */
+  private jobsInFlight = 0;
 
   constructor(deps: WorkerDeps) {
     this.config = deps.config;
     this.log = (deps.log ?? pino({ name: 'lxcq-worker' })).child({ host: deps.config.hostId });
     this.keys = makeKeys(this.config.prefix);
     this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    logRedisConnection(this.redis, 'worker', this.log);
     this.store = new Store(this.redis, this.keys, {
       jobRetentionSec: this.config.jobRetentionSec,
       eventMaxLen: this.config.eventMaxLen,
     });
     this.pool = deps.pool ?? new LxcPool({ threads: this.config.threads });
     this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+    this.metrics = new WorkerMetrics(
+      this.config.hostId,
+      {
+        jobsInFlight: () => this.jobsInFlight,
+        waitingByContainer: () => this.locks.waiting,
+        pool: () => this.pool.stats,
+        containers: () => ({ total: this.containerCount, running: this.runningCount }),
+      },
+      { topContainers: this.config.metricsTopContainers },
+    );
+    this.pool.observer = (fn, wait, run) => this.metrics.lxcStep(fn, wait, run);
   }
 
   async start(): Promise<void> {
@@ -112,6 +141,7 @@ export class LxcqWorker {
     await this.sweepMarkers();
     await this.settleMoves();
     await this.startTransferServer();
+    await this.startMetricsServer();
     await this.startMonitor();
     await this.heartbeat();
     await this.store.addEvent(
@@ -121,6 +151,7 @@ export class LxcqWorker {
     );
     await this.inventory();
     const connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    logRedisConnection(connection, 'worker-queue', this.log);
     this.queue = new Queue(this.keys.queue(this.config.hostId), {
       connection: this.redis,
       prefix: this.keys.bullPrefix,
@@ -262,6 +293,30 @@ export class LxcqWorker {
     this.log.info({ bound, advertised: this.transferAddress }, 'transfer server listening');
   }
 
+  /** Prometheus metrics on LXCQ_METRICS_BIND (off when unset). */
+  private async startMetricsServer(): Promise<void> {
+    const bind = this.config.metricsBind;
+    if (!bind) return;
+    try {
+      this.metricsServer = await serveMetrics({
+        bind,
+        source: this.metrics.registry,
+        token: this.config.metricsToken,
+        log: this.log,
+      });
+    } catch (err) {
+      throw new Error(
+        `LXCQ_METRICS_BIND ${bind.host}:${bind.port}: cannot listen there (${(err as Error).message}); pick a free port, or leave it unset for no metrics server.`,
+        { cause: err },
+      );
+    }
+    this.metricsAddress = this.metricsServer.address;
+    this.log.info(
+      { bound: this.metricsAddress, token: this.config.metricsToken !== undefined },
+      'metrics server listening (GET /metrics)',
+    );
+  }
+
   /** A received container becomes this host's: its record names this host from now on. */
   private async adopt(grant: TransferGrant): Promise<ContainerInfo> {
     const raw = await this.pool.call({
@@ -357,6 +412,7 @@ export class LxcqWorker {
     await this.monitor?.close().catch(() => undefined);
     await this.monitorChain;
     await this.pool.close();
+    await this.metricsServer?.close();
     await this.store.setHostFlag(this.config.hostId, 'stopped', true).catch(() => undefined);
     await this.store
       .addEvent('host.offline', { lastSeen: new Date().toISOString() }, { host: this.config.hostId })
@@ -375,6 +431,7 @@ export class LxcqWorker {
       startedAt: this.startedAt,
       lxcpath: this.config.lxcpath,
       ...(this.transferAddress ? { transfer: this.transferAddress } : {}),
+      ...(this.metricsAddress ? { metrics: this.metricsAddress } : {}),
       capabilities: {
         liblxcVersion: this.hostInfo?.liblxcVersion ?? 'unknown',
         criu: this.hostInfo?.criu ?? false,
@@ -494,12 +551,43 @@ export class LxcqWorker {
     return this.inventoryRunning;
   }
 
-  /** BullMQ's processor. Operation failures end the job `failed`; they are not thrown to BullMQ. */
+  /**
+   * BullMQ's processor. Operation failures end the job `failed`; they are not thrown to BullMQ.
+   * The job runs in a span continuing the trace of the request that submitted it (job data
+   * `trace`), so its liblxc steps nest under it.
+   */
   private async process(bullJob: BullJob<QueuedJobData>): Promise<void> {
     const data = bullJob.data;
+    this.jobsInFlight++;
+    try {
+      await inSpan(
+        `job ${data.operation}`,
+        {
+          kind: SpanKind.CONSUMER,
+          parent: extractTrace(data.trace),
+          attributes: {
+            'lxcq.job.id': data.id,
+            'lxcq.operation': data.operation,
+            'lxcq.container': data.container,
+            'lxcq.host': this.config.hostId,
+            ...(data.requestId ? { 'lxcq.request_id': data.requestId } : {}),
+          },
+        },
+        (span) => this.runJob(data, span),
+      );
+    } finally {
+      this.jobsInFlight--;
+    }
+  }
+
+  private async runJob(data: QueuedJobData, span: Span): Promise<void> {
     const first = await this.store.getJob(data.id);
-    if (!first || isFinal(first.state)) return; // cancelled while queued, or expired
+    if (!first || isFinal(first.state)) {
+      span.addEvent('skipped: the job had already ended (cancelled while queued, or expired)');
+      return;
+    }
     const release = await this.locks.acquire(data.locks);
+    span.addEvent('container locks taken');
     for (const n of data.locks) this.jobOn.set(n, data.id);
     try {
       const job = await this.store.getJob(data.id);
@@ -513,11 +601,21 @@ export class LxcqWorker {
         }))
       )
         return;
+      const t0 = performance.now();
+      if (attempt === 1)
+        this.metrics.jobQueueWait.observe(
+          { operation: job.operation },
+          Math.max(0, Date.now() - Date.parse(job.createdAt)) / 1000,
+        );
+      span.setAttribute('lxcq.attempt', attempt);
+      // Every line logged for this job carries these, whatever logs it (handlers get this logger).
+      const traceId = traceIdOf();
       const log = this.log.child({
-        job: job.id,
+        jobId: job.id,
         container: job.container,
         operation: job.operation,
-        ...(job.requestId ? { reqId: job.requestId } : {}),
+        ...(job.requestId ? { requestId: job.requestId } : {}),
+        ...(traceId ? { traceId } : {}),
       });
       const refs = { host: this.config.hostId, container: job.container, job: job.id };
       await this.store.log(
@@ -531,16 +629,21 @@ export class LxcqWorker {
       const touched = new Set<string>();
       try {
         const result = await this.runHandler({ ...job, attempts: attempt, startedAt }, attempt, log, touched);
-        await this.settle(touched, job.id);
+        await this.settle(touched, job.id, log);
         await this.store.finishJob(job, 'completed', { result });
         await this.store.addEvent('job.completed', { operation: job.operation, result }, refs);
-        log.info('job completed');
+        const seconds = (performance.now() - t0) / 1000;
+        this.metrics.jobEnded(job.operation, 'completed', seconds);
+        log.info({ ms: Math.round(seconds * 1000) }, 'job completed');
       } catch (err) {
         const e = toLxcqError(err);
-        await this.settle(touched, job.id);
+        failSpan(span, e);
+        await this.settle(touched, job.id, log);
         await this.store.finishJob(job, 'failed', { error: e.toJSON() });
         await this.store.addEvent('job.failed', { operation: job.operation, error: e.toJSON() }, refs);
-        log.warn({ code: e.code, err: e.message }, 'job failed');
+        const seconds = (performance.now() - t0) / 1000;
+        this.metrics.jobEnded(job.operation, 'failed', seconds, e.code);
+        log.warn({ code: e.code, err: e.message, ms: Math.round(seconds * 1000) }, 'job failed');
       }
     } finally {
       // Names this job reserved (create, clone, rename targets) are now real containers or free again.
@@ -605,10 +708,10 @@ export class LxcqWorker {
   }
 
   /** After a job: refresh the inventory of every container it touched. */
-  private async settle(touched: Set<string>, jobId: string): Promise<void> {
+  private async settle(touched: Set<string>, jobId: string, log: Logger): Promise<void> {
     for (const name of touched) {
       await this.refresh(name, 'api', jobId).catch((err: unknown) =>
-        this.log.warn({ err, container: name }, 'inventory refresh failed'),
+        log.warn({ err, refreshed: name }, 'inventory refresh failed'),
       );
     }
   }
@@ -626,6 +729,18 @@ export class LxcqWorker {
       'job.failed',
       { operation: job.operation, error },
       { host: this.config.hostId, container: job.container, job: job.id },
+    );
+    this.metrics.jobs.inc({ operation: job.operation, outcome: 'failed' });
+    this.metrics.jobFailures.inc({ operation: job.operation, code: error.code });
+    this.log.warn(
+      {
+        jobId: job.id,
+        container: job.container,
+        operation: job.operation,
+        ...(job.requestId ? { requestId: job.requestId } : {}),
+        code: error.code,
+      },
+      'job given up: its worker died repeatedly',
     );
   }
 }

@@ -71,6 +71,7 @@ function route<N extends OperationName>(
         host,
         idempotencyKey: key,
         requestId: req.id,
+        trace: ctx.observer.contextOf(req),
       });
       const waitSec = Math.min(query.wait ?? 0, ctx.config.maxWaitSec);
       const out = waitSec > 0 ? await ctx.jobs.wait(job.id, waitSec * 1000) : job;
