@@ -67,7 +67,7 @@ export async function buildApp(
       : { logger: opts.logger === true }),
     bodyLimit: config.bodyLimit,
     // One line per request drowns the operator's view; errors are logged by the error handler.
-    logController: new LogController({ disableRequestLogging: process.env.LXCQ_LOG_REQUESTS !== '1' }),
+    logController: new LogController({ disableRequestLogging: !config.logRequests }),
     // Strict bodies: unknown properties are refused, not silently dropped.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) => {

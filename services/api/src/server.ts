@@ -1,16 +1,17 @@
-// The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables.
+// The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables and
+// LXCQ_CONFIG_FILE (docs/configuration.md). A bad setting stops it with exit status 2 and the reason.
 import { pino } from 'pino';
-import { stopOnSignals } from '@lxcq/shared';
+import { applyConfigFile, stopOnSignals } from '@lxcq/shared';
 import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
 import { ConfigError, apiConfig } from './config.ts';
 
-const log = pino({ name: 'lxcq-api', level: process.env.LXCQ_LOG_LEVEL || 'info' });
+const log = pino({ name: 'lxcq-api', level: 'info' }); // LXCQ_LOG_LEVEL applies once the settings are read
 
 async function main(): Promise<void> {
   let config;
   try {
-    config = apiConfig(process.env, sha256);
+    config = apiConfig(applyConfigFile(process.env), sha256);
   } catch (e) {
     if (e instanceof ConfigError) {
       log.fatal(e.message);
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  log.level = config.logLevel;
   const built = await buildApp(config, { logger: log });
   stopOnSignals(() => built.close(), log);
   await built.app.listen({ port: config.port, host: config.bind });
