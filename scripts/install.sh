@@ -23,6 +23,8 @@
 #   --redis-url URL   the Redis every host shares, written into a new lxcq.conf (no lxcq-redis)
 #   --host-id ID      this host's id, written into a new lxcq.conf (default: the hostname)
 #   --user NAME       the API's user and the config's group (default lxcq)
+#   --only api|worker install, enable and start just that service (a host that only runs containers,
+#                     or one that only serves the API); the config file is shared all the same
 #   --in-place        run from this checkout instead of a copy (it must stay, readable by the user)
 #   --no-start        install and enable, but do not start or restart anything
 #   --root DIR        install into DIR as if it were / (every path, in files too, under DIR): for
@@ -38,7 +40,7 @@ umask 022
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NODE_MIN_MAJOR=20 NODE_MIN_MINOR=19
 
-ACTION=install PURGE=0 DRY=0 START=1 IN_PLACE=0 ROOT='' USER_NAME=lxcq REDIS_URL='' HOST_ID=''
+ACTION=install PURGE=0 DRY=0 START=1 IN_PLACE=0 ROOT='' USER_NAME=lxcq REDIS_URL='' HOST_ID='' ONLY=''
 usage() { sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -46,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --host-id) HOST_ID="${2:?--host-id needs an id}"; shift ;;
     --user) USER_NAME="${2:?--user needs a name}"; shift ;;
     --root) ROOT="${2:?--root needs a directory}"; shift ;;
+    --only) ONLY="${2:?--only needs api or worker}"; shift ;;
     --in-place) IN_PLACE=1 ;;
     --no-start) START=0 ;;
     --dry-run) DRY=1 ;;
@@ -69,6 +72,7 @@ die() {
 trap 'die "install.sh failed at line $LINENO: $BASH_COMMAND"' ERR
 
 [[ $PURGE == 0 || $ACTION == uninstall ]] || die "--purge goes with --uninstall"
+[[ -z $ONLY || $ONLY == api || $ONLY == worker ]] || die "--only takes api or worker, not $ONLY"
 [[ $EUID -eq 0 || $DRY == 1 ]] || die "run as root (sudo bash scripts/install.sh): it creates a user, writes /etc and runs systemctl"
 [[ $USER_NAME =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die "--user $USER_NAME is not a valid user name"
 if [[ -n $HOST_ID && ! $HOST_ID =~ ^[A-Za-z0-9_][A-Za-z0-9._-]{0,63}$ ]]; then
@@ -93,11 +97,16 @@ UNIT_DIR="$ROOT/etc/systemd/system"
 REDIS_DATA="$ROOT/var/lib/lxcq-redis"
 REDIS_SOCK="$ROOT/run/lxcq-redis/redis.sock"
 UNITS=(lxcq-api.service lxcq-worker.service)
+[[ -z $ONLY ]] || UNITS=("lxcq-$ONLY.service")
 if [[ $IN_PLACE == 1 ]]; then APP="$REPO_ROOT"; else APP="$APP_COPY"; fi
 
-# systemctl only on a host that systemd booted (sd_booted(): /run/systemd/system), never with --root
+# systemctl only on a host that systemd booted (sd_booted(): /run/systemd/system), never with --root;
+# LXCQ_INSTALL_SYSTEMCTL names a stand-in to run instead (the tests record its calls)
+SYSTEMCTL="${LXCQ_INSTALL_SYSTEMCTL:-systemctl}"
 SYSTEMD=1
-if [[ -n $ROOT ]]; then
+if [[ -n ${LXCQ_INSTALL_SYSTEMCTL:-} ]]; then
+  say "systemctl: $SYSTEMCTL (LXCQ_INSTALL_SYSTEMCTL)"
+elif [[ -n $ROOT ]]; then
   SYSTEMD=0
 elif [[ ! -d /run/systemd/system ]]; then
   SYSTEMD=0
@@ -113,7 +122,8 @@ run() {
   fi
 }
 
-CHANGED=0 # set when code or units changed (a running service is then restarted)
+CODE_CHANGED=0      # the code or a wrapper changed: lxcq-api and lxcq-worker are restarted
+declare -A RESTART=() # a unit whose file (or, for lxcq-redis, redis.conf) changed is restarted
 
 # put_file PATH MODE OWNER:GROUP < content: writes it when it differs; says created/updated/unchanged
 put_file() {
@@ -158,12 +168,12 @@ render_unit() {
 
 # ---------------------------------------------------------------------------------------------
 uninstall() {
-  local units=("${UNITS[@]}" lxcq-redis.service) u
+  local units=(lxcq-api.service lxcq-worker.service lxcq-redis.service) u
   step "stopping and disabling ${units[*]}"
   if [[ $SYSTEMD == 1 ]]; then
     for u in "${units[@]}"; do
       if [[ -f $UNIT_DIR/$u ]]; then
-        run systemctl disable --now "$u" || warn "could not stop $u"
+        run "$SYSTEMCTL" disable --now "$u" || warn "could not stop $u"
       fi
     done
     say "containers keep running: stopping the worker never stops them"
@@ -174,7 +184,7 @@ uninstall() {
   for u in "${units[@]}"; do
     if [[ -f $UNIT_DIR/$u ]]; then run rm -f "$UNIT_DIR/$u" && ok "removed $UNIT_DIR/$u"; fi
   done
-  [[ $SYSTEMD == 1 ]] && run systemctl daemon-reload
+  if [[ $SYSTEMD == 1 ]]; then run "$SYSTEMCTL" daemon-reload; fi
   for f in "$BIN_DIR/lxcq-api" "$BIN_DIR/lxcq-worker"; do
     if [[ -f $f ]]; then run rm -f "$f" && ok "removed $f"; fi
   done
@@ -294,7 +304,7 @@ else
     [[ -d $APP_COPY ]] && mv "$APP_COPY" "$APP_COPY.old"
     mv "$stage" "$APP_COPY"
     rm -rf "$APP_COPY.old"
-    CHANGED=1
+    CODE_CHANGED=1
     ok "$APP_COPY ready ($((SECONDS - t0)) s for the dependencies)"
   fi
   rm -f "$filelist"
@@ -303,7 +313,7 @@ for svc in api worker; do
   entry=services/api/src/server.ts
   [[ $svc == worker ]] && entry=services/worker/src/main.ts
   # cd + exec: one process (systemd's main pid is node itself); `--import tsx` resolves from the app
-  if put_file "$BIN_DIR/lxcq-$svc" 0755 root:root <<EOF; then CHANGED=1; fi
+  if put_file "$BIN_DIR/lxcq-$svc" 0755 root:root <<EOF; then CODE_CHANGED=1; fi
 #!/bin/sh
 # lxcq-$svc, written by scripts/install.sh: the lxcq $svc from $APP on Node.js $NODE.
 # Settings: LXCQ_CONFIG_FILE (the unit sets $CONF) and the environment (docs/configuration.md).
@@ -357,7 +367,7 @@ EOF
   say "admin token generated into $CONF (sudo grep LXCQ_TOKEN $CONF)"
 fi
 if [[ $LOCAL_REDIS == 1 ]]; then
-  put_file "$REDIS_CONF" 0640 "root:$USER_NAME" <<EOF || true
+  if put_file "$REDIS_CONF" 0640 "root:$USER_NAME" <<EOF; then RESTART[lxcq-redis.service]=1; fi
 # lxcq's Redis (lxcq-redis.service), written by scripts/install.sh: a unix socket only, for root
 # (the worker) and the group $USER_NAME (the API); no TCP port. AOF with an fsync every second:
 # a crash of the whole host can lose the last second of accepted jobs (docs/deployment.md).
@@ -375,7 +385,8 @@ fi
 # ---------------------------------------------------------------------------------------------
 step "5/5 systemd units in $UNIT_DIR"
 for u in "${UNITS[@]}"; do
-  if render_unit "$u" | put_file "$UNIT_DIR/$u" 0644 root:root; then CHANGED=1; fi
+  if render_unit "$u" | put_file "$UNIT_DIR/$u" 0644 root:root; then RESTART[$u]=1; fi
+  [[ $CODE_CHANGED == 0 || $u == lxcq-redis.service ]] || RESTART[$u]=1
 done
 if [[ $SYSTEMD == 0 ]]; then
   [[ -n $ROOT ]] && say "--root: no systemctl"
@@ -383,21 +394,24 @@ if [[ $SYSTEMD == 0 ]]; then
   say "  sudo -u $USER_NAME env LXCQ_CONFIG_FILE=$CONF $BIN_DIR/lxcq-api"
   say "  sudo env LXCQ_CONFIG_FILE=$CONF $BIN_DIR/lxcq-worker"
 else
-  run systemctl daemon-reload
-  run systemctl enable "${UNITS[@]}"
+  run "$SYSTEMCTL" daemon-reload
+  run "$SYSTEMCTL" enable "${UNITS[@]}"
   if [[ $START == 0 ]]; then
     say "--no-start: enabled, not started (systemctl start ${UNITS[*]})"
-  elif [[ $CHANGED == 1 ]]; then
-    # the worker's restart lets running jobs finish (TimeoutStopSec); containers keep running
-    run systemctl restart "${UNITS[@]}"
-    ok "restarted ${UNITS[*]}"
   else
-    run systemctl start "${UNITS[@]}"
-    ok "started (nothing had changed) ${UNITS[*]}"
+    for u in "${UNITS[@]}"; do
+      if [[ -n ${RESTART[$u]:-} ]]; then
+        # the worker's restart lets running jobs finish (TimeoutStopSec); containers keep running
+        run "$SYSTEMCTL" restart "$u"
+        ok "$u restarted (changed)"
+      else
+        run "$SYSTEMCTL" start "$u" # nothing when it runs already
+      fi
+    done
   fi
   if [[ $START == 1 && $DRY == 0 ]]; then
     for u in "${UNITS[@]}"; do
-      if systemctl is-active --quiet "$u"; then ok "$u active"; else warn "$u is not active: journalctl -u $u"; fi
+      if "$SYSTEMCTL" is-active --quiet "$u"; then ok "$u active"; else warn "$u is not active: journalctl -u $u"; fi
     done
   fi
 fi

@@ -1,6 +1,7 @@
 /**
  * The install command and the systemd units, exercised as far as this machine allows: systemd is
- * not PID 1 in the development and CI sandboxes, so nothing here can `systemctl start`. Instead:
+ * not PID 1 in the development and CI sandboxes, so nothing here can `systemctl start` (a stand-in
+ * records the systemctl calls install.sh makes). Instead:
  * scripts/install.sh --root installs into a temporary root (a real system user included), its
  * units pass `systemd-analyze verify`, and each unit's ExecStart is run by hand the way systemd
  * would run it (its User=, its Environment=) against a real Redis: the API answers with the token
@@ -35,6 +36,18 @@ const redisPassword = randomBytes(16).toString('hex');
 const conf = join(root, 'etc/lxcq/lxcq.conf');
 const unitDir = join(root, 'etc/systemd/system');
 const children: ChildProcess[] = [];
+// systemd is not PID 1 here: a stand-in records what install.sh asks of systemctl
+const systemctlLog = join(root, 'systemctl.log');
+const systemctl = join(root, 'systemctl');
+writeFileSync(systemctl, `#!/bin/sh\necho "$*" >> '${systemctlLog}'\n`, { mode: 0o755 });
+
+/** The systemctl calls since the last look. */
+function systemctlCalls(): string[] {
+  if (!existsSync(systemctlLog)) return [];
+  const calls = readFileSync(systemctlLog, 'utf8').trim().split('\n').filter(Boolean);
+  rmSync(systemctlLog);
+  return calls;
+}
 let redis: ChildProcess | undefined;
 let redisPort = 0;
 let lxcpath = '';
@@ -53,6 +66,7 @@ function freePort(): Promise<number> {
 function install(...args: string[]): { status: number | null; out: string } {
   const r = spawnSync('bash', [join(repo, 'scripts/install.sh'), '--root', root, '--user', user, ...args], {
     encoding: 'utf8',
+    env: { ...process.env, LXCQ_INSTALL_SYSTEMCTL: systemctl },
     stdio: ['ignore', 'pipe', 'pipe'],
     timeout: 300_000,
   });
@@ -192,6 +206,14 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
     expect(statSync(join(root, 'opt/lxcq/bin/lxcq-worker')).mode & 0o777).toBe(0o755);
     // with a shared Redis there is no lxcq-redis
     expect(existsSync(join(unitDir, 'lxcq-redis.service'))).toBe(false);
+    expect(systemctlCalls()).toEqual([
+      'daemon-reload',
+      'enable lxcq-api.service lxcq-worker.service',
+      'restart lxcq-api.service',
+      'restart lxcq-worker.service',
+      'is-active --quiet lxcq-api.service',
+      'is-active --quiet lxcq-worker.service',
+    ]);
   });
 
   it('installs the units of deploy/systemd with only the paths and the user changed', () => {
@@ -232,6 +254,13 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
     expect(r.out).toContain('lxcq.conf kept as it is');
     expect(r.out).not.toMatch(/ (created|updated) \(/);
     expect(readFileSync(conf, 'utf8')).toBe(before);
+    // nothing changed, so nothing is restarted: `start` does nothing to a running unit
+    expect(systemctlCalls().filter((c) => !c.startsWith('is-active'))).toEqual([
+      'daemon-reload',
+      'enable lxcq-api.service lxcq-worker.service',
+      'start lxcq-api.service',
+      'start lxcq-worker.service',
+    ]);
   });
 
   it("the API unit's ExecStart, run as its user with its environment, serves with the file's token", async () => {
@@ -295,6 +324,8 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
     const r = install('--dry-run', '--uninstall', '--purge');
     expect(r.status, r.out).toBe(0);
     expect(r.out).toContain('would run: rm -rf');
+    expect(r.out).toContain(`would run: ${systemctl} disable --now lxcq-api.service`);
+    expect(systemctlCalls()).toEqual([]);
     expect(readFileSync(join(unitDir, 'lxcq-api.service'), 'utf8')).toBe(units);
     expect(existsSync(conf)).toBe(true);
   });
@@ -307,11 +338,20 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
     expect(existsSync(join(root, 'opt/lxcq/criu/keep'))).toBe(true);
     expect(existsSync(conf)).toBe(true);
     expect(spawnSync('getent', ['passwd', user]).status).toBe(0);
+    expect(systemctlCalls()).toEqual([
+      'disable --now lxcq-api.service',
+      'disable --now lxcq-worker.service',
+      'daemon-reload',
+    ]);
 
     // A one-host install: its own Redis on a unix socket, with AOF.
     rmSync(conf);
     const again = install('--no-start');
     expect(again.status, again.out).toBe(0);
+    expect(systemctlCalls()).toEqual([
+      'daemon-reload',
+      'enable lxcq-redis.service lxcq-api.service lxcq-worker.service',
+    ]);
     const sock = join(root, 'run/lxcq-redis/redis.sock');
     expect(confValue('LXCQ_REDIS_URL')).toBe(sock);
     const units = ['lxcq-redis.service', 'lxcq-api.service', 'lxcq-worker.service'].map((u) =>

@@ -38,7 +38,9 @@ export function parseConfigFile(text: string, file: string): Map<string, ConfigF
   lines.forEach((rawLine, i) => {
     const line = i + 1;
     const content = rawLine.replace(/[ \t\r]+$/, '').replace(/^[ \t]+/, '');
-    if (content === '' || content.startsWith('#') || content.startsWith(';')) return;
+    if (content === '' || content.startsWith('#')) return;
+    if (content.startsWith(';'))
+      throw lineError(file, line, 'start a comment with # (Docker Compose and shells do not read ; as one).');
     if (content.includes('\0')) throw lineError(file, line, 'contains a NUL byte.');
     const eq = content.indexOf('=');
     if (eq < 0) throw lineError(file, line, `"${content.slice(0, 40)}" is not KEY=VALUE.`);

@@ -496,6 +496,13 @@ export const SETTINGS = {
     meaning:
       '`1` (or `CI` set): the CRIU tests fail, rather than pass as "unavailable", when CRIU does not work.',
   },
+  LXCQ_INSTALL_SYSTEMCTL: {
+    group: 'tools',
+    usedBy: ['install'],
+    defaultText: '`systemctl` (when systemd is PID 1)',
+    meaning:
+      '`scripts/install.sh` runs this instead of `systemctl`, also under `--root` and where systemd is not PID 1 (the tests record its calls).',
+  },
   LXCQ_REDIS_PASSWORD: {
     group: 'tools',
     usedBy: ['compose'],

@@ -145,7 +145,7 @@ describe('the config file syntax', () => {
     const entries = parseConfigFile(
       [
         '# comment',
-        '; another',
+        '   # indented',
         '',
         '   LXCQ_PORT=8080   ',
         'LXCQ_CONFIG_POLICY=\'{"allow":["lxc.hook.*"]}\'',
@@ -199,6 +199,7 @@ describe('the config file syntax', () => {
 
   it.each([
     ['LXCQ_PORT', 'line 1: "LXCQ_PORT" is not KEY=VALUE.'],
+    ['; comment', 'line 1: start a comment with # (Docker Compose and shells do not read ; as one).'],
     ['export LXCQ_PORT=1', 'line 1: write LXCQ_PORT=... without "export".'],
     ['LXCQ_PORT = 1', 'line 1: write LXCQ_PORT=VALUE without spaces around "="'],
     ['LXCQ-PORT=1', 'line 1: "LXCQ-PORT" is not a variable name.'],
