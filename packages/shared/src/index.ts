@@ -11,3 +11,4 @@ export * from './event-filter.ts';
 export * from './env.ts';
 export * from './settings.ts';
 export * from './config-file.ts';
+export * from './redis.ts';

@@ -11,6 +11,7 @@
  */
 import { ConfigError } from './env.ts';
 import { assertName } from './names.ts';
+import { sentinelOptions } from './redis.ts';
 
 /** Who reads a setting: the services, `scripts/run.sh` (local.ts), the install script, ... */
 export type SettingUser = 'api' | 'worker' | 'run' | 'install' | 'setup' | 'test' | 'cli' | 'compose';
@@ -91,9 +92,13 @@ export function parseHostPort(raw: string, name: string, minPort = 0): { host: s
 }
 
 function redisUrl(raw: string, name: string): string {
+  if (raw.startsWith('redis-sentinel://')) {
+    sentinelOptions(raw); // throws a ConfigError saying what is wrong
+    return raw;
+  }
   if (!/^rediss?:\/\/[^\s]+$/.test(raw) && !/^\/\S+$/.test(raw))
     throw new ConfigError(
-      `${shown(name, raw)} must be redis://[:password@]host:port[/db], rediss://... (TLS) or the absolute path of a unix socket.`,
+      `${shown(name, raw)} must be redis://[:password@]host:port[/db], rediss://... (TLS), redis-sentinel://host:port[,host:port...]/<master name> or the absolute path of a unix socket.`,
     );
   return raw;
 }
@@ -139,7 +144,7 @@ export const SETTINGS = {
     parse: redisUrl,
     secret: true,
     meaning:
-      'The Redis holding queues, job records, events and the host and container registry: `redis://[:password@]host:port[/db]`, `rediss://` for TLS, or the path of a unix socket. Every API and worker of one installation uses the same one.',
+      'The Redis holding queues, job records, events and the host and container registry: `redis://[:password@]host:port[/db]`, `rediss://` for TLS, the path of a unix socket, or Redis Sentinel as `redis-sentinel://[:password@]host:port[,host:port...]/<master name>[?db=N&sentinelPassword=...]`. Every API and worker of one installation uses the same one.',
   },
   LXCQ_PREFIX: {
     group: 'general',

@@ -1,11 +1,10 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { LxcqError, Store, keys as makeKeys, type Scope, type StoredJob } from '@lxcq/shared';
+import { LxcqError, Store, keys as makeKeys, redisClient, type Scope, type StoredJob } from '@lxcq/shared';
 import { EventHub } from './events.ts';
 import { HostWatchdog } from './watchdog.ts';
 import { Tokens } from './auth.ts';
@@ -35,8 +34,8 @@ export async function buildApp(
   config: ApiConfig,
   opts: { logger?: FastifyBaseLogger | boolean } = {},
 ): Promise<BuiltApp> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
-  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const redis = redisClient(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  const subscriber = redisClient(config.redisUrl, { maxRetriesPerRequest: null });
   const keys = makeKeys(config.prefix);
   const store = new Store(redis, keys, {
     jobRetentionSec: config.jobRetentionSec,

@@ -3,7 +3,7 @@ import { cpus, freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import {
   OPERATIONS,
@@ -11,6 +11,7 @@ import {
   LxcqError,
   isFinal,
   keys as makeKeys,
+  redisClient,
   toLxcqError,
   type ContainerInfo,
   type ContainerState,
@@ -84,7 +85,7 @@ export class LxcqWorker {
     this.config = deps.config;
     this.log = (deps.log ?? pino({ name: 'lxcq-worker' })).child({ host: deps.config.hostId });
     this.keys = makeKeys(this.config.prefix);
-    this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    this.redis = redisClient(this.config.redisUrl, { maxRetriesPerRequest: null });
     this.store = new Store(this.redis, this.keys, {
       jobRetentionSec: this.config.jobRetentionSec,
       eventMaxLen: this.config.eventMaxLen,
@@ -107,7 +108,7 @@ export class LxcqWorker {
       { host: this.config.hostId },
     );
     await this.inventory();
-    const connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    const connection = redisClient(this.config.redisUrl, { maxRetriesPerRequest: null });
     this.queue = new Queue(this.keys.queue(this.config.hostId), {
       connection: this.redis,
       prefix: this.keys.bullPrefix,
