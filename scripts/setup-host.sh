@@ -102,6 +102,7 @@ PACKAGES=(
   "wget                   the download template fetches images with wget"
   "gnupg                  the download template verifies image signatures with gpg"
   "zsh                    the tests check the lxcq CLI's zsh completion script with zsh -n"
+  "systemd                systemd-analyze: the tests verify the units scripts/install.sh installs"
 )
 pkg_installed() { [[ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" == "install ok installed" ]]; }
 pkg_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2; exit}'; }
