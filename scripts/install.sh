@@ -205,7 +205,7 @@ uninstall() {
     say "kept: $CONF_DIR, $REDIS_DATA and the user $USER_NAME (--purge removes them)"
   fi
   say "not touched: containers (${ROOT}/var/lib/lxc), worker data ($ROOT/var/lib/lxcq)"
-  printf '\n%slxcq uninstalled%s\n' "$C_B" "$C_0"
+  if [[ $DRY == 1 ]]; then printf '\n%sdry run: nothing was changed%s\n' "$C_B" "$C_0"; else printf '\n%slxcq uninstalled%s\n' "$C_B" "$C_0"; fi
 }
 
 if [[ $ACTION == uninstall ]]; then
@@ -253,7 +253,7 @@ if getent passwd "$USER_NAME" >/dev/null; then
 else
   run useradd --system --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin \
     --comment "lxcq API" "$USER_NAME"
-  ok "created system user $USER_NAME (no login, no home)"
+  [[ $DRY == 1 ]] || ok "created system user $USER_NAME (no login, no home)"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ $host_line
 # LXCQ_TRANSFER_BIND=0.0.0.0:7071
 # LXCQ_TRANSFER_ADVERTISE=10.0.0.5:7071
 EOF
-  say "admin token generated into $CONF (sudo grep LXCQ_TOKEN $CONF)"
+  [[ $DRY == 1 ]] || say "admin token generated into $CONF (sudo grep LXCQ_TOKEN $CONF)"
 fi
 if [[ $LOCAL_REDIS == 1 ]]; then
   if put_file "$REDIS_CONF" 0640 "root:$USER_NAME" <<EOF; then RESTART[lxcq-redis.service]=1; fi
@@ -414,6 +414,10 @@ else
       if "$SYSTEMCTL" is-active --quiet "$u"; then ok "$u active"; else warn "$u is not active: journalctl -u $u"; fi
     done
   fi
+fi
+if [[ $DRY == 1 ]]; then
+  printf '\n%sdry run: nothing was changed%s\n' "$C_B" "$C_0"
+  exit 0
 fi
 printf '\n%slxcq installed%s: API on http://127.0.0.1:7070 unless %s sets LXCQ_HOST_BIND/LXCQ_PORT\n' "$C_B" "$C_0" "$CONF"
 say "token: sudo grep LXCQ_TOKEN $CONF"
