@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 // One run covers every workspace package; tests import sources directly (no build step).
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts'],
+    include: ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     pool: 'forks',
     // Real containers and real Redis: give slow machines room, keep files isolated.
     testTimeout: 120_000,

@@ -15,8 +15,10 @@
 // Environment (all optional): LXCQ_DATA_DIR (/var/lib/lxcq), LXCQ_REDIS_URL, LXCQ_PORT (7070),
 // LXCQ_HOST_BIND (127.0.0.1), LXCQ_TOKEN (else generated once into $LXCQ_DATA_DIR/token, 0600),
 // LXCQ_HOST_ID (hostname), LXCQ_LXCPATH (`lxc-config lxc.lxcpath`), LXCQ_API_USER (run the API as
-// this user instead of root), LXCQ_STOP_TIMEOUT (30), LXCQ_START_TIMEOUT (90). Every variable of
-// this process's environment is passed on to the API and the worker.
+// this user instead of root), LXCQ_STOP_TIMEOUT (30), LXCQ_START_TIMEOUT (90), and LXCQ_CONFIG_FILE
+// (a file of these settings; the environment wins). Every setting is checked first (one table:
+// packages/shared/src/settings.ts, docs/configuration.md). Every variable of this process's
+// environment, with the file's settings merged in, is passed on to the API and the worker.
 
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
@@ -26,6 +28,9 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { applyConfigFile } from '../packages/shared/src/config-file.ts';
+import { ConfigError } from '../packages/shared/src/env.ts';
+import { setting } from '../packages/shared/src/settings.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const API_ENTRY = 'services/api/src/server.ts';
@@ -47,23 +52,23 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function envInt(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) fail(`${name}=${raw} is not an integer in ${min}..${max}`);
-  return n;
+// ---------------------------------------------------------------------------------------------
+// configuration: the environment over LXCQ_CONFIG_FILE, every value checked by the settings table
+
+try {
+  applyConfigFile(process.env); // checks every setting's value too: setting() below cannot throw
+} catch (err) {
+  if (err instanceof ConfigError) fail(err.message);
+  throw err;
 }
 
-// ---------------------------------------------------------------------------------------------
-// configuration
-
-const dataDir = path.resolve(process.env.LXCQ_DATA_DIR || '/var/lib/lxcq');
-const port = envInt('LXCQ_PORT', 7070, 1, 65535);
-const bind = process.env.LXCQ_HOST_BIND || '127.0.0.1';
-const hostId = process.env.LXCQ_HOST_ID || os.hostname();
-const stopTimeoutMs = envInt('LXCQ_STOP_TIMEOUT', 30, 1, 3600) * 1000;
-const startTimeoutMs = envInt('LXCQ_START_TIMEOUT', 90, 1, 3600) * 1000;
+const dataDir = path.resolve(setting(process.env, 'LXCQ_DATA_DIR'));
+const port = setting(process.env, 'LXCQ_PORT');
+if (port === 0) fail('LXCQ_PORT=0: run.sh needs a fixed port to print (1..65535)');
+const bind = setting(process.env, 'LXCQ_HOST_BIND');
+const hostId = setting(process.env, 'LXCQ_HOST_ID') ?? os.hostname();
+const stopTimeoutMs = setting(process.env, 'LXCQ_STOP_TIMEOUT') * 1000;
+const startTimeoutMs = setting(process.env, 'LXCQ_START_TIMEOUT') * 1000;
 
 function defaultLxcpath(): string {
   try {
@@ -76,7 +81,7 @@ function defaultLxcpath(): string {
     return '/var/lib/lxc';
   }
 }
-const lxcpath = process.env.LXCQ_LXCPATH || defaultLxcpath();
+const lxcpath = setting(process.env, 'LXCQ_LXCPATH') ?? defaultLxcpath();
 
 for (const entry of [API_ENTRY, WORKER_ENTRY]) {
   if (!existsSync(path.join(REPO, entry))) fail(`${entry} is missing in ${REPO}`);

@@ -111,6 +111,7 @@ TEST_PACKAGES=(
   "acl                    setfacl/getfacl: the tests check a migration keeps POSIX ACLs"
   "attr                   setfattr/getfattr: the tests check a migration keeps extended attributes"
   "libcap2-bin            setcap/getcap: the tests check a migration keeps file capabilities"
+  "systemd                systemd-analyze: the tests verify the units scripts/install.sh installs"
 )
 if [[ "${LXCQ_SETUP_TEST_PACKAGES:-1}" != 0 ]]; then
   PACKAGES+=("${TEST_PACKAGES[@]}")

@@ -9,3 +9,6 @@ export * from './auth.ts';
 export * from './store.ts';
 export * from './event-filter.ts';
 export * from './env.ts';
+export * from './settings.ts';
+export * from './config-file.ts';
+export * from './redis.ts';

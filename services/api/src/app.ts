@@ -1,11 +1,10 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { Redis } from 'ioredis';
 import type { FastifyBaseLogger } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { LxcqError, Store, keys as makeKeys, type Scope, type StoredJob } from '@lxcq/shared';
+import { LxcqError, Store, keys as makeKeys, redisClient, type Scope, type StoredJob } from '@lxcq/shared';
 import { logRedisConnection, requestIdFrom } from '@lxcq/telemetry';
 import { EventHub } from './events.ts';
 import { HostWatchdog } from './watchdog.ts';
@@ -39,8 +38,8 @@ export async function buildApp(
   config: ApiConfig,
   opts: { logger?: FastifyBaseLogger | boolean } = {},
 ): Promise<BuiltApp> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
-  const subscriber = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const redis = redisClient(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  const subscriber = redisClient(config.redisUrl, { maxRetriesPerRequest: null });
   const keys = makeKeys(config.prefix);
   const store = new Store(redis, keys, {
     jobRetentionSec: config.jobRetentionSec,
@@ -60,7 +59,7 @@ export async function buildApp(
     bodyLimit: config.bodyLimit,
     // One line per request drowns the operator's view; errors are logged by the error handler.
     logController: new LogController({
-      disableRequestLogging: process.env.LXCQ_LOG_REQUESTS !== '1',
+      disableRequestLogging: !config.logRequests,
       requestIdLogLabel: 'requestId',
     }),
     // Strict bodies: unknown properties are refused, not silently dropped.

@@ -1,6 +1,15 @@
 import { readFileSync } from 'node:fs';
-import { isAbsolute } from 'node:path';
-import { ConfigError, SCOPES, envInt, loadPolicy, type ConfigPolicy, type Scope } from '@lxcq/shared';
+import {
+  ConfigError,
+  SCOPES,
+  loadPolicy,
+  resolveSettings,
+  setting,
+  type ConfigFileSource,
+  type ConfigPolicy,
+  type LogLevel,
+  type Scope,
+} from '@lxcq/shared';
 import { DEFAULT_DASHBOARD_DIR } from './dashboard.ts';
 
 export interface TokenEntry {
@@ -10,7 +19,7 @@ export interface TokenEntry {
   scopes: Scope[];
 }
 
-/** Every API setting, from the environment (documented in the README's configuration table). */
+/** Every API setting, from the environment and LXCQ_CONFIG_FILE (packages/shared/src/settings.ts; docs/configuration.md). */
 export interface ApiConfig {
   redisUrl: string;
   prefix: string;
@@ -35,6 +44,9 @@ export interface ApiConfig {
   metricsTokenSha256?: string;
   /** GET /v1/health fails when the event reader is this many seconds behind the stream. */
   healthMaxEventLagSec: number;
+  logLevel: LogLevel;
+  /** One log line per HTTP request (off: errors only). */
+  logRequests: boolean;
 }
 
 export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
@@ -80,39 +92,36 @@ export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string):
   return tokens;
 }
 
-export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): ApiConfig {
-  const redisUrl = env.LXCQ_REDIS_URL;
+export function apiConfig(
+  rawEnv: NodeJS.ProcessEnv,
+  hash: (t: string) => string,
+  source?: ConfigFileSource,
+): ApiConfig {
+  const env = resolveSettings(rawEnv, source);
+  const redisUrl = setting(env, 'LXCQ_REDIS_URL');
   if (!redisUrl) throw new ConfigError('LXCQ_REDIS_URL is not set (e.g. redis://127.0.0.1:6379).');
+  const metricsToken = setting(env, 'LXCQ_METRICS_TOKEN');
   return {
     redisUrl,
-    prefix: env.LXCQ_PREFIX || 'lxcq',
-    port: envInt(env, 'LXCQ_PORT', 7070),
-    bind: env.LXCQ_HOST_BIND || '127.0.0.1',
+    prefix: setting(env, 'LXCQ_PREFIX'),
+    port: setting(env, 'LXCQ_PORT'),
+    bind: setting(env, 'LXCQ_HOST_BIND'),
     tokens: loadTokens(env, hash),
-    bodyLimit: envInt(env, 'LXCQ_BODY_LIMIT', 1024 * 1024, 1024),
-    hostOfflineMs: envInt(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
-    jobRetentionSec: envInt(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
-    maxWaitSec: envInt(env, 'LXCQ_MAX_WAIT_S', 300, 1),
-    policy: policyFrom(env.LXCQ_CONFIG_POLICY),
-    wsPingMs: envInt(env, 'LXCQ_WS_PING_MS', 15_000, 100),
-    wsMaxBufferedBytes: envInt(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
-    eventRetentionSec: envInt(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
-    eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
-    dashboardDir: dashboardDir(env.LXCQ_DASHBOARD_DIR),
-    ...(env.LXCQ_METRICS_TOKEN ? { metricsTokenSha256: metricsToken(env.LXCQ_METRICS_TOKEN, hash) } : {}),
-    healthMaxEventLagSec: envInt(env, 'LXCQ_HEALTH_MAX_EVENT_LAG_S', 30, 1),
+    bodyLimit: setting(env, 'LXCQ_BODY_LIMIT'),
+    hostOfflineMs: setting(env, 'LXCQ_HOST_OFFLINE_MS'),
+    jobRetentionSec: setting(env, 'LXCQ_JOB_RETENTION_S'),
+    maxWaitSec: setting(env, 'LXCQ_MAX_WAIT_S'),
+    policy: policyFrom(setting(env, 'LXCQ_CONFIG_POLICY')),
+    wsPingMs: setting(env, 'LXCQ_WS_PING_MS'),
+    wsMaxBufferedBytes: setting(env, 'LXCQ_WS_MAX_BUFFER'),
+    eventRetentionSec: setting(env, 'LXCQ_EVENT_RETENTION_S'),
+    eventMaxLen: setting(env, 'LXCQ_EVENT_MAXLEN'),
+    logLevel: setting(env, 'LXCQ_LOG_LEVEL'),
+    logRequests: setting(env, 'LXCQ_LOG_REQUESTS'),
+    dashboardDir: setting(env, 'LXCQ_DASHBOARD_DIR') ?? DEFAULT_DASHBOARD_DIR,
+    ...(metricsToken ? { metricsTokenSha256: hash(metricsToken) } : {}),
+    healthMaxEventLagSec: setting(env, 'LXCQ_HEALTH_MAX_EVENT_LAG_S'),
   };
-}
-
-function dashboardDir(raw: string | undefined): string {
-  if (!raw) return DEFAULT_DASHBOARD_DIR;
-  if (!isAbsolute(raw)) throw new ConfigError(`LXCQ_DASHBOARD_DIR must be an absolute path (got ${raw}).`);
-  return raw;
-}
-
-function metricsToken(raw: string, hash: (t: string) => string): string {
-  if (raw.length < 16) throw new ConfigError('LXCQ_METRICS_TOKEN must be at least 16 characters.');
-  return hash(raw);
 }
 
 function policyFrom(raw: string | undefined): ConfigPolicy {

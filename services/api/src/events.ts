@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { FastifyBaseLogger } from 'fastify';
 import type { LxcqError } from '@lxcq/shared';
@@ -10,6 +10,7 @@ import {
   compareCursors,
   matchesFilter,
   parseEventFilter,
+  redisClient,
   toLxcqError,
   type EventFilter,
   type Keys,
@@ -123,7 +124,7 @@ export class EventHub {
     private readonly tokens: Tokens,
     private readonly opts: EventHubOptions,
   ) {
-    this.reader = new Redis(redisUrl, { maxRetriesPerRequest: null });
+    this.reader = redisClient(redisUrl, { maxRetriesPerRequest: null });
     logRedisConnection(this.reader, 'event-reader', opts.log);
   }
 

@@ -1,20 +1,21 @@
-// The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables.
+// The API process: `tsx services/api/src/server.ts`, configured by LXCQ_* environment variables and
+// LXCQ_CONFIG_FILE (docs/configuration.md). A bad setting stops it with exit status 2 and the reason.
 import cluster from 'node:cluster';
 import { pino } from 'pino';
-import { envInt, stopOnSignals } from '@lxcq/shared';
+import { applyConfigFile, setting, stopOnSignals } from '@lxcq/shared';
 import { startTracing } from '@lxcq/telemetry';
 import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
 import { CONFIG_EXIT_CODE, superviseApi } from './cluster.ts';
 import { ConfigError, apiConfig } from './config.ts';
 
-const log = pino({ name: 'lxcq-api', level: process.env.LXCQ_LOG_LEVEL || 'info' });
+const log = pino({ name: 'lxcq-api', level: 'info' }); // LXCQ_LOG_LEVEL applies once the settings are read
 
 async function main(): Promise<void> {
   let config;
   let tracing;
   try {
-    config = apiConfig(process.env, sha256);
+    config = apiConfig(applyConfigFile(process.env), sha256);
     // Off unless LXCQ_TRACING=1 or an OTLP endpoint is set (docs/observability.md).
     tracing = await startTracing({ service: 'lxcq-api', log });
   } catch (e) {
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  log.level = config.logLevel;
   const built = await buildApp(config, { logger: log });
   stopOnSignals(async () => {
     await built.close();
@@ -34,7 +36,7 @@ async function main(): Promise<void> {
 
 function processes(): number {
   try {
-    return envInt(process.env, 'LXCQ_API_PROCESSES', 1, 1);
+    return setting(applyConfigFile(process.env), 'LXCQ_API_PROCESSES');
   } catch (e) {
     log.fatal((e as Error).message);
     process.exit(CONFIG_EXIT_CODE);

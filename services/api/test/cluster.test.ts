@@ -152,6 +152,6 @@ describe('API processes sharing one port', () => {
   it('refuses a bad LXCQ_API_PROCESSES with a clear message', async () => {
     api = startApi({ LXCQ_REDIS_URL: redis.url, LXCQ_API_PROCESSES: '0' });
     expect(await exited(api.proc, 60_000)).toBe(2);
-    expect(api.out()).toContain('LXCQ_API_PROCESSES=0 is not a whole number >= 1');
+    expect(api.out()).toContain('LXCQ_API_PROCESSES=0 is not a whole number in 1..64');
   }, 90_000);
 });

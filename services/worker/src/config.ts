@@ -2,9 +2,17 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { FAILPOINTS } from './failpoints.ts';
-import { ConfigError, assertName, envInt, loadPolicy, type ConfigPolicy } from '@lxcq/shared';
+import {
+  ConfigError,
+  loadPolicy,
+  resolveSettings,
+  setting,
+  type ConfigFileSource,
+  type ConfigPolicy,
+  type LogLevel,
+} from '@lxcq/shared';
 
-/** Every worker setting, from the environment (documented in the README's configuration table). */
+/** Every worker setting, from the environment and LXCQ_CONFIG_FILE (packages/shared/src/settings.ts; docs/configuration.md). */
 export interface WorkerConfig {
   redisUrl: string;
   prefix: string;
@@ -37,13 +45,7 @@ export interface WorkerConfig {
   metricsToken?: string;
   /** Containers with waiting jobs that get a series of their own in lxcq_container_waiting_jobs. */
   metricsTopContainers: number;
-}
-
-function hostPort(raw: string, name: string): { host: string; port: number } {
-  const m = /^(.*):(\d+)$/.exec(raw);
-  if (!m || !m[1] || Number(m[2]) > 65535)
-    throw new ConfigError(`${name} must be <address>:<port> (e.g. 127.0.0.1:0), not ${raw}.`);
-  return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+  logLevel: LogLevel;
 }
 
 function defaultLxcpath(): string {
@@ -54,19 +56,17 @@ function defaultLxcpath(): string {
   }
 }
 
-export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const redisUrl = env.LXCQ_REDIS_URL;
+export function workerConfig(
+  rawEnv: NodeJS.ProcessEnv = process.env,
+  source?: ConfigFileSource,
+): WorkerConfig {
+  const env = resolveSettings(rawEnv, source);
+  const redisUrl = setting(env, 'LXCQ_REDIS_URL');
   if (!redisUrl)
     throw new ConfigError(
       'LXCQ_REDIS_URL is not set: the worker needs the Redis its API uses (e.g. redis://127.0.0.1:6379).',
     );
-  const hostId = env.LXCQ_HOST_ID || hostname();
-  try {
-    assertName('host', hostId);
-  } catch (e) {
-    throw new ConfigError(`LXCQ_HOST_ID: ${(e as Error).message}`);
-  }
-  const unknownFailpoints = (env.LXCQ_FAILPOINTS ?? '')
+  const unknownFailpoints = (setting(env, 'LXCQ_FAILPOINTS') ?? '')
     .split(',')
     .map((f) => f.trim())
     .filter((f) => f && !(FAILPOINTS as readonly string[]).includes(f));
@@ -74,34 +74,45 @@ export function workerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig
     throw new ConfigError(
       `LXCQ_FAILPOINTS: unknown ${unknownFailpoints.join(', ')} (known: ${FAILPOINTS.join(', ')}; tests only).`,
     );
+  // the hostname by default, checked by the same rule (a message naming LXCQ_HOST_ID if it breaks it)
+  const hostId = setting(env, 'LXCQ_HOST_ID') ?? setting({ LXCQ_HOST_ID: hostname() }, 'LXCQ_HOST_ID');
+  if (!hostId) throw new ConfigError("The hostname is empty: set LXCQ_HOST_ID to this host's id.");
+  const transferBind = setting(env, 'LXCQ_TRANSFER_BIND');
+  const transferAdvertise = setting(env, 'LXCQ_TRANSFER_ADVERTISE');
+  if (!transferAdvertise && ['0.0.0.0', '::', ''].includes(transferBind.host))
+    throw new ConfigError(
+      `LXCQ_TRANSFER_BIND=${env.LXCQ_TRANSFER_BIND} listens on every address, so other hosts cannot be told which one reaches this host: set LXCQ_TRANSFER_ADVERTISE=<this host's address>:${transferBind.port || '<port>'}.`,
+    );
+  if (transferAdvertise && transferBind.port === 0)
+    throw new ConfigError(
+      'LXCQ_TRANSFER_ADVERTISE needs a fixed port: set LXCQ_TRANSFER_BIND=<address>:<port> (port 0 picks a new one at every start).',
+    );
+  const metricsBindValue = setting(env, 'LXCQ_METRICS_BIND');
+  const metricsTokenValue = setting(env, 'LXCQ_METRICS_TOKEN');
   return {
     redisUrl,
-    prefix: env.LXCQ_PREFIX || 'lxcq',
+    prefix: setting(env, 'LXCQ_PREFIX'),
     hostId,
-    lxcpath: env.LXCQ_LXCPATH || defaultLxcpath(),
-    imagesDir: env.LXCQ_IMAGES_DIR || '/var/lib/lxcq/images',
-    threads: envInt(env, 'LXCQ_THREADS', 4, 1),
-    maxJobsInFlight: envInt(env, 'LXCQ_MAX_JOBS_IN_FLIGHT', 64, 1),
-    heartbeatMs: envInt(env, 'LXCQ_HEARTBEAT_MS', 5000, 100),
-    inventoryMs: envInt(env, 'LXCQ_INVENTORY_MS', 30_000, 100),
-    lockMs: envInt(env, 'LXCQ_LOCK_MS', 30_000, 1000),
-    jobRetentionSec: envInt(env, 'LXCQ_JOB_RETENTION_S', 7 * 24 * 3600, 1),
-    maxExecOutputBytes: envInt(env, 'LXCQ_EXEC_MAX_OUTPUT', 1024 * 1024, 1),
-    eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
-    policy: policyFrom(env.LXCQ_CONFIG_POLICY),
-    transferBind: hostPort(env.LXCQ_TRANSFER_BIND || '127.0.0.1:0', 'LXCQ_TRANSFER_BIND'),
-    ...(env.LXCQ_TRANSFER_ADVERTISE ? { transferAdvertise: env.LXCQ_TRANSFER_ADVERTISE } : {}),
-    hostOfflineMs: envInt(env, 'LXCQ_HOST_OFFLINE_MS', 15_000, 100),
-    transferIdleMs: envInt(env, 'LXCQ_TRANSFER_IDLE_MS', 60_000, 500),
-    ...(env.LXCQ_METRICS_BIND ? { metricsBind: hostPort(env.LXCQ_METRICS_BIND, 'LXCQ_METRICS_BIND') } : {}),
-    ...(env.LXCQ_METRICS_TOKEN ? { metricsToken: metricsToken(env.LXCQ_METRICS_TOKEN) } : {}),
-    metricsTopContainers: envInt(env, 'LXCQ_METRICS_TOP_CONTAINERS', 20, 0),
+    lxcpath: setting(env, 'LXCQ_LXCPATH') ?? defaultLxcpath(),
+    imagesDir: setting(env, 'LXCQ_IMAGES_DIR'),
+    threads: setting(env, 'LXCQ_THREADS'),
+    maxJobsInFlight: setting(env, 'LXCQ_MAX_JOBS_IN_FLIGHT'),
+    heartbeatMs: setting(env, 'LXCQ_HEARTBEAT_MS'),
+    inventoryMs: setting(env, 'LXCQ_INVENTORY_MS'),
+    lockMs: setting(env, 'LXCQ_LOCK_MS'),
+    jobRetentionSec: setting(env, 'LXCQ_JOB_RETENTION_S'),
+    maxExecOutputBytes: setting(env, 'LXCQ_EXEC_MAX_OUTPUT'),
+    eventMaxLen: setting(env, 'LXCQ_EVENT_MAXLEN'),
+    policy: policyFrom(setting(env, 'LXCQ_CONFIG_POLICY')),
+    transferBind,
+    ...(transferAdvertise ? { transferAdvertise } : {}),
+    hostOfflineMs: setting(env, 'LXCQ_HOST_OFFLINE_MS'),
+    logLevel: setting(env, 'LXCQ_LOG_LEVEL'),
+    transferIdleMs: setting(env, 'LXCQ_TRANSFER_IDLE_MS'),
+    ...(metricsBindValue ? { metricsBind: metricsBindValue } : {}),
+    ...(metricsTokenValue ? { metricsToken: metricsTokenValue } : {}),
+    metricsTopContainers: setting(env, 'LXCQ_METRICS_TOP_CONTAINERS'),
   };
-}
-
-function metricsToken(raw: string): string {
-  if (raw.length < 16) throw new ConfigError('LXCQ_METRICS_TOKEN must be at least 16 characters.');
-  return raw;
 }
 
 function policyFrom(raw: string | undefined): ConfigPolicy {

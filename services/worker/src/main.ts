@@ -1,18 +1,20 @@
-// The worker process: `tsx services/worker/src/main.ts`, configured by LXCQ_* environment variables.
+// The worker process: `tsx services/worker/src/main.ts`, configured by LXCQ_* environment variables and
+// LXCQ_CONFIG_FILE (docs/configuration.md). A bad setting stops it with exit status 2 and the reason.
 import { pino } from 'pino';
-import { stopOnSignals } from '@lxcq/shared';
+import { applyConfigFile, stopOnSignals } from '@lxcq/shared';
 import { startTracing } from '@lxcq/telemetry';
 import { ConfigError, workerConfig } from './config.ts';
 import { buildThreadModule, LxcPool } from './pool.ts';
 import { LxcqWorker } from './worker.ts';
 
-const log = pino({ name: 'lxcq-worker', level: process.env.LXCQ_LOG_LEVEL || 'info' });
+const log = pino({ name: 'lxcq-worker', level: 'info' }); // LXCQ_LOG_LEVEL applies once the settings are read
 
 async function main(): Promise<void> {
   let config;
   let tracing;
   try {
-    config = workerConfig();
+    // into process.env too: the liblxc binding and the thread pool read LXCQ_LIBLXC & co. there
+    config = workerConfig(applyConfigFile(process.env));
     // Off unless LXCQ_TRACING=1 or an OTLP endpoint is set; then jobs continue their request's trace.
     tracing = await startTracing({ service: 'lxcq-worker', log });
   } catch (e) {
@@ -22,6 +24,7 @@ async function main(): Promise<void> {
     }
     throw e;
   }
+  log.level = config.logLevel;
   const pool = new LxcPool({ threads: config.threads, filename: await buildThreadModule() });
   const worker = new LxcqWorker({ config, log, pool });
   stopOnSignals(async () => {

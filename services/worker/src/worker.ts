@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { SpanKind, type Span } from '@opentelemetry/api';
 import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import {
   OPERATIONS,
@@ -12,6 +12,7 @@ import {
   LxcqError,
   isFinal,
   keys as makeKeys,
+  redisClient,
   toLxcqError,
   type ContainerInfo,
   type ContainerState,
@@ -113,7 +114,7 @@ export class LxcqWorker {
     this.config = deps.config;
     this.log = (deps.log ?? pino({ name: 'lxcq-worker' })).child({ host: deps.config.hostId });
     this.keys = makeKeys(this.config.prefix);
-    this.redis = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    this.redis = redisClient(this.config.redisUrl, { maxRetriesPerRequest: null });
     logRedisConnection(this.redis, 'worker', this.log);
     this.store = new Store(this.redis, this.keys, {
       jobRetentionSec: this.config.jobRetentionSec,
@@ -150,7 +151,7 @@ export class LxcqWorker {
       { host: this.config.hostId },
     );
     await this.inventory();
-    const connection = new Redis(this.config.redisUrl, { maxRetriesPerRequest: null });
+    const connection = redisClient(this.config.redisUrl, { maxRetriesPerRequest: null });
     logRedisConnection(connection, 'worker-queue', this.log);
     this.queue = new Queue(this.keys.queue(this.config.hostId), {
       connection: this.redis,
