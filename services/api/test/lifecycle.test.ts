@@ -234,8 +234,9 @@ describe('container lifecycle through the API', () => {
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     j = await s.run('DELETE', '/v1/containers/web1?withSnapshots=true');
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    // withSnapshots on a container that has none is a plain destroy (liblxc itself fails there).
     for (const n of ['web2', 'web1-restored', 'idem1']) {
-      j = await s.run('DELETE', `/v1/containers/${n}?force=true`);
+      j = await s.run('DELETE', `/v1/containers/${n}?force=true&withSnapshots=true`);
       expect(j.state, n).toBe('completed');
     }
     expect(s.lxcLs()).toEqual([]);
