@@ -23,6 +23,17 @@ async function waitActive(id: string): Promise<void> {
   throw new Error(`job ${id} never became active`);
 }
 
+/** Waits until the job runs again for the `attempt`-th time. */
+async function waitAttempt(id: string, attempt: number): Promise<void> {
+  for (let i = 0; i < 3000; i++) {
+    const j = (await s.http<Job>('GET', `/v1/jobs/${id}`)).body;
+    if (j.state === 'active' && (j.attempts ?? 0) >= attempt) return;
+    if (j.state !== 'active' && j.state !== 'queued') return;
+    await sleep(10);
+  }
+  throw new Error(`job ${id} never ran a ${attempt}th time`);
+}
+
 async function registry(): Promise<string[]> {
   return (await s.http<{ name: string }[]>('GET', '/v1/containers')).body.map((c) => c.name).sort();
 }
@@ -72,6 +83,41 @@ describe('a worker killed mid-operation', () => {
     const db = (await s.http<Job>('GET', `/v1/jobs/${b.body.id}/wait?timeout=60`)).body;
     expect([da.state, db.state]).toEqual(['completed', 'completed']);
     expect(s.lxcState('k1')).toBe('STOPPED');
+  });
+
+  it('a job whose worker dies twice is given up; what it half-made goes and its name is free again', async () => {
+    // Killed on its first run and again on its re-run, a create is given up (LXCQ_WORKER_LOST).
+    // Nothing of it may stay: no half-made container, and no reservation of the name (which
+    // would refuse the name for a day with LXCQ_CONTAINER_EXISTS).
+    let given: Job | null = null;
+    for (let i = 0; i < 3 && !given; i++) {
+      const name = `twice${i}`;
+      const r = await s.http<Job>('POST', '/v1/containers', {
+        name,
+        template: 'busybox',
+        config: TEST_CONFIG,
+        start: true,
+      });
+      await waitActive(r.body.id);
+      await s.stopWorker('SIGKILL');
+      await s.startWorker();
+      await waitAttempt(r.body.id, 2);
+      await s.stopWorker('SIGKILL');
+      await s.startWorker();
+      const done = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}/wait?timeout=60`)).body;
+      // The second kill may land after the re-run finished: then try again with a new name.
+      if (done.state === 'completed') continue;
+      given = done;
+      expect(done.state).toBe('failed');
+      expect(done.error?.code).toBe('LXCQ_WORKER_LOST');
+      expect(existsSync(join(s.lxcpath, '.lxcq', 'creating', name))).toBe(false);
+      expect(s.lxcLs()).not.toContain(name);
+      expect(existsSync(join(s.lxcpath, name))).toBe(false);
+      const again = await s.run('POST', '/v1/containers', { name, template: 'busybox', config: TEST_CONFIG });
+      expect(again.state, JSON.stringify(again.error)).toBe('completed');
+      expect((await s.run('DELETE', `/v1/containers/${name}`)).state).toBe('completed');
+    }
+    expect(given, 'the second kill never landed while the job ran').not.toBeNull();
   });
 
   it('the registry matches lxc-ls after all that', async () => {

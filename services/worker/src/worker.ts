@@ -521,19 +521,41 @@ export class LxcqWorker {
     }
   }
 
-  /** BullMQ gave a job up (its worker died twice while running it): end our record too. */
+  /**
+   * BullMQ gave a job up (its worker died twice while running it, or the processor itself threw):
+   * end our record too, and undo what the dead attempts left: a half-made container (its
+   * creating-marker names this job) is removed, and the names the job reserved are freed, so
+   * nothing stays locked until the reservation's TTL runs out.
+   */
   private async giveUp(data: QueuedJobData, err: Error): Promise<void> {
     const job = await this.store.getJob(data.id);
-    if (!job || isFinal(job.state)) return;
-    const error = {
-      code: 'LXCQ_WORKER_LOST' as const,
-      message: `The worker running this job died repeatedly (${err.message}); the job was given up.`,
-    };
-    await this.store.finishJob(job, 'failed', { error });
-    await this.store.addEvent(
-      'job.failed',
-      { operation: job.operation, error },
-      { host: this.config.hostId, container: job.container, job: job.id },
-    );
+    const release = await this.locks.acquire(data.locks);
+    try {
+      for (const n of data.locks) {
+        if (readMarker(this.config.lxcpath, n) !== data.id) continue;
+        this.log.warn({ container: n, job: data.id }, 'removing a container half-made by a job given up');
+        await this.pool.call({ fn: 'purge', name: n, lxcpath: this.config.lxcpath });
+        removeMarker(this.config.lxcpath, n);
+      }
+      if (job && !isFinal(job.state)) {
+        const stalled = /stalled/i.test(err.message);
+        const error = {
+          code: stalled ? ('LXCQ_WORKER_LOST' as const) : ('LXCQ_INTERNAL' as const),
+          message: stalled
+            ? `The worker running this job died repeatedly (${err.message}); the job was given up.`
+            : `The worker could not finish this job: ${err.message}`,
+        };
+        await this.store.finishJob(job, 'failed', { error });
+        await this.store.addEvent(
+          'job.failed',
+          { operation: job.operation, error },
+          { host: this.config.hostId, container: job.container, job: job.id },
+        );
+      }
+      for (const n of data.locks) await this.store.releaseName(n, data.id);
+      await this.settle(new Set(data.locks), data.id);
+    } finally {
+      release();
+    }
   }
 }
