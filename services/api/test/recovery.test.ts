@@ -1,7 +1,7 @@
 // A worker killed with SIGKILL mid-operation, stopped gracefully mid-job, and containers changed
 // behind lxcq's back: jobs still end definitely, nothing half-made stays, the registry matches lxc-ls.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,22 @@ async function waitActive(id: string): Promise<void> {
     await sleep(10);
   }
   throw new Error(`job ${id} never became active`);
+}
+
+/** lxc-copy and its rsync working on the test's lxcpath. */
+function helpers(): number[] {
+  return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.includes(s.lxcpath) && /lxc-copy|rsync/.test(l))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+}
+
+function alive(pid: number): boolean {
+  try {
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
+  } catch {
+    return false;
+  }
 }
 
 /** Waits until the job runs again for the `attempt`-th time. */
@@ -83,6 +99,50 @@ describe('a worker killed mid-operation', () => {
     const db = (await s.http<Job>('GET', `/v1/jobs/${b.body.id}/wait?timeout=60`)).body;
     expect([da.state, db.state]).toEqual(['completed', 'completed']);
     expect(s.lxcState('k1')).toBe('STOPPED');
+  });
+
+  it('clone: the copy a killed worker left running is stopped before the clone runs again', async () => {
+    // A big rootfs, so lxc-copy's rsync is still copying when the worker dies.
+    const made = await s.run('POST', '/v1/containers', {
+      name: 'big1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(made.state, JSON.stringify(made.error)).toBe('completed');
+    execFileSync(
+      'dd',
+      ['if=/dev/urandom', `of=${join(s.lxcpath, 'big1', 'rootfs', 'pad')}`, 'bs=1M', 'count=200'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const r = await s.http<Job>('POST', '/v1/containers/big1/clone', { newName: 'big2' });
+    await waitActive(r.body.id);
+    let copies: number[] = [];
+    for (let i = 0; i < 200 && copies.length === 0; i++) {
+      copies = helpers();
+      if (copies.length === 0) await sleep(10);
+    }
+    expect(copies.length, 'lxc-copy never started').toBeGreaterThan(0);
+    await s.stopWorker('SIGKILL');
+    // Orphaned, the copy goes on writing into big2. Paused here, it stands for a copy that outlasts
+    // the worker's restart (a bigger rootfs, a slower disk) ...
+    const orphans = helpers().filter((p) => copies.includes(p));
+    expect(orphans.length).toBeGreaterThan(0);
+    for (const p of orphans) process.kill(p, 'SIGSTOP');
+    try {
+      await s.startWorker();
+      // ... until the next worker stops it, before it runs the clone again.
+      expect(orphans.filter(alive)).toEqual([]);
+    } finally {
+      for (const p of orphans.filter(alive)) process.kill(p, 'SIGKILL');
+    }
+    const done = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}/wait?timeout=120`)).body;
+    expect(done.state, JSON.stringify(done.error)).toBe('completed');
+    expect(statSync(join(s.lxcpath, 'big2', 'rootfs', 'pad')).size).toBe(200 * 1024 * 1024);
+    expect(helpers()).toEqual([]);
+    for (const n of ['big2', 'big1'])
+      expect((await s.run('DELETE', `/v1/containers/${n}`)).state).toBe('completed');
   });
 
   it('a job whose worker dies twice is given up; what it half-made goes and its name is free again', async () => {

@@ -26,6 +26,7 @@ import {
 } from '@lxcq/shared';
 
 type Limits = PayloadOf<'limits.set'>;
+import { toolEnv } from './leftovers.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
@@ -176,12 +177,21 @@ export function lxcCopy(
   const args = ['-n', from.name, '-P', from.lxcpath, '-N', to.name, '-p', to.lxcpath];
   if (opts.snapshot) args.push('-s', '-B', 'overlayfs');
   if (opts.keepName) args.push('-K');
-  runLxcTool('lxc-copy', args);
+  runLxcTool('lxc-copy', args, to.lxcpath);
 }
 
-/** Runs one of liblxc's own tools (single-threaded, see lxcCopy) and turns a failure into an error. */
-function runLxcTool(tool: string, args: string[]): void {
-  const r = spawnSync(tool, args, { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs one of liblxc's own tools (single-threaded, see lxcCopy) and turns a failure into an error.
+ * The tool and whatever it starts (rsync) carry the lxcpath they work on in their environment, so
+ * a worker starting after one that died can find and stop them (leftovers.ts).
+ */
+function runLxcTool(tool: string, args: string[], lxcpath: string): void {
+  const r = spawnSync(tool, args, {
+    encoding: 'utf8',
+    timeout: 600_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: toolEnv(lxcpath),
+  });
   if (r.error || r.status !== 0) {
     const why = r.error ? r.error.message : `exit status ${r.status ?? r.signal}`;
     throw Object.assign(
@@ -298,6 +308,7 @@ const impl: Impl = {
     // hang for over a minute under load. lxc-freeze in a process of its own can be given up on.
     const res = spawnSync('lxc-freeze', ['-n', r.name, '-P', r.lxcpath], {
       encoding: 'utf8',
+      env: toolEnv(r.lxcpath),
       timeout: FREEZE_TIMEOUT_MS,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -374,7 +385,7 @@ const impl: Impl = {
     const s = c.state;
     if (s !== 'STOPPED') invalidState(r.name, s, 'rename needs a stopped container');
     // liblxc renames by copying: done by lxc-copy in a process of its own (see lxcCopy).
-    runLxcTool('lxc-copy', ['-n', r.name, '-P', r.lxcpath, '-N', r.newName, '-R']);
+    runLxcTool('lxc-copy', ['-n', r.name, '-P', r.lxcpath, '-N', r.newName, '-R'], r.lxcpath);
     using n = Container.open(r.newName, r.lxcpath);
     return describe(n);
   },
@@ -400,7 +411,7 @@ const impl: Impl = {
       args.push('-c', commentFile);
     }
     try {
-      runLxcTool('lxc-snapshot', args);
+      runLxcTool('lxc-snapshot', args, r.lxcpath);
     } finally {
       if (commentFile) rmSync(dirname(commentFile), { recursive: true, force: true });
     }
@@ -416,7 +427,7 @@ const impl: Impl = {
       const snaps = join(r.lxcpath, r.name, 'snaps');
       const commentPath = (n: string) => join(snaps, n, 'comment');
       const comment = existsSync(commentPath(snap)) ? readFileSync(commentPath(snap)) : null;
-      runLxcTool('lxc-copy', ['-n', snap, '-P', snaps, '-N', r.snapName, '-R']);
+      runLxcTool('lxc-copy', ['-n', snap, '-P', snaps, '-N', r.snapName, '-R'], r.lxcpath);
       if (comment !== null) writeFileSync(commentPath(r.snapName), comment);
       name = r.snapName;
     }
@@ -439,15 +450,11 @@ const impl: Impl = {
     if (target === r.name && c.state !== 'STOPPED')
       invalidState(r.name, c.state, 'restoring over a container needs it stopped');
     // Restoring copies the snapshot's rootfs: done by lxc-snapshot in a process of its own.
-    runLxcTool('lxc-snapshot', [
-      '-n',
-      r.name,
-      '-P',
+    runLxcTool(
+      'lxc-snapshot',
+      ['-n', r.name, '-P', r.lxcpath, '-r', r.snapshot, ...(target === r.name ? [] : ['-N', target])],
       r.lxcpath,
-      '-r',
-      r.snapshot,
-      ...(target === r.name ? [] : ['-N', target]),
-    ]);
+    );
     using n = Container.open(target, r.lxcpath);
     return describe(n);
   },

@@ -26,6 +26,7 @@ import type { HandlerContext } from './handlers/context.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
 import { listMarkers, readMarker, removeMarker } from './handlers/markers.ts';
+import { killLeftoverTools } from './leftovers.ts';
 import { StateMonitor } from './monitor.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
@@ -97,6 +98,10 @@ export class LxcqWorker {
     this.loopDelay.enable();
     this.hostInfo = await this.pool.call({ fn: 'hostInfo', lxcpath: this.config.lxcpath });
     await this.store.setHostFlag(this.config.hostId, 'stopped', false);
+    // A worker that died left its copies running: stop them before anything re-runs their jobs.
+    const killed = await killLeftoverTools(this.config.lxcpath);
+    if (killed.length > 0)
+      this.log.warn({ pids: killed }, 'stopped helper processes a previous worker left running');
     await this.sweepMarkers();
     await this.startTransferServer();
     await this.startMonitor();
