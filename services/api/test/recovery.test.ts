@@ -23,11 +23,17 @@ async function waitActive(id: string): Promise<void> {
   throw new Error(`job ${id} never became active`);
 }
 
-/** lxc-copy and its rsync working on the test's lxcpath. */
-function helpers(): number[] {
+/** Snapshot directories of a container, as on disk. */
+function snapsOf(name: string): string[] {
+  const d = join(s.lxcpath, name, 'snaps');
+  return existsSync(d) ? readdirSync(d).sort() : [];
+}
+
+/** lxc-copy, lxc-snapshot and their rsync working on the test's lxcpath. */
+function helpers(which = /lxc-copy|rsync/): number[] {
   return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
     .split('\n')
-    .filter((l) => l.includes(s.lxcpath) && /lxc-copy|rsync/.test(l))
+    .filter((l) => l.includes(s.lxcpath) && which.test(l))
     .map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
@@ -143,6 +149,44 @@ describe('a worker killed mid-operation', () => {
     expect(helpers()).toEqual([]);
     for (const n of ['big2', 'big1'])
       expect((await s.run('DELETE', `/v1/containers/${n}`)).state).toBe('completed');
+  });
+
+  it('snapshot: a re-run after a kill mid-copy leaves exactly the one snapshot asked for', async () => {
+    const made = await s.run('POST', '/v1/containers', {
+      name: 'snapk',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(made.state, JSON.stringify(made.error)).toBe('completed');
+    execFileSync(
+      'dd',
+      ['if=/dev/urandom', `of=${join(s.lxcpath, 'snapk', 'rootfs', 'pad')}`, 'bs=1M', 'count=100'],
+      {
+        stdio: 'ignore',
+      },
+    );
+    for (const body of [{ name: 'keep' }, {}]) {
+      const before = snapsOf('snapk');
+      const r = await s.http<Job>('POST', '/v1/containers/snapk/snapshots', body);
+      await waitActive(r.body.id);
+      let copying = false;
+      for (let i = 0; i < 300 && !copying; i++) {
+        copying = helpers(/lxc-snapshot|rsync/).length > 0;
+        if (!copying) await sleep(10);
+      }
+      expect(copying, 'lxc-snapshot never started').toBe(true);
+      await s.stopWorker('SIGKILL');
+      await s.startWorker();
+      const done = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}/wait?timeout=120`)).body;
+      expect(done.state, JSON.stringify(done.error)).toBe('completed');
+      const name = (done.result as { name: string }).name;
+      // one new snapshot, the one the job answered with: none half-made, none unrecorded
+      expect(snapsOf('snapk')).toEqual([...before, name].sort());
+      const reg = (await s.http<{ name: string }[]>('GET', '/v1/containers/snapk/snapshots')).body;
+      expect(reg.map((x) => x.name).sort()).toEqual([...before, name].sort());
+    }
+    expect(existsSync(join(s.lxcpath, '.lxcq', 'snapshotting', 'snapk'))).toBe(false);
+    expect((await s.run('DELETE', '/v1/containers/snapk?withSnapshots=true')).state).toBe('completed');
   });
 
   it('a job whose worker dies twice is given up; what it half-made goes and its name is free again', async () => {

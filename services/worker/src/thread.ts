@@ -465,6 +465,27 @@ const impl: Impl = {
     c.destroySnapshot(r.snapshot);
     return { existed: true };
   },
+  snapshotRollback: (r) => {
+    const snaps = join(r.lxcpath, r.name, 'snaps');
+    if (!existsSync(snaps)) return { removed: [] };
+    const keep = new Set(r.keep);
+    const removed: string[] = [];
+    using c = open(r);
+    const listed = new Set(c.defined ? c.snapshots().map((x) => x.name) : []);
+    for (const entry of readdirSync(snaps)) {
+      if (keep.has(entry)) continue;
+      if (listed.has(entry)) {
+        try {
+          c.destroySnapshot(entry);
+        } catch {
+          // half-made: removed with its directory below
+        }
+      }
+      rmSync(join(snaps, entry), { recursive: true, force: true });
+      removed.push(entry);
+    }
+    return { removed };
+  },
   checkpoint: (r) => {
     using c = open(r);
     if (!c.defined) notFound(r.name);

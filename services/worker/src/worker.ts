@@ -25,7 +25,14 @@ import type { WorkerConfig } from './config.ts';
 import type { HandlerContext } from './handlers/context.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
-import { listMarkers, readMarker, removeMarker } from './handlers/markers.ts';
+import {
+  listMarkers,
+  listSnapshotIntents,
+  readMarker,
+  readSnapshotIntent,
+  removeMarker,
+  removeSnapshotIntent,
+} from './handlers/markers.ts';
 import { killLeftoverTools } from './leftovers.ts';
 import { StateMonitor } from './monitor.ts';
 import { LxcPool } from './pool.ts';
@@ -173,6 +180,29 @@ export class LxcqWorker {
       await this.pool.call({ fn: 'purge', name, lxcpath: this.config.lxcpath });
       removeMarker(this.config.lxcpath, name);
     }
+    for (const name of listSnapshotIntents(this.config.lxcpath)) {
+      const intent = readSnapshotIntent(this.config.lxcpath, name);
+      const job = intent ? await this.store.getJob(intent.job) : null;
+      if (job && !isFinal(job.state)) continue; // its job runs again and cleans up itself
+      await this.rollBackSnapshot(name);
+    }
+  }
+
+  /** Removes the snapshot a dead snapshot job half-made on `name` (see SnapshotIntent). */
+  private async rollBackSnapshot(name: string): Promise<void> {
+    const intent = readSnapshotIntent(this.config.lxcpath, name);
+    if (!intent) return;
+    const { removed } = await this.pool.call({
+      fn: 'snapshotRollback',
+      name,
+      lxcpath: this.config.lxcpath,
+      keep: intent.before,
+    });
+    this.log.warn(
+      { container: name, job: intent.job, removed },
+      'removed a snapshot half-made by a job that ended',
+    );
+    removeSnapshotIntent(this.config.lxcpath, name);
   }
 
   /** The server other workers stream containers to (migrate, cross-host clone). */
@@ -542,6 +572,8 @@ export class LxcqWorker {
         await this.pool.call({ fn: 'purge', name: n, lxcpath: this.config.lxcpath });
         removeMarker(this.config.lxcpath, n);
       }
+      for (const n of data.locks)
+        if (readSnapshotIntent(this.config.lxcpath, n)?.job === data.id) await this.rollBackSnapshot(n);
       if (job && !isFinal(job.state)) {
         const stalled = /stalled/i.test(err.message);
         const error = {
