@@ -229,7 +229,12 @@ describe('container lifecycle through the API', () => {
     let j = await s.run('DELETE', '/v1/containers/web1');
     expect(j.state).toBe('failed');
     expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
-    // web1-cow is an overlay clone on web1's rootfs: it goes first.
+    // web1-cow is an overlay clone on web1's rootfs: it goes first, and the refusal says so.
+    j = await s.run('DELETE', '/v1/containers/web1?withSnapshots=true&force=true');
+    expect(j.state).toBe('failed');
+    expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
+    expect(j.error?.message).toMatch(/copy-on-write clones \(web1-cow\)/);
+    expect(s.lxcLs()).toContain('web1');
     j = await s.run('DELETE', '/v1/containers/web1-cow');
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     j = await s.run('DELETE', '/v1/containers/web1?withSnapshots=true');

@@ -204,6 +204,27 @@ function runLxcTool(tool: string, args: string[], lxcpath: string): void {
   }
 }
 
+/**
+ * The copy-on-write (overlayfs) clones built on a container's rootfs: liblxc lists them in the
+ * container's `lxc_snapshots` file as lxcpath and name lines, and will not destroy it while any remain.
+ */
+export function dependentClones(lxcpath: string, name: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(join(lxcpath, name, 'lxc_snapshots'), 'utf8');
+  } catch {
+    return [];
+  }
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const path = lines[i] as string;
+    const clone = lines[i + 1] as string;
+    out.push(path === lxcpath ? clone : `${clone} (in ${path})`);
+  }
+  return out;
+}
+
 const FREEZE_TIMEOUT_MS = 30_000;
 
 type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
@@ -338,6 +359,16 @@ const impl: Impl = {
   destroy: (r) => {
     using c = open(r);
     if (!c.defined) return { existed: false };
+    const clones = dependentClones(r.lxcpath, r.name);
+    if (clones.length > 0) {
+      // liblxc refuses too, with only "destroy failed (errno 2)" to show for it.
+      throw Object.assign(
+        new Error(
+          `Container ${r.name} has copy-on-write clones (${clones.join(', ')}) built on its rootfs; destroy them first.`,
+        ),
+        { code: 'LXCQ_INVALID_STATE', details: { clones } },
+      );
+    }
     const s = c.state;
     if (s !== 'STOPPED') {
       if (!r.force) invalidState(r.name, s, 'stop it first or pass force');
