@@ -29,6 +29,20 @@ function snapsOf(name: string): string[] {
   return existsSync(d) ? readdirSync(d).sort() : [];
 }
 
+/** Pids of processes named `comm` (read from /proc: quicker than ps). */
+function toolsRunning(comm: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/comm`, 'utf8').trim() === comm) out.push(Number(e));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
 /** lxc-copy, lxc-snapshot and their rsync working on the test's lxcpath. */
 function helpers(which = /lxc-copy|rsync/): number[] {
   return execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
@@ -185,6 +199,28 @@ describe('a worker killed mid-operation', () => {
       const reg = (await s.http<{ name: string }[]>('GET', '/v1/containers/snapk/snapshots')).body;
       expect(reg.map((x) => x.name).sort()).toEqual([...before, name].sort());
     }
+    // Killed after the copy is whole but before the job is recorded as done: the re-run finds the
+    // snapshot its earlier attempt made (it carries the job's id) instead of making a second one.
+    let caught = false;
+    for (let i = 0; i < 5 && !caught; i++) {
+      const before = snapsOf('snapk');
+      const r = await s.http<Job>('POST', '/v1/containers/snapk/snapshots', {});
+      // lxc-snapshot has made the new snapshot and exited: the copy is whole.
+      const whole = () =>
+        snapsOf('snapk').length > before.length && toolsRunning('lxc-snapshot').length === 0;
+      const deadline = Date.now() + 60_000;
+      while (!whole() && Date.now() < deadline) await new Promise((res) => setImmediate(res));
+      const pid = s.worker?.pid as number;
+      process.kill(pid, 'SIGSTOP');
+      const j = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}`)).body;
+      caught = j.state === 'active';
+      await s.stopWorker('SIGKILL');
+      await s.startWorker();
+      const done = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}/wait?timeout=120`)).body;
+      expect(done.state, JSON.stringify(done.error)).toBe('completed');
+      expect(snapsOf('snapk')).toEqual([...before, (done.result as { name: string }).name].sort());
+    }
+    expect(caught, 'never stopped the worker between the copy and the end of the job').toBe(true);
     expect(existsSync(join(s.lxcpath, '.lxcq', 'snapshotting', 'snapk'))).toBe(false);
     expect((await s.run('DELETE', '/v1/containers/snapk?withSnapshots=true')).state).toBe('completed');
   });
