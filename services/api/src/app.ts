@@ -11,7 +11,7 @@ import { HostWatchdog } from './watchdog.ts';
 import { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
-import { installErrorHandlers } from './errors.ts';
+import { clientErrorHandler, frameworkErrors, installErrorHandlers, refuse } from './errors.ts';
 import { JobService } from './jobs.ts';
 import { operationRoutes } from './routes/operations.ts';
 import { readRoutes } from './routes/reads.ts';
@@ -75,6 +75,8 @@ export async function buildApp(
       return typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : crypto.randomUUID();
     },
     routerOptions: { maxParamLength: 200 },
+    frameworkErrors,
+    clientErrorHandler,
   });
   installErrorHandlers(app);
 
@@ -120,7 +122,14 @@ export async function buildApp(
   ctx.events = hub;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((req.url ?? '').split('?')[0] === '/v1/events') hub.handleUpgrade(req, socket, head);
-    else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else
+      refuse(
+        socket,
+        new LxcqError(
+          'LXCQ_NOT_FOUND',
+          `No WebSocket endpoint at ${(req.url ?? '').split('?')[0] ?? ''}; use /v1/events.`,
+        ),
+      );
   });
   app.get(
     '/v1/events',

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '@lxcq/shared';
-import { Stack, TEST_CONFIG, type Job } from './harness.ts';
+import { Stack, TEST_CONFIG, TOKEN, rawRequest, type Job } from './harness.ts';
 
 let s: Stack;
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-tokens-'));
@@ -158,6 +158,76 @@ describe('bad input is a 4xx with a code', () => {
 
   it('unknown routes are 404 with a code', async () => {
     await expectError(s.http<Err>('GET', '/v1/nothing'), 404, 'LXCQ_NOT_FOUND');
+  });
+});
+
+describe('requests refused before routing still get an lxcq error', () => {
+  const port = () => Number(new URL(s.url).port);
+  const parsed = async (p: Promise<{ status: number; body: string }>, status: number, code: string) => {
+    const r = await p;
+    expect(r.status, r.body).toBe(status);
+    const body = JSON.parse(r.body) as Err;
+    expect(body.error.code).toBe(code);
+    expect(ERROR_CODES[code as keyof typeof ERROR_CODES].status).toBe(status);
+    expect(body.error.message.length).toBeGreaterThan(5);
+  };
+  const req = (line: string, headers: string[] = []) =>
+    rawRequest(port(), [line, 'Host: x', 'Connection: close', ...headers, '', ''].join('\r\n'));
+
+  it('not HTTP, an unknown method, a NUL in the path: 400 LXCQ_BAD_REQUEST', async () => {
+    await parsed(req('FOO /v1/hosts HTTP/1.1'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(req('GET /v1/containers/a\0b HTTP/1.1'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(rawRequest(port(), 'hello\r\n\r\n'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(
+      req('POST /v1/containers HTTP/1.1', ['Transfer-Encoding: chunked', 'Content-Length: 3']),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+  });
+
+  it('headers over 16 KiB: 431 LXCQ_HEADERS_TOO_LARGE', async () => {
+    await parsed(
+      req('GET /v1/hosts HTTP/1.1', [`Authorization: Bearer ${'x'.repeat(20_000)}`]),
+      431,
+      'LXCQ_HEADERS_TOO_LARGE',
+    );
+  });
+
+  it('a URL the router cannot take: 400 LXCQ_BAD_REQUEST', async () => {
+    await parsed(req('POST /v1/containers/%/start HTTP/1.1'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(req(`GET /v1/containers/${'a'.repeat(300)} HTTP/1.1`), 400, 'LXCQ_BAD_REQUEST');
+  });
+
+  it('a broken WebSocket handshake, or one to another path, gets a JSON error', async () => {
+    const ws = ['Upgrade: websocket', 'Connection: Upgrade', `Authorization: Bearer ${TOKEN}`];
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==';
+    await parsed(
+      req('GET /v1/events HTTP/1.1', [...ws, 'Sec-WebSocket-Version: 13']),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+    await parsed(
+      req('GET /v1/events HTTP/1.1', [...ws, key, 'Sec-WebSocket-Version: 7']),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+    await parsed(
+      req('GET /v1/events HTTP/1.1', [
+        ...ws,
+        key,
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Protocol: a b',
+      ]),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+    await parsed(
+      req('GET /v1/other HTTP/1.1', [...ws, key, 'Sec-WebSocket-Version: 13']),
+      404,
+      'LXCQ_NOT_FOUND',
+    );
+    // and it still serves
+    expect((await s.http('GET', '/v1/health', undefined, { token: null })).status).toBe(200);
   });
 });
 
