@@ -225,6 +225,34 @@ describe('a worker killed mid-operation', () => {
     expect((await s.run('DELETE', '/v1/containers/snapk?withSnapshots=true')).state).toBe('completed');
   });
 
+  it('a job handed out again after it ended frees the names it reserved', async () => {
+    // As when a worker dies between ending a rename and freeing its new name: BullMQ hands the
+    // job out again, and the next worker finds its record ended.
+    const made = await s.run('POST', '/v1/containers', {
+      name: 'rn1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(made.state, JSON.stringify(made.error)).toBe('completed');
+    await s.stopWorker('SIGTERM');
+    const r = await s.http<Job>('POST', '/v1/containers/rn1/rename', { newName: 'rn2' });
+    expect(r.status).toBe(202);
+    expect(await s.redis.get(`lxcq:claim:rn2`)).toBe(r.body.id);
+    await s.redis.hset(`lxcq:job:${r.body.id}`, 'state', JSON.stringify('completed'));
+    await s.startWorker();
+    for (let i = 0; i < 200 && (await s.redis.get('lxcq:claim:rn2')) !== null; i++) await sleep(50);
+    expect(await s.redis.get('lxcq:claim:rn2')).toBeNull();
+    // the name is free: a create may take it
+    const again = await s.run('POST', '/v1/containers', {
+      name: 'rn2',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(again.state, JSON.stringify(again.error)).toBe('completed');
+    for (const n of ['rn1', 'rn2'])
+      expect((await s.run('DELETE', `/v1/containers/${n}`)).state).toBe('completed');
+  });
+
   it('a job whose worker dies twice is given up; what it half-made goes and its name is free again', async () => {
     // Killed on its first run and again on its re-run, a create is given up (LXCQ_WORKER_LOST).
     // Nothing of it may stay: no half-made container, and no reservation of the name (which

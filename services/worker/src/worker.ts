@@ -442,7 +442,12 @@ export class LxcqWorker {
   private async process(bullJob: BullJob<QueuedJobData>): Promise<void> {
     const data = bullJob.data;
     const first = await this.store.getJob(data.id);
-    if (!first || isFinal(first.state)) return; // cancelled while queued, or expired
+    if (!first || isFinal(first.state)) {
+      // Cancelled while queued, expired, or ended by a worker that died before it could free the
+      // names the job reserved (BullMQ hands it out again): free them now, or they stay taken.
+      for (const n of data.locks) await this.store.releaseName(n, data.id).catch(() => undefined);
+      return;
+    }
     const release = await this.locks.acquire(data.locks);
     for (const n of data.locks) this.jobOn.set(n, data.id);
     try {
