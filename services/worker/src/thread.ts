@@ -96,7 +96,8 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
   const cpDir = checkpointDir(c.lxcpath, c.name);
   info.checkpoints = existsSync(cpDir)
     ? readdirSync(cpDir)
-        .filter((d) => statSync(join(cpDir, d)).isDirectory())
+        // a name starting with a dot is a dump in progress (see handlers/checkpoint.ts)
+        .filter((d) => !d.startsWith('.') && statSync(join(cpDir, d)).isDirectory())
         .sort()
     : [];
   if (withConfig) info.config = savedConfig(c);

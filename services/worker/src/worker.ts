@@ -23,6 +23,7 @@ import {
 import { Compile } from 'typebox/compile';
 import type { WorkerConfig } from './config.ts';
 import type { HandlerContext } from './handlers/context.ts';
+import { removePartialCheckpoints } from './handlers/checkpoint.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
 import {
@@ -179,6 +180,12 @@ export class LxcqWorker {
       this.log.warn({ container: name, job: jobId }, 'removing a container half-made by a job that ended');
       await this.pool.call({ fn: 'purge', name, lxcpath: this.config.lxcpath });
       removeMarker(this.config.lxcpath, name);
+    }
+    // Dumps that a dead worker never finished (hidden, never listed): nothing can use them.
+    for (const name of await this.pool.call({ fn: 'list', lxcpath: this.config.lxcpath })) {
+      const gone = removePartialCheckpoints(this.config.lxcpath, name);
+      if (gone.length > 0)
+        this.log.warn({ container: name, gone }, 'removed checkpoints a dead worker left half-made');
     }
     for (const name of listSnapshotIntents(this.config.lxcpath)) {
       const intent = readSnapshotIntent(this.config.lxcpath, name);
