@@ -1,6 +1,6 @@
 // Failure paths through real HTTP: every bad input is a 4xx with a code, nothing is half-made,
 // and the process keeps serving.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -320,6 +320,22 @@ describe('policy, existence and state', () => {
     expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
     expect(s.lxcLs()).toContain('c1');
     await s.run('POST', '/v1/containers/c1/stop');
+  });
+
+  it('a directory in the lxcpath that is no container is neither overwritten nor removed', async () => {
+    mkdirSync(join(s.lxcpath, 'notmine', 'rootfs'), { recursive: true });
+    writeFileSync(join(s.lxcpath, 'notmine', 'rootfs', 'data'), 'keep me');
+    const c = await s.run('POST', '/v1/containers', {
+      name: 'notmine',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(c.error?.code).toBe('LXCQ_CONTAINER_EXISTS');
+    expect(c.error?.message).toMatch(/is not a container/);
+    const k = await s.run('POST', '/v1/containers/c1/clone', { newName: 'notmine' });
+    expect(k.error?.code).toBe('LXCQ_CONTAINER_EXISTS');
+    expect(readFileSync(join(s.lxcpath, 'notmine', 'rootfs', 'data'), 'utf8')).toBe('keep me');
+    rmSync(join(s.lxcpath, 'notmine'), { recursive: true, force: true });
   });
 
   it('a missing snapshot or checkpoint fails with its 404 code', async () => {
