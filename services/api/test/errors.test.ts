@@ -319,6 +319,11 @@ describe('policy, existence and state', () => {
     const j = await s.run('POST', '/v1/containers/c1/rename', { newName: 'c1-new' });
     expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
     expect(s.lxcLs()).toContain('c1');
+    // liblxc cannot snapshot a running directory-backed container (lxc-snapshot exits 1, silently)
+    const snap = await s.run('POST', '/v1/containers/c1/snapshots', { name: 'live' });
+    expect(snap.error?.code).toBe('LXCQ_INVALID_STATE');
+    expect(snap.error?.message).toMatch(/c1 is RUNNING.*stop/);
+    expect((await s.http<unknown[]>('GET', '/v1/containers/c1/snapshots')).body).toEqual([]);
     await s.run('POST', '/v1/containers/c1/stop');
   });
 

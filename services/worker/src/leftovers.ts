@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 /**
  * Helper processes a dead worker left running. liblxc's own tools (lxc-copy, lxc-snapshot,
@@ -9,6 +10,11 @@ import { readFileSync, readdirSync } from 'node:fs';
  * children inherit; a worker starting on that lxcpath stops them all before it takes any job.
  */
 export const TOOL_ENV = 'LXCQ_TOOL_OF';
+
+/** Where helper tools write their liblxc log while they run (removed when a worker starts). */
+export function toolLogDir(lxcpath: string): string {
+  return join(lxcpath, '.lxcq', 'tool-logs');
+}
 
 /** The environment for a helper tool working on `lxcpath`. */
 export function toolEnv(lxcpath: string): NodeJS.ProcessEnv {

@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 /**
  * The piscina thread: runs one blocking liblxc step per task through @lxcq/lxc-ffi and answers
  * with a typed reply. Errors never escape as exceptions: they become ErrorBody values with
@@ -26,7 +27,7 @@ import {
 } from '@lxcq/shared';
 
 type Limits = PayloadOf<'limits.set'>;
-import { toolEnv } from './leftovers.ts';
+import { toolEnv, toolLogDir } from './leftovers.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
@@ -187,21 +188,49 @@ export function lxcCopy(
  * a worker starting after one that died can find and stop them (leftovers.ts).
  */
 function runLxcTool(tool: string, args: string[], lxcpath: string): void {
-  const r = spawnSync(tool, args, {
-    encoding: 'utf8',
-    timeout: 600_000,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: toolEnv(lxcpath),
-  });
+  // The tools print nothing on most failures unless given a log file: their ERROR lines there
+  // explain it. The file is in the lxcpath (a worker starting removes any a dead one left).
+  const logDir = toolLogDir(lxcpath);
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const logFile = join(logDir, `${tool}-${process.pid}-${randomUUID()}.log`);
+  let r: SpawnSyncReturns<string>;
+  let log = '';
+  try {
+    r = spawnSync(tool, [...args, '--logpriority=ERROR', `--logfile=${logFile}`], {
+      encoding: 'utf8',
+      timeout: 600_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: toolEnv(lxcpath),
+    });
+    if (r.error || r.status !== 0) log = readSafe(logFile);
+  } finally {
+    rmSync(logFile, { force: true });
+  }
   if (r.error || r.status !== 0) {
     const why = r.error ? r.error.message : `exit status ${r.status ?? r.signal}`;
-    throw Object.assign(
-      new Error(`${tool} ${args.join(' ')} failed (${why}): ${`${r.stderr}${r.stdout}`.trim().slice(-600)}`),
-      {
-        code: 'LXCQ_LXC_ERROR',
-        details: { tool, status: r.status },
-      },
-    );
+    // liblxc logs "Snapshot of directory-backed container requested" as an ERROR on every
+    // snapshot: not the reason for anything.
+    const reasons = log
+      .split('\n')
+      .filter(
+        (l) =>
+          / ERROR /.test(l) &&
+          !/directory-backed container requested|copy-clone|overlay clone first|pristine/.test(l),
+      )
+      .map((l) => l.replace(/^.* ERROR\s+/, ''));
+    const detail = [...reasons, `${r.stderr}${r.stdout}`.trim()].filter(Boolean).join('; ');
+    throw Object.assign(new Error(`${tool} ${args.join(' ')} failed (${why}): ${detail.slice(-800)}`), {
+      code: 'LXCQ_LXC_ERROR',
+      details: { tool, status: r.status },
+    });
+  }
+}
+
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
   }
 }
 
@@ -433,6 +462,17 @@ const impl: Impl = {
   snapshotCreate: (r) => {
     using c = open(r);
     if (!c.defined) notFound(r.name);
+    // liblxc snapshots a directory-backed rootfs by copying it, which it refuses while the
+    // container runs (lxc-snapshot then exits 1 and says nothing without a log).
+    if (
+      c.state !== 'STOPPED' &&
+      !/^(overlay|overlayfs|btrfs|zfs|lvm):/.test(c.getConfigItem('lxc.rootfs.path'))
+    )
+      invalidState(
+        r.name,
+        c.state,
+        'a snapshot of a directory-backed container needs it stopped: stop it first',
+      );
     // lxc-snapshot copies the rootfs in a process of its own (see lxcCopy for why).
     const before = new Set(c.snapshots().map((x) => x.name));
     const args = ['-n', r.name, '-P', r.lxcpath];

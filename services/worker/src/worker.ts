@@ -34,7 +34,7 @@ import {
   removeMarker,
   removeSnapshotIntent,
 } from './handlers/markers.ts';
-import { killLeftoverTools } from './leftovers.ts';
+import { killLeftoverTools, toolLogDir } from './leftovers.ts';
 import { StateMonitor } from './monitor.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
@@ -110,6 +110,7 @@ export class LxcqWorker {
     const killed = await killLeftoverTools(this.config.lxcpath);
     if (killed.length > 0)
       this.log.warn({ pids: killed }, 'stopped helper processes a previous worker left running');
+    rmSync(toolLogDir(this.config.lxcpath), { recursive: true, force: true });
     await this.sweepMarkers();
     await this.startTransferServer();
     await this.startMonitor();
