@@ -421,22 +421,37 @@ export class LxcqWorker {
         const mine = new Set(names);
         let running = 0;
         for (const name of names) {
-          // A container a job is working on is refreshed by that job when it ends.
-          if (this.locks.isHeld(name)) continue;
-          await this.refresh(name, 'external');
+          // A container a job is working on is refreshed by that job when it ends; holding its
+          // lock meanwhile keeps a job from starting on it before this refresh is written.
+          const release = this.locks.tryAcquire([name]);
+          if (!release) continue;
+          try {
+            await this.refresh(name, 'external');
+          } finally {
+            release();
+          }
           const c = await this.store.getContainer(name);
           if (c && c.state !== 'STOPPED') running++;
         }
         this.runningCount = running;
         this.containerCount = names.length;
         for (const c of await this.store.listContainers()) {
-          if (c.host === this.config.hostId && !mine.has(c.name) && !this.locks.isHeld(c.name)) {
+          if (c.host !== this.config.hostId || mine.has(c.name)) continue;
+          const release = this.locks.tryAcquire([c.name]);
+          if (!release) continue;
+          try {
+            // Not in the list read above, but a job may have made it since (and ended): only a
+            // container liblxc does not know now, with no job on it, is gone.
+            const now = await this.pool.call({ fn: 'info', name: c.name, lxcpath: this.config.lxcpath });
+            if (now.defined) continue;
             await this.store.deleteContainer(c.name);
             await this.store.addEvent(
               'container.destroyed',
               { source: 'external' },
               { host: this.config.hostId, container: c.name },
             );
+          } finally {
+            release();
           }
         }
       } finally {
