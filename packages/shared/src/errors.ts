@@ -103,6 +103,11 @@ export const ERROR_CODES = {
       "The container's host stopped sending heartbeats; its queued jobs fail rather than wait forever.",
   },
   LXCQ_HOST_DRAINING: { status: 503, meaning: 'The requested host is draining and takes no new containers.' },
+  LXCQ_SHUTTING_DOWN: {
+    status: 503,
+    meaning:
+      'This API process is stopping; nothing was accepted. Retry (another API process, or this one once restarted, answers).',
+  },
   LXCQ_REDIS_UNAVAILABLE: {
     status: 503,
     meaning: 'Redis cannot be reached; nothing was accepted. Retry later.',

@@ -77,11 +77,21 @@ export async function buildApp(
     routerOptions: { maxParamLength: 200 },
     frameworkErrors,
     clientErrorHandler,
+    // Fastify's own 503 while closing has no lxcq code: the onRequest hook below answers instead.
+    return503OnClosing: false,
   });
   installErrorHandlers(app);
 
+  let closing = false;
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
+    if (closing) {
+      void reply.header('connection', 'close');
+      throw new LxcqError(
+        'LXCQ_SHUTTING_DOWN',
+        'This API process is stopping; nothing was accepted. Retry: another API process, or this one once restarted, answers.',
+      );
+    }
     const rc = req.routeOptions.config;
     if (req.routeOptions.url === undefined || req.routeOptions.url.startsWith('/docs') || rc.public) return;
     ctx.tokens.authorize(req, rc.scope ?? 'admin');
@@ -149,6 +159,7 @@ export async function buildApp(
     app,
     ctx,
     close: async () => {
+      closing = true;
       clearInterval(trim);
       await watchdog.stop();
       await hub.close();

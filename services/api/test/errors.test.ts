@@ -5,6 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES } from '@lxcq/shared';
+import { pino } from 'pino';
+import { buildApp } from '../src/app.ts';
+import { sha256 } from '../src/auth.ts';
+import { apiConfig } from '../src/config.ts';
 import { Stack, TEST_CONFIG, TOKEN, rawRequest, type Job } from './harness.ts';
 
 let s: Stack;
@@ -228,6 +232,27 @@ describe('requests refused before routing still get an lxcq error', () => {
     );
     // and it still serves
     expect((await s.http('GET', '/v1/health', undefined, { token: null })).status).toBe(200);
+  });
+});
+
+describe('an API process that is stopping', () => {
+  it("answers 503 LXCQ_SHUTTING_DOWN (an lxcq error, not Fastify's) to requests that still arrive", async () => {
+    const other = await buildApp(
+      apiConfig({ LXCQ_REDIS_URL: s.redisServer.url, LXCQ_TOKEN: TOKEN }, sha256),
+      {
+        logger: pino({ level: 'silent' }),
+      },
+    );
+    const get = () =>
+      other.app.inject({ method: 'GET', url: '/v1/hosts', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect((await get()).statusCode).toBe(200);
+    const closed = other.close();
+    const r = await get();
+    await closed;
+    expect(r.statusCode).toBe(503);
+    const body = JSON.parse(r.body) as Err;
+    expect(body.error.code).toBe('LXCQ_SHUTTING_DOWN');
+    expect(ERROR_CODES.LXCQ_SHUTTING_DOWN.status).toBe(503);
   });
 });
 
