@@ -129,6 +129,14 @@ export async function buildApp(
       .catch((err: unknown) => app.log.warn({ err }, 'event trim failed'));
   }, 60_000);
   trim.unref();
+  const reconcile = setInterval(
+    () =>
+      void jobs
+        .reconcile(config.submitGraceMs)
+        .catch((err: unknown) => app.log.warn({ err }, 'reconciling cut-off submissions failed')),
+    Math.max(100, Math.min(5000, Math.floor(config.submitGraceMs / 2))),
+  );
+  reconcile.unref();
   ctx.events = hub;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((req.url ?? '').split('?')[0] === '/v1/events') hub.handleUpgrade(req, socket, head);
@@ -161,6 +169,7 @@ export async function buildApp(
     close: async () => {
       closing = true;
       clearInterval(trim);
+      clearInterval(reconcile);
       await watchdog.stop();
       await hub.close();
       await app.close();

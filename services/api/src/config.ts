@@ -27,6 +27,8 @@ export interface ApiConfig {
   /** Events are kept this long in the stream (and at most eventMaxLen of them). */
   eventRetentionSec: number;
   eventMaxLen: number;
+  /** A submission cut off half-way is failed (reconciled) once it is this old. */
+  submitGraceMs: number;
 }
 
 export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
@@ -90,6 +92,7 @@ export function apiConfig(env: NodeJS.ProcessEnv, hash: (t: string) => string): 
     wsMaxBufferedBytes: envInt(env, 'LXCQ_WS_MAX_BUFFER', 1024 * 1024, 1024),
     eventRetentionSec: envInt(env, 'LXCQ_EVENT_RETENTION_S', 7 * 24 * 3600, 1),
     eventMaxLen: envInt(env, 'LXCQ_EVENT_MAXLEN', 100_000, 100),
+    submitGraceMs: envInt(env, 'LXCQ_SUBMIT_GRACE_MS', 15_000, 100),
   };
 }
 

@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CODES } from '@lxcq/shared';
+import { randomUUID } from 'node:crypto';
+import { ERROR_CODES, Store, keys } from '@lxcq/shared';
 import { pino } from 'pino';
 import { buildApp } from '../src/app.ts';
 import { sha256 } from '../src/auth.ts';
@@ -25,7 +26,7 @@ writeFileSync(
 );
 
 beforeAll(async () => {
-  s = await Stack.start({ tokensFile, apiEnv: { LXCQ_BODY_LIMIT: '4096' } });
+  s = await Stack.start({ tokensFile, apiEnv: { LXCQ_BODY_LIMIT: '4096', LXCQ_SUBMIT_GRACE_MS: '500' } });
   const j = await s.run('POST', '/v1/containers', { name: 'c1', template: 'busybox', config: TEST_CONFIG });
   expect(j.state).toBe('completed');
 });
@@ -253,6 +254,42 @@ describe('an API process that is stopping', () => {
     const body = JSON.parse(r.body) as Err;
     expect(body.error.code).toBe('LXCQ_SHUTTING_DOWN');
     expect(ERROR_CODES.LXCQ_SHUTTING_DOWN.status).toBe(503);
+  });
+});
+
+describe('a submission cut off half-way', () => {
+  it('is failed with LXCQ_REDIS_UNAVAILABLE and frees its names, instead of staying queued forever', async () => {
+    // What a submission leaves when Redis (or the API) goes away after the job's record was
+    // written and before the job reached its host's queue: the client got an error.
+    const store = new Store(s.redis, keys());
+    const id = randomUUID();
+    expect(await store.claimName('cut1', id)).toBe(true);
+    await s.redis.zadd('lxcq:submitting', Date.now() - 60_000, id);
+    await store.createJob({
+      id,
+      operation: 'create',
+      container: 'cut1',
+      host: s.hostId,
+      state: 'queued',
+      payload: { template: 'busybox' },
+      createdAt: new Date().toISOString(),
+      locks: ['cut1'],
+      seq: 1_000_000,
+    });
+    let j: Job | undefined;
+    for (let i = 0; i < 200; i++) {
+      j = (await s.http<Job>('GET', `/v1/jobs/${id}`)).body;
+      if (j.state !== 'queued') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(j?.state).toBe('failed');
+    expect(j?.error?.code).toBe('LXCQ_REDIS_UNAVAILABLE');
+    expect(await s.redis.get('lxcq:claim:cut1')).toBeNull();
+    expect(await s.redis.zscore('lxcq:submitting', id)).toBeNull();
+    // an ordinary submission is not touched: it leaves the set once queued
+    const ok = await s.run('POST', '/v1/containers/c1/exec', { argv: ['true'] }).catch(() => null);
+    expect(ok === null || ok.state !== 'queued').toBe(true);
+    expect(await s.redis.zcard('lxcq:submitting')).toBe(0);
   });
 });
 
