@@ -89,6 +89,7 @@ export class FaultStack {
       LXCQ_REDIS_URL: this.redisServer.url,
       LXCQ_TOKEN: TOKEN,
       LXCQ_HOST_OFFLINE_MS: '20000',
+      LXCQ_SUBMIT_GRACE_MS: '3000',
       LXCQ_LOG_LEVEL: 'warn',
       ...this.opts.apiEnv,
     };
