@@ -39,28 +39,39 @@ interface RawRes {
   body: string;
 }
 
-/** Sends bytes as they are and reads the answer until the server closes (Connection: close). */
+/**
+ * Sends bytes as they are and reads one answer: whole once its Content-Length (or last chunk) has
+ * arrived, or when the server closes. The connection is kept alive as a client's would be: a
+ * server answering before it read a large body (401, 413) then drains it instead of resetting
+ * the connection, which would throw the answer away in flight.
+ */
 function rawHttp(port: number, req: RawReq, timeoutMs = 30_000): Promise<RawRes | { error: string }> {
   return new Promise((resolve) => {
     const sock = connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      resolve({ error: 'no answer within 30 s' });
-    }, timeoutMs);
     let failure: Error | null = null;
-    sock.on('data', (d: Buffer) => chunks.push(d));
-    // The server may answer and close before it has read the whole body (a refused token, a body
-    // too large): writing the rest then fails (EPIPE, ECONNRESET), and the answer is there all the
-    // same. 'close' follows 'error': judge what arrived then.
+    let done = false;
+    const finish = (r: RawRes | { error: string }) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(r);
+    };
+    const timer = setTimeout(() => finish({ error: 'no answer within 30 s' }), timeoutMs);
+    sock.on('data', (d: Buffer) => {
+      chunks.push(d);
+      const all = Buffer.concat(chunks);
+      if (answerComplete(all, req.method)) finish(parseResponse(all));
+    });
+    // Writing the rest of a body the server refused may fail (EPIPE); the answer may be there.
     sock.on('error', (e) => (failure = e));
     sock.on('close', () => {
-      clearTimeout(timer);
       const got = parseResponse(Buffer.concat(chunks));
-      resolve('status' in got || !failure ? got : { error: `${failure.message} (${got.error})` });
+      finish('status' in got || !failure ? got : { error: `${failure.message} (${got.error})` });
     });
     const head =
-      `${req.method} ${req.target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n` +
+      `${req.method} ${req.target} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
       req.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('') +
       (req.body !== undefined && !req.headers.some(([k]) => k.toLowerCase() === 'transfer-encoding')
         ? `Content-Length: ${req.body.length}\r\n`
@@ -69,6 +80,18 @@ function rawHttp(port: number, req: RawReq, timeoutMs = 30_000): Promise<RawRes 
     sock.write(Buffer.from(head, 'latin1'));
     if (req.body !== undefined) sock.write(req.body);
   });
+}
+
+/** True once `buf` holds a whole answer (HEAD answers and 1xx aside: those end at the headers). */
+function answerComplete(buf: Buffer, method: string): boolean {
+  const end = buf.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const head = buf.toString('latin1', 0, end).toLowerCase();
+  if (method === 'HEAD' || /^http\/1\.[01] (1\d\d|204|304)/.test(head)) return true;
+  const len = /\r\ncontent-length:\s*(\d+)/.exec(head);
+  if (len) return buf.length - end - 4 >= Number(len[1]);
+  if (/\r\ntransfer-encoding:\s*chunked/.test(head)) return buf.includes('\r\n0\r\n\r\n', end);
+  return false;
 }
 
 function parseResponse(buf: Buffer): RawRes | { error: string } {
@@ -690,6 +713,7 @@ export async function fuzzCase(o: CaseOptions): Promise<CaseResult> {
   const s = await FaultStack.start({ appendfsync: 'everysec' });
   const accepted: string[] = [];
   const statuses = new Map<string, number>();
+  let resets = 0;
   try {
     for (const [name, start] of [
       ['fz-run', true],
@@ -731,7 +755,11 @@ export async function fuzzCase(o: CaseOptions): Promise<CaseResult> {
           const res = await rawHttp(s.port, req);
           result.runs++;
           if ('error' in res) {
-            fail(i, req, res.error);
+            // A body over the bound that the server refused before reading it: when the server
+            // closes with the rest unread, the kernel resets the connection and the answer (413,
+            // 401) may be lost in flight. Counted, not failed: the server is fine (checked below).
+            if ((req.body?.length ?? 0) > 1024 * 1024 && /EPIPE|ECONNRESET/.test(res.error)) resets++;
+            else fail(i, req, res.error);
             continue;
           }
           statuses.set(String(res.status), (statuses.get(String(res.status)) ?? 0) + 1);
@@ -798,6 +826,7 @@ export async function fuzzCase(o: CaseOptions): Promise<CaseResult> {
         .map(([k, n]) => `${k} x${n}`)
         .join(', ')}`,
     );
+    if (resets > 0) result.notes.push(`oversized bodies answered by a connection reset: ${resets}`);
     result.notes.push(`accepted jobs: ${formatOutcomes(settled.outcomes) || 'none'}`);
     const failed = [...settled.jobs.values()].filter((j) => j.state === 'failed');
     if (failed.length > 0)
