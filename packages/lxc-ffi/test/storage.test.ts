@@ -38,6 +38,15 @@ describe('storage (busybox, real liblxc)', () => {
     expect(c.defined).toBe(false);
   });
 
+  it('destroy withSnapshots also destroys a container that has no snapshot', () => {
+    // liblxc's own destroy_with_snapshots fails with ENOENT here (no snaps directory).
+    using c = createBusybox(lxcpath, 'nosnaps');
+    expect(c.snapshots()).toEqual([]);
+    c.destroy({ withSnapshots: true });
+    expect(c.defined).toBe(false);
+    expect(listContainers(lxcpath, 'all')).not.toContain('nosnaps');
+  });
+
   it('clone (copy), clone (overlayfs snapshot), rename, list_*_containers', () => {
     using orig = createBusybox(lxcpath, 'orig');
     using copy = orig.clone('copy1');

@@ -49,7 +49,15 @@ export const ERROR_CODES = {
     status: 409,
     meaning: 'The job has ended, or is running an operation that cannot be cancelled once started.',
   },
+  LXCQ_REQUEST_TIMEOUT: {
+    status: 408,
+    meaning: 'The request did not arrive whole in time (the server closed the connection).',
+  },
   LXCQ_BODY_TOO_LARGE: { status: 413, meaning: 'The request body is larger than the configured bound.' },
+  LXCQ_HEADERS_TOO_LARGE: {
+    status: 431,
+    meaning: "The request's headers are larger than the server accepts (16 KiB in all).",
+  },
   LXCQ_INVALID_STATE: {
     status: 422,
     meaning:
@@ -95,6 +103,11 @@ export const ERROR_CODES = {
       "The container's host stopped sending heartbeats; its queued jobs fail rather than wait forever.",
   },
   LXCQ_HOST_DRAINING: { status: 503, meaning: 'The requested host is draining and takes no new containers.' },
+  LXCQ_SHUTTING_DOWN: {
+    status: 503,
+    meaning:
+      'This API process is stopping; nothing was accepted. Retry (another API process, or this one once restarted, answers).',
+  },
   LXCQ_REDIS_UNAVAILABLE: {
     status: 503,
     meaning: 'Redis cannot be reached; nothing was accepted. Retry later.',

@@ -17,6 +17,11 @@ export function keys(prefix = 'lxcq') {
     containerJobs: (name: string) => `${prefix}:jobs:c:${name}`,
     /** Sorted set of a lock name's unfinished job ids by submission sequence. */
     pending: (name: string) => `${prefix}:pending:${name}`,
+    /**
+     * Sorted set of job ids being submitted (score: ms when the submission began), left when the
+     * job is in its host's queue; an entry that stays belongs to a submission cut off half-way.
+     */
+    submitting: `${prefix}:submitting`,
     /** Counter giving every job its submission sequence. */
     seq: `${prefix}:seq`,
     /** String: the job id first submitted under an Idempotency-Key. */

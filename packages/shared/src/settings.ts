@@ -288,6 +288,14 @@ export const SETTINGS = {
     parse: flag,
     meaning: '`1` logs one line per HTTP request; `0` logs errors only.',
   },
+  LXCQ_SUBMIT_GRACE_MS: {
+    group: 'api',
+    usedBy: ['api'],
+    default: 15_000,
+    parse: int(100),
+    meaning:
+      'A submission cut off half-way (Redis or the API gone after the job was recorded, before it reached its host queue) is failed with `LXCQ_REDIS_UNAVAILABLE` once it is this old, freeing its names.',
+  },
   LXCQ_API_PROCESSES: {
     group: 'api',
     usedBy: ['api', 'run'],

@@ -12,7 +12,7 @@ import { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';
 import type { ApiContext } from './context.ts';
 import { dashboardRoutes } from './dashboard.ts';
-import { installErrorHandlers } from './errors.ts';
+import { clientErrorHandler, frameworkErrors, installErrorHandlers, refuse } from './errors.ts';
 import { JobService } from './jobs.ts';
 import { ApiMetrics } from './metrics.ts';
 import { RequestObserver } from './observe.ts';
@@ -69,6 +69,10 @@ export async function buildApp(
     genReqId: (req: { headers: Record<string, string | string[] | undefined> }) =>
       requestIdFrom(req.headers['x-request-id']),
     routerOptions: { maxParamLength: 200 },
+    frameworkErrors,
+    clientErrorHandler,
+    // Fastify's own 503 while closing has no lxcq code: the onRequest hook below answers instead.
+    return503OnClosing: false,
   });
   installErrorHandlers(app);
   logRedisConnection(redis, 'api', app.log);
@@ -96,8 +100,16 @@ export async function buildApp(
     },
   };
 
+  let closing = false;
   app.addHook('onRequest', async (req, reply) => {
     void reply.header('x-request-id', req.id);
+    if (closing) {
+      void reply.header('connection', 'close');
+      throw new LxcqError(
+        'LXCQ_SHUTTING_DOWN',
+        'This API process is stopping; nothing was accepted. Retry: another API process, or this one once restarted, answers.',
+      );
+    }
     const rc = req.routeOptions.config;
     if (req.routeOptions.url === undefined || req.routeOptions.url.startsWith('/docs') || rc.public) return;
     ctx.tokens.authorize(req, rc.scope ?? 'admin');
@@ -138,10 +150,25 @@ export async function buildApp(
       .catch((err: unknown) => app.log.warn({ err }, 'event trim failed'));
   }, 60_000);
   trim.unref();
+  const reconcile = setInterval(
+    () =>
+      void jobs
+        .reconcile(config.submitGraceMs)
+        .catch((err: unknown) => app.log.warn({ err }, 'reconciling cut-off submissions failed')),
+    Math.max(100, Math.min(5000, Math.floor(config.submitGraceMs / 2))),
+  );
+  reconcile.unref();
   ctx.events = hub;
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if ((req.url ?? '').split('?')[0] === '/v1/events') hub.handleUpgrade(req, socket, head);
-    else socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else
+      refuse(
+        socket,
+        new LxcqError(
+          'LXCQ_NOT_FOUND',
+          `No WebSocket endpoint at ${(req.url ?? '').split('?')[0] ?? ''}; use /v1/events.`,
+        ),
+      );
   });
   app.get(
     '/metrics',
@@ -177,7 +204,9 @@ export async function buildApp(
     app,
     ctx,
     close: async () => {
+      closing = true;
       clearInterval(trim);
+      clearInterval(reconcile);
       await watchdog.stop();
       await hub.close();
       await app.close();

@@ -47,6 +47,8 @@ export interface ApiConfig {
   logLevel: LogLevel;
   /** One log line per HTTP request (off: errors only). */
   logRequests: boolean;
+  /** A submission cut off half-way is failed (reconciled) once it is this old. */
+  submitGraceMs: number;
 }
 
 export function loadTokens(env: NodeJS.ProcessEnv, hash: (t: string) => string): TokenEntry[] {
@@ -121,6 +123,7 @@ export function apiConfig(
     dashboardDir: setting(env, 'LXCQ_DASHBOARD_DIR') ?? DEFAULT_DASHBOARD_DIR,
     ...(metricsToken ? { metricsTokenSha256: hash(metricsToken) } : {}),
     healthMaxEventLagSec: setting(env, 'LXCQ_HEALTH_MAX_EVENT_LAG_S'),
+    submitGraceMs: setting(env, 'LXCQ_SUBMIT_GRACE_MS'),
   };
 }
 

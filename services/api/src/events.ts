@@ -1,11 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { STATUS_CODES } from 'node:http';
 import type { Redis } from 'ioredis';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { FastifyBaseLogger } from 'fastify';
-import type { LxcqError } from '@lxcq/shared';
 import {
+  LxcqError,
   Store,
   compareCursors,
   matchesFilter,
@@ -18,6 +17,7 @@ import {
 } from '@lxcq/shared';
 import { logRedisConnection } from '@lxcq/telemetry';
 import type { Tokens } from './auth.ts';
+import { refuse } from './errors.ts';
 
 export interface EventHubOptions {
   /** Ping period; a client that has not answered the previous ping by then is dropped. */
@@ -126,6 +126,11 @@ export class EventHub {
   ) {
     this.reader = redisClient(redisUrl, { maxRetriesPerRequest: null });
     logRedisConnection(this.reader, 'event-reader', opts.log);
+    // A broken handshake (no key, an unknown version, a malformed subprotocol list) gets an lxcq
+    // error body like any other bad request, instead of ws's plain-text answer.
+    this.wss.on('wsClientError', (err: Error, socket: Duplex) =>
+      refuse(socket, new LxcqError('LXCQ_BAD_REQUEST', `Not a valid WebSocket upgrade: ${err.message}.`)),
+    );
   }
 
   get clientCount(): number {
@@ -351,12 +356,4 @@ export class EventHub {
       : str(info.get('recorded-first-entry-id'), '0-0');
     return added > length && compareCursors(since, firstId) < 0;
   }
-}
-
-/** Answers a refused upgrade with a plain HTTP error carrying the usual JSON error body. */
-function refuse(socket: Duplex, e: LxcqError): void {
-  const body = JSON.stringify({ error: e.toJSON() });
-  socket.end(
-    `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
 }

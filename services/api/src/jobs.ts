@@ -205,9 +205,14 @@ export class JobService {
         seq,
         ...(req.requestId ? { requestId: req.requestId } : {}),
       };
+      // Marked as being submitted until it is in its host's queue: a submission cut off before
+      // that (Redis or this process went away) is found by reconcile() and its job failed, so no
+      // record stays queued forever for a request that was answered with an error.
+      await this.redis.zadd(this.keys.submitting, Date.now(), id);
       const created = await this.store.createJob(job, req.idempotencyKey);
       if (created.existing) {
         for (const n of claimed) await this.store.releaseName(n, id);
+        await this.redis.zrem(this.keys.submitting, id);
         return created;
       }
       const data: QueuedJobData = {
@@ -219,16 +224,18 @@ export class JobService {
         seq,
       };
       if (req.requestId) data.requestId = req.requestId;
-      // The enqueue span's context (nothing while tracing is off): the worker's job span continues it.
-      const trace = injectTrace();
-      if (trace) data.trace = trace;
-      await this.queue(host).add(req.operation, data, { jobId: id });
       const queuePosition = await this.store.queuePosition(job);
       await this.store.addEvent(
         'job.queued',
         { operation: req.operation, queuePosition },
         { host, container: req.container, job: id },
       );
+      // The enqueue span's context (nothing while tracing is off): the worker's job span continues it.
+      const trace = injectTrace();
+      if (trace) data.trace = trace;
+      // The last step that can fail: once the job is queued it runs, and the answer is 202.
+      await this.queue(host).add(req.operation, data, { jobId: id });
+      await this.redis.zrem(this.keys.submitting, id).catch(() => undefined);
       return { job: { ...job, queuePosition }, existing: false };
     } catch (err) {
       for (const n of claimed) await this.store.releaseName(n, id);
@@ -307,6 +314,44 @@ export class JobService {
       clearTimeout(timer);
       forget();
     }
+  }
+
+  /**
+   * Fails the jobs of submissions cut off half-way: marked as being submitted for over `graceMs`,
+   * still queued, and not in their host's queue. Their request was answered with an error, so the
+   * job must not run later either; it fails with LXCQ_REDIS_UNAVAILABLE and frees its names.
+   */
+  async reconcile(graceMs: number): Promise<number> {
+    const ids = await this.redis.zrangebyscore(
+      this.keys.submitting,
+      '-inf',
+      Date.now() - graceMs,
+      'LIMIT',
+      0,
+      500,
+    );
+    let failed = 0;
+    for (const id of ids) {
+      const job = await this.store.getJob(id);
+      if (job?.state === 'queued' && !(await this.queue(job.host).getJob(id))) {
+        const error = {
+          code: 'LXCQ_REDIS_UNAVAILABLE' as const,
+          message:
+            'The request that submitted this job was cut off half-way (Redis or the API went away) and answered with an error; the job was never queued. Submit it again.',
+        };
+        if (await this.store.finishJob(job, 'failed', { error }, ['queued'])) {
+          failed++;
+          for (const n of job.locks) await this.store.releaseName(n, id);
+          await this.store.addEvent(
+            'job.failed',
+            { operation: job.operation, error },
+            { host: job.host, container: job.container, job: id },
+          );
+        }
+      }
+      await this.redis.zrem(this.keys.submitting, id);
+    }
+    return failed;
   }
 
   /** Cancels a queued job. Running jobs of operations that cannot stop mid-way are refused. */

@@ -2,7 +2,7 @@
 // must go on from where it was. Where the host has no working CRIU the product refuses with
 // LXCQ_CRIU_UNAVAILABLE, and this test checks that instead (saying so).
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +84,46 @@ describe('checkpoint and restore', () => {
     expect(rssKb).toBeLessThan(16_000);
 
     j = await s.run('DELETE', '/v1/containers/cp1?force=true');
+    expect(j.state).toBe('completed');
+  });
+
+  it('a worker killed between the dump and the end of the job: the re-run returns that checkpoint, no second one', async () => {
+    if (!criu) {
+      console.warn('CRIU is not usable on this host: the checkpoint re-run is not checked.');
+      return;
+    }
+    let j = await s.run('POST', '/v1/containers', { name: 'cp3', template: 'busybox', config: CRIU_CONFIG });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    j = await s.run('PATCH', '/v1/containers/cp3/config', {
+      clear: ['lxc.apparmor.profile', 'lxc.apparmor.allow_nesting'],
+    });
+    writeFileSync(join(s.lxcpath, 'cp3', 'rootfs', 'count.sh'), COUNT_SH);
+    j = await s.run('POST', '/v1/containers/cp3/start');
+    expect(j.result).toMatchObject({ state: 'RUNNING' });
+    const base = join(s.lxcpath, 'cp3', 'lxcq-checkpoints');
+    const whole = () =>
+      existsSync(base) &&
+      readdirSync(base).some((d) => !d.startsWith('.') && existsSync(join(base, d, 'inventory.img')));
+    let caught = false;
+    for (let i = 0; i < 5 && !caught; i++) {
+      rmSync(base, { recursive: true, force: true });
+      const r = await s.http<Job>('POST', '/v1/containers/cp3/checkpoint', { stop: false });
+      const deadline = Date.now() + 60_000;
+      while (!whole() && Date.now() < deadline) await new Promise((res) => setImmediate(res));
+      process.kill(s.worker?.pid as number, 'SIGSTOP');
+      caught = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}`)).body.state === 'active';
+      await s.stopWorker('SIGKILL');
+      await s.startWorker();
+      const done = (await s.http<Job>('GET', `/v1/jobs/${r.body.id}/wait?timeout=120`)).body;
+      expect(done.state, JSON.stringify(done.error)).toBe('completed');
+      const id = (done.result as { checkpoint: string }).checkpoint;
+      expect(readdirSync(base).filter((d) => !d.startsWith('.'))).toEqual([id]);
+      const info = await s.http<{ checkpoints: string[] }>('GET', '/v1/containers/cp3');
+      expect(info.body.checkpoints).toEqual([id]);
+    }
+    expect(caught, 'never stopped the worker between the dump and the end of the job').toBe(true);
+    expect(s.lxcState('cp3')).toBe('RUNNING');
+    j = await s.run('DELETE', '/v1/containers/cp3?force=true');
     expect(j.state).toBe('completed');
   });
 

@@ -1,11 +1,16 @@
 // Failure paths through real HTTP: every bad input is a 4xx with a code, nothing is half-made,
 // and the process keeps serving.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ERROR_CODES } from '@lxcq/shared';
-import { Stack, TEST_CONFIG, type Job } from './harness.ts';
+import { randomUUID } from 'node:crypto';
+import { ERROR_CODES, Store, keys } from '@lxcq/shared';
+import { pino } from 'pino';
+import { buildApp } from '../src/app.ts';
+import { sha256 } from '../src/auth.ts';
+import { apiConfig } from '../src/config.ts';
+import { Stack, TEST_CONFIG, TOKEN, rawRequest, type Job } from './harness.ts';
 
 let s: Stack;
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-tokens-'));
@@ -21,7 +26,7 @@ writeFileSync(
 );
 
 beforeAll(async () => {
-  s = await Stack.start({ tokensFile, apiEnv: { LXCQ_BODY_LIMIT: '4096' } });
+  s = await Stack.start({ tokensFile, apiEnv: { LXCQ_BODY_LIMIT: '4096', LXCQ_SUBMIT_GRACE_MS: '500' } });
   const j = await s.run('POST', '/v1/containers', { name: 'c1', template: 'busybox', config: TEST_CONFIG });
   expect(j.state).toBe('completed');
 });
@@ -161,6 +166,133 @@ describe('bad input is a 4xx with a code', () => {
   });
 });
 
+describe('requests refused before routing still get an lxcq error', () => {
+  const port = () => Number(new URL(s.url).port);
+  const parsed = async (p: Promise<{ status: number; body: string }>, status: number, code: string) => {
+    const r = await p;
+    expect(r.status, r.body).toBe(status);
+    const body = JSON.parse(r.body) as Err;
+    expect(body.error.code).toBe(code);
+    expect(ERROR_CODES[code as keyof typeof ERROR_CODES].status).toBe(status);
+    expect(body.error.message.length).toBeGreaterThan(5);
+  };
+  const req = (line: string, headers: string[] = []) =>
+    rawRequest(port(), [line, 'Host: x', 'Connection: close', ...headers, '', ''].join('\r\n'));
+
+  it('not HTTP, an unknown method, a NUL in the path: 400 LXCQ_BAD_REQUEST', async () => {
+    await parsed(req('FOO /v1/hosts HTTP/1.1'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(req('GET /v1/containers/a\0b HTTP/1.1'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(rawRequest(port(), 'hello\r\n\r\n'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(
+      req('POST /v1/containers HTTP/1.1', ['Transfer-Encoding: chunked', 'Content-Length: 3']),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+  });
+
+  it('headers over 16 KiB: 431 LXCQ_HEADERS_TOO_LARGE', async () => {
+    await parsed(
+      req('GET /v1/hosts HTTP/1.1', [`Authorization: Bearer ${'x'.repeat(20_000)}`]),
+      431,
+      'LXCQ_HEADERS_TOO_LARGE',
+    );
+  });
+
+  it('a URL the router cannot take: 400 LXCQ_BAD_REQUEST', async () => {
+    await parsed(req('POST /v1/containers/%/start HTTP/1.1'), 400, 'LXCQ_BAD_REQUEST');
+    await parsed(req(`GET /v1/containers/${'a'.repeat(300)} HTTP/1.1`), 400, 'LXCQ_BAD_REQUEST');
+  });
+
+  it('a broken WebSocket handshake, or one to another path, gets a JSON error', async () => {
+    const ws = ['Upgrade: websocket', 'Connection: Upgrade', `Authorization: Bearer ${TOKEN}`];
+    const key = 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==';
+    await parsed(
+      req('GET /v1/events HTTP/1.1', [...ws, 'Sec-WebSocket-Version: 13']),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+    await parsed(
+      req('GET /v1/events HTTP/1.1', [...ws, key, 'Sec-WebSocket-Version: 7']),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+    await parsed(
+      req('GET /v1/events HTTP/1.1', [
+        ...ws,
+        key,
+        'Sec-WebSocket-Version: 13',
+        'Sec-WebSocket-Protocol: a b',
+      ]),
+      400,
+      'LXCQ_BAD_REQUEST',
+    );
+    await parsed(
+      req('GET /v1/other HTTP/1.1', [...ws, key, 'Sec-WebSocket-Version: 13']),
+      404,
+      'LXCQ_NOT_FOUND',
+    );
+    // and it still serves
+    expect((await s.http('GET', '/v1/health', undefined, { token: null })).status).toBe(200);
+  });
+});
+
+describe('an API process that is stopping', () => {
+  it("answers 503 LXCQ_SHUTTING_DOWN (an lxcq error, not Fastify's) to requests that still arrive", async () => {
+    const other = await buildApp(
+      apiConfig({ LXCQ_REDIS_URL: s.redisServer.url, LXCQ_TOKEN: TOKEN }, sha256),
+      {
+        logger: pino({ level: 'silent' }),
+      },
+    );
+    const get = () =>
+      other.app.inject({ method: 'GET', url: '/v1/hosts', headers: { authorization: `Bearer ${TOKEN}` } });
+    expect((await get()).statusCode).toBe(200);
+    const closed = other.close();
+    const r = await get();
+    await closed;
+    expect(r.statusCode).toBe(503);
+    const body = JSON.parse(r.body) as Err;
+    expect(body.error.code).toBe('LXCQ_SHUTTING_DOWN');
+    expect(ERROR_CODES.LXCQ_SHUTTING_DOWN.status).toBe(503);
+  });
+});
+
+describe('a submission cut off half-way', () => {
+  it('is failed with LXCQ_REDIS_UNAVAILABLE and frees its names, instead of staying queued forever', async () => {
+    // What a submission leaves when Redis (or the API) goes away after the job's record was
+    // written and before the job reached its host's queue: the client got an error.
+    const store = new Store(s.redis, keys());
+    const id = randomUUID();
+    expect(await store.claimName('cut1', id)).toBe(true);
+    await s.redis.zadd('lxcq:submitting', Date.now() - 60_000, id);
+    await store.createJob({
+      id,
+      operation: 'create',
+      container: 'cut1',
+      host: s.hostId,
+      state: 'queued',
+      payload: { template: 'busybox' },
+      createdAt: new Date().toISOString(),
+      locks: ['cut1'],
+      seq: 1_000_000,
+    });
+    let j: Job | undefined;
+    for (let i = 0; i < 200; i++) {
+      j = (await s.http<Job>('GET', `/v1/jobs/${id}`)).body;
+      if (j.state !== 'queued') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(j?.state).toBe('failed');
+    expect(j?.error?.code).toBe('LXCQ_REDIS_UNAVAILABLE');
+    expect(await s.redis.get('lxcq:claim:cut1')).toBeNull();
+    expect(await s.redis.zscore('lxcq:submitting', id)).toBeNull();
+    // an ordinary submission is not touched: it leaves the set once queued
+    const ok = await s.run('POST', '/v1/containers/c1/exec', { argv: ['true'] }).catch(() => null);
+    expect(ok === null || ok.state !== 'queued').toBe(true);
+    expect(await s.redis.zcard('lxcq:submitting')).toBe(0);
+  });
+});
+
 describe('policy, existence and state', () => {
   it('refuses hook, host mount and other dangerous config keys with 403, creating nothing', async () => {
     const e = await expectError(
@@ -249,7 +381,28 @@ describe('policy, existence and state', () => {
     const j = await s.run('POST', '/v1/containers/c1/rename', { newName: 'c1-new' });
     expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
     expect(s.lxcLs()).toContain('c1');
+    // liblxc cannot snapshot a running directory-backed container (lxc-snapshot exits 1, silently)
+    const snap = await s.run('POST', '/v1/containers/c1/snapshots', { name: 'live' });
+    expect(snap.error?.code).toBe('LXCQ_INVALID_STATE');
+    expect(snap.error?.message).toMatch(/c1 is RUNNING.*stop/);
+    expect((await s.http<unknown[]>('GET', '/v1/containers/c1/snapshots')).body).toEqual([]);
     await s.run('POST', '/v1/containers/c1/stop');
+  });
+
+  it('a directory in the lxcpath that is no container is neither overwritten nor removed', async () => {
+    mkdirSync(join(s.lxcpath, 'notmine', 'rootfs'), { recursive: true });
+    writeFileSync(join(s.lxcpath, 'notmine', 'rootfs', 'data'), 'keep me');
+    const c = await s.run('POST', '/v1/containers', {
+      name: 'notmine',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(c.error?.code).toBe('LXCQ_CONTAINER_EXISTS');
+    expect(c.error?.message).toMatch(/is not a container/);
+    const k = await s.run('POST', '/v1/containers/c1/clone', { newName: 'notmine' });
+    expect(k.error?.code).toBe('LXCQ_CONTAINER_EXISTS');
+    expect(readFileSync(join(s.lxcpath, 'notmine', 'rootfs', 'data'), 'utf8')).toBe('keep me');
+    rmSync(join(s.lxcpath, 'notmine'), { recursive: true, force: true });
   });
 
   it('a missing snapshot or checkpoint fails with its 404 code', async () => {

@@ -6,6 +6,7 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,48 +21,80 @@ const repo = fileURLToPath(new URL('../../../', import.meta.url));
 
 export interface RedisServer {
   url: string;
+  /** The running redis-server's pid (a new one after restart()). */
   pid: number;
   dir: string;
   stop(): Promise<void>;
+  /**
+   * Stops redis-server with `signal` (SIGKILL: a crash; SIGTERM: a clean shutdown that flushes the
+   * AOF) and starts it again on the same socket and data directory, after `downMs`.
+   */
+  restart(signal?: NodeJS.Signals, downMs?: number): Promise<void>;
+}
+
+export interface RedisOptions {
+  /**
+   * AOF fsync policy. `everysec` (Redis' default) writes every command to the kernel before the
+   * reply, so a crash of redis-server alone loses nothing acknowledged, but a crash of the machine
+   * can lose the last second; `always` fsyncs before each reply and loses nothing either way.
+   */
+  appendfsync?: 'always' | 'everysec';
 }
 
 /** Starts a private redis-server on a unix socket; AOF on so a restart keeps the data. */
-export async function startRedis(dir = mkdtempSync(join(tmpdir(), 'lxcq-redis-'))): Promise<RedisServer> {
+export async function startRedis(
+  dir = mkdtempSync(join(tmpdir(), 'lxcq-redis-')),
+  opts: RedisOptions = {},
+): Promise<RedisServer> {
   const sock = join(dir, 'redis.sock');
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      '0',
-      '--unixsocket',
-      sock,
-      '--unixsocketperm',
-      '700',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'yes',
-    ],
-    {
-      stdio: 'ignore',
-    },
-  );
-  for (let i = 0; i < 100 && !existsSync(sock); i++) await sleep(50);
-  if (!existsSync(sock))
-    throw new Error('redis-server did not start (is it installed? run scripts/setup-host.sh)');
-  return {
+  const args = [
+    '--port',
+    '0',
+    '--unixsocket',
+    sock,
+    '--unixsocketperm',
+    '700',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    opts.appendfsync ?? 'everysec',
+  ];
+  const launch = async (): Promise<ChildProcess> => {
+    rmSync(sock, { force: true });
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    for (let i = 0; i < 200 && !existsSync(sock); i++) {
+      if (child.exitCode !== null) break;
+      await sleep(50);
+    }
+    if (!existsSync(sock))
+      throw new Error('redis-server did not start (is it installed? run scripts/setup-host.sh)');
+    return child;
+  };
+  let child = await launch();
+  const halt = async (signal: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill(signal);
+      await exited;
+    }
+  };
+  const server: RedisServer = {
     url: sock,
     pid: child.pid as number,
     dir,
-    stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((r) => child.once('exit', r));
-      }
+    stop: () => halt('SIGTERM'),
+    restart: async (signal = 'SIGKILL', downMs = 0) => {
+      await halt(signal);
+      if (downMs > 0) await sleep(downMs);
+      child = await launch();
+      server.pid = child.pid as number;
     },
   };
+  return server;
 }
 
 export interface StackOptions {
@@ -286,7 +319,70 @@ export async function spawnWorker(
   throw new Error(`worker ${hostId} did not become ready:\n${log}`);
 }
 
-async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
+/**
+ * Sends `request` byte for byte to 127.0.0.1:`port` (for input a polite client refuses to send:
+ * broken request lines, oversized headers, bad upgrades) and returns the answer's status and body.
+ */
+export function rawRequest(
+  port: number,
+  request: string | Buffer,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    sock.on('error', () => undefined);
+    sock.on('close', () => {
+      const all = Buffer.concat(chunks).toString('utf8');
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(all);
+      const at = all.indexOf('\r\n\r\n');
+      if (!m || at < 0) reject(new Error(`no HTTP answer: ${JSON.stringify(all.slice(0, 200))}`));
+      else resolve({ status: Number(m[1]), body: all.slice(at + 4) });
+    });
+    sock.end(request);
+  });
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a process that must come back on the same port). */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/**
+ * Spawns the API as a process of its own (services/api/src/server.ts, as in production) listening
+ * on 127.0.0.1:`port`, and waits until it answers. Tests that kill or restart the API use this.
+ */
+export async function spawnApi(
+  env: Record<string, string>,
+  port: number,
+): Promise<{ child: ChildProcess; log: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/api/src/server.ts')], {
+    env: { ...process.env, LXCQ_PORT: String(port), LXCQ_HOST_BIND: '127.0.0.1', ...env },
+    cwd: repo,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  child.stdout?.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (log += d.toString()));
+  for (let i = 0; i < 1200; i++) {
+    if (child.exitCode !== null) throw new Error(`api exited (${child.exitCode}):\n${log}`);
+    try {
+      await fetch(`http://127.0.0.1:${port}/v1/health`);
+      return { child, log: () => log };
+    } catch {
+      await sleep(50);
+    }
+  }
+  await stopChild(child, 'SIGKILL');
+  throw new Error(`api did not start listening on ${port}:\n${log}`);
+}
+
+/** Sends `signal` to a child process (by its pid) and waits until it has exited. */
+export async function stopChild(child: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill(signal);

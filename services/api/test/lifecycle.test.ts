@@ -229,16 +229,19 @@ describe('container lifecycle through the API', () => {
     let j = await s.run('DELETE', '/v1/containers/web1');
     expect(j.state).toBe('failed');
     expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
-    // web1-cow is an overlay clone on web1's rootfs: it goes first.
+    // web1-cow is an overlay clone on web1's rootfs: it goes first, and the refusal says so.
+    j = await s.run('DELETE', '/v1/containers/web1?withSnapshots=true&force=true');
+    expect(j.state).toBe('failed');
+    expect(j.error?.code).toBe('LXCQ_INVALID_STATE');
+    expect(j.error?.message).toMatch(/copy-on-write clones \(web1-cow\)/);
+    expect(s.lxcLs()).toContain('web1');
     j = await s.run('DELETE', '/v1/containers/web1-cow');
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     j = await s.run('DELETE', '/v1/containers/web1?withSnapshots=true');
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
-    // withSnapshots on a container that has none is no error (liblxc's own call fails there)
-    j = await s.run('DELETE', '/v1/containers/web2?force=true&withSnapshots=true');
-    expect(j.state, JSON.stringify(j.error)).toBe('completed');
-    for (const n of ['web1-restored', 'idem1']) {
-      j = await s.run('DELETE', `/v1/containers/${n}?force=true`);
+    // withSnapshots on a container that has none is a plain destroy (liblxc itself fails there).
+    for (const n of ['web2', 'web1-restored', 'idem1']) {
+      j = await s.run('DELETE', `/v1/containers/${n}?force=true&withSnapshots=true`);
       expect(j.state, n).toBe('completed');
     }
     expect(s.lxcLs()).toEqual([]);

@@ -48,6 +48,29 @@ export class NameLocks {
     };
   }
 
+  /**
+   * Holds `names` at once when nobody holds or waits for any of them; null otherwise. For work
+   * that must not overlap a job on a container but should not wait for one either (inventory).
+   */
+  tryAcquire(names: readonly string[]): (() => void) | null {
+    if (names.some((n) => this.tails.has(n))) return null;
+    let release!: () => void;
+    const mine = new Promise<void>((resolve) => (release = resolve));
+    for (const n of new Set(names)) {
+      const tail = mine.then(() => {
+        if (this.tails.get(n) === tail) this.tails.delete(n);
+      });
+      this.tails.set(n, tail);
+    }
+    let released = false;
+    return () => {
+      if (!released) {
+        released = true;
+        release();
+      }
+    };
+  }
+
   isHeld(name: string): boolean {
     return this.tails.has(name);
   }

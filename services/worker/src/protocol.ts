@@ -59,6 +59,8 @@ export type LxcRequest =
   | (On<'snapshotCreate'> & { snapName?: string; comment?: string; reply?: SnapshotInfo })
   | (On<'snapshotRestore'> & { snapshot: string; newName?: string; reply?: RawContainerInfo })
   | (On<'snapshotDestroy'> & { snapshot: string; reply?: { existed: boolean } })
+  /** Removes every snapshot (whole or half-made) of the container whose name is not in `keep`. */
+  | (On<'snapshotRollback'> & { keep: string[]; reply?: { removed: string[] } })
   | (On<'checkpoint'> & { dir: string; stop: boolean; reply?: { stopped: boolean } })
   | (On<'restore'> & { dir: string; reply?: RawContainerInfo })
   | (On<'exec'> & {

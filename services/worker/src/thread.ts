@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 /**
  * The piscina thread: runs one blocking liblxc step per task through @lxcq/lxc-ffi and answers
  * with a typed reply. Errors never escape as exceptions: they become ErrorBody values with
@@ -26,6 +27,7 @@ import {
 } from '@lxcq/shared';
 
 type Limits = PayloadOf<'limits.set'>;
+import { toolEnv, toolLogDir } from './leftovers.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
@@ -95,7 +97,8 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
   const cpDir = checkpointDir(c.lxcpath, c.name);
   info.checkpoints = existsSync(cpDir)
     ? readdirSync(cpDir)
-        .filter((d) => statSync(join(cpDir, d)).isDirectory())
+        // a name starting with a dot is a dump in progress (see handlers/checkpoint.ts)
+        .filter((d) => !d.startsWith('.') && statSync(join(cpDir, d)).isDirectory())
         .sort()
     : [];
   if (withConfig) info.config = savedConfig(c);
@@ -176,22 +179,80 @@ export function lxcCopy(
   const args = ['-n', from.name, '-P', from.lxcpath, '-N', to.name, '-p', to.lxcpath];
   if (opts.snapshot) args.push('-s', '-B', 'overlayfs');
   if (opts.keepName) args.push('-K');
-  runLxcTool('lxc-copy', args);
+  runLxcTool('lxc-copy', args, to.lxcpath);
 }
 
-/** Runs one of liblxc's own tools (single-threaded, see lxcCopy) and turns a failure into an error. */
-function runLxcTool(tool: string, args: string[]): void {
-  const r = spawnSync(tool, args, { encoding: 'utf8', timeout: 600_000, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Runs one of liblxc's own tools (single-threaded, see lxcCopy) and turns a failure into an error.
+ * The tool and whatever it starts (rsync) carry the lxcpath they work on in their environment, so
+ * a worker starting after one that died can find and stop them (leftovers.ts).
+ */
+function runLxcTool(tool: string, args: string[], lxcpath: string): void {
+  // The tools print nothing on most failures unless given a log file: their ERROR lines there
+  // explain it. The file is in the lxcpath (a worker starting removes any a dead one left).
+  const logDir = toolLogDir(lxcpath);
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const logFile = join(logDir, `${tool}-${process.pid}-${randomUUID()}.log`);
+  let r: SpawnSyncReturns<string>;
+  let log = '';
+  try {
+    r = spawnSync(tool, [...args, '--logpriority=ERROR', `--logfile=${logFile}`], {
+      encoding: 'utf8',
+      timeout: 600_000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: toolEnv(lxcpath),
+    });
+    if (r.error || r.status !== 0) log = readSafe(logFile);
+  } finally {
+    rmSync(logFile, { force: true });
+  }
   if (r.error || r.status !== 0) {
     const why = r.error ? r.error.message : `exit status ${r.status ?? r.signal}`;
-    throw Object.assign(
-      new Error(`${tool} ${args.join(' ')} failed (${why}): ${`${r.stderr}${r.stdout}`.trim().slice(-600)}`),
-      {
-        code: 'LXCQ_LXC_ERROR',
-        details: { tool, status: r.status },
-      },
-    );
+    // liblxc logs "Snapshot of directory-backed container requested" as an ERROR on every
+    // snapshot: not the reason for anything.
+    const reasons = log
+      .split('\n')
+      .filter(
+        (l) =>
+          / ERROR /.test(l) &&
+          !/directory-backed container requested|copy-clone|overlay clone first|pristine/.test(l),
+      )
+      .map((l) => l.replace(/^.* ERROR\s+/, ''));
+    const detail = [...reasons, `${r.stderr}${r.stdout}`.trim()].filter(Boolean).join('; ');
+    throw Object.assign(new Error(`${tool} ${args.join(' ')} failed (${why}): ${detail.slice(-800)}`), {
+      code: 'LXCQ_LXC_ERROR',
+      details: { tool, status: r.status },
+    });
   }
+}
+
+function readSafe(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The copy-on-write (overlayfs) clones built on a container's rootfs: liblxc lists them in the
+ * container's `lxc_snapshots` file as lxcpath and name lines, and will not destroy it while any remain.
+ */
+export function dependentClones(lxcpath: string, name: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(join(lxcpath, name, 'lxc_snapshots'), 'utf8');
+  } catch {
+    return [];
+  }
+  const lines = text.split('\n').filter((l) => l.length > 0);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < lines.length; i += 2) {
+    const path = lines[i] as string;
+    const clone = lines[i + 1] as string;
+    out.push(path === lxcpath ? clone : `${clone} (in ${path})`);
+  }
+  return out;
 }
 
 const FREEZE_TIMEOUT_MS = 30_000;
@@ -298,6 +359,7 @@ const impl: Impl = {
     // hang for over a minute under load. lxc-freeze in a process of its own can be given up on.
     const res = spawnSync('lxc-freeze', ['-n', r.name, '-P', r.lxcpath], {
       encoding: 'utf8',
+      env: toolEnv(r.lxcpath),
       timeout: FREEZE_TIMEOUT_MS,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -327,6 +389,16 @@ const impl: Impl = {
   destroy: (r) => {
     using c = open(r);
     if (!c.defined) return { existed: false };
+    const clones = dependentClones(r.lxcpath, r.name);
+    if (clones.length > 0) {
+      // liblxc refuses too, with only "destroy failed (errno 2)" to show for it.
+      throw Object.assign(
+        new Error(
+          `Container ${r.name} has copy-on-write clones (${clones.join(', ')}) built on its rootfs; destroy them first.`,
+        ),
+        { code: 'LXCQ_INVALID_STATE', details: { clones } },
+      );
+    }
     const s = c.state;
     if (s !== 'STOPPED') {
       if (!r.force) invalidState(r.name, s, 'stop it first or pass force');
@@ -375,7 +447,7 @@ const impl: Impl = {
     const s = c.state;
     if (s !== 'STOPPED') invalidState(r.name, s, 'rename needs a stopped container');
     // liblxc renames by copying: done by lxc-copy in a process of its own (see lxcCopy).
-    runLxcTool('lxc-copy', ['-n', r.name, '-P', r.lxcpath, '-N', r.newName, '-R']);
+    runLxcTool('lxc-copy', ['-n', r.name, '-P', r.lxcpath, '-N', r.newName, '-R'], r.lxcpath);
     using n = Container.open(r.newName, r.lxcpath);
     return describe(n);
   },
@@ -391,6 +463,17 @@ const impl: Impl = {
   snapshotCreate: (r) => {
     using c = open(r);
     if (!c.defined) notFound(r.name);
+    // liblxc snapshots a directory-backed rootfs by copying it, which it refuses while the
+    // container runs (lxc-snapshot then exits 1 and says nothing without a log).
+    if (
+      c.state !== 'STOPPED' &&
+      !/^(overlay|overlayfs|btrfs|zfs|lvm):/.test(c.getConfigItem('lxc.rootfs.path'))
+    )
+      invalidState(
+        r.name,
+        c.state,
+        'a snapshot of a directory-backed container needs it stopped: stop it first',
+      );
     // lxc-snapshot copies the rootfs in a process of its own (see lxcCopy for why).
     const before = new Set(c.snapshots().map((x) => x.name));
     const args = ['-n', r.name, '-P', r.lxcpath];
@@ -401,7 +484,7 @@ const impl: Impl = {
       args.push('-c', commentFile);
     }
     try {
-      runLxcTool('lxc-snapshot', args);
+      runLxcTool('lxc-snapshot', args, r.lxcpath);
     } finally {
       if (commentFile) rmSync(dirname(commentFile), { recursive: true, force: true });
     }
@@ -417,7 +500,7 @@ const impl: Impl = {
       const snaps = join(r.lxcpath, r.name, 'snaps');
       const commentPath = (n: string) => join(snaps, n, 'comment');
       const comment = existsSync(commentPath(snap)) ? readFileSync(commentPath(snap)) : null;
-      runLxcTool('lxc-copy', ['-n', snap, '-P', snaps, '-N', r.snapName, '-R']);
+      runLxcTool('lxc-copy', ['-n', snap, '-P', snaps, '-N', r.snapName, '-R'], r.lxcpath);
       if (comment !== null) writeFileSync(commentPath(r.snapName), comment);
       name = r.snapName;
     }
@@ -440,15 +523,11 @@ const impl: Impl = {
     if (target === r.name && c.state !== 'STOPPED')
       invalidState(r.name, c.state, 'restoring over a container needs it stopped');
     // Restoring copies the snapshot's rootfs: done by lxc-snapshot in a process of its own.
-    runLxcTool('lxc-snapshot', [
-      '-n',
-      r.name,
-      '-P',
+    runLxcTool(
+      'lxc-snapshot',
+      ['-n', r.name, '-P', r.lxcpath, '-r', r.snapshot, ...(target === r.name ? [] : ['-N', target])],
       r.lxcpath,
-      '-r',
-      r.snapshot,
-      ...(target === r.name ? [] : ['-N', target]),
-    ]);
+    );
     using n = Container.open(target, r.lxcpath);
     return describe(n);
   },
@@ -458,6 +537,27 @@ const impl: Impl = {
     if (!c.snapshots().some((s) => s.name === r.snapshot)) return { existed: false };
     c.destroySnapshot(r.snapshot);
     return { existed: true };
+  },
+  snapshotRollback: (r) => {
+    const snaps = join(r.lxcpath, r.name, 'snaps');
+    if (!existsSync(snaps)) return { removed: [] };
+    const keep = new Set(r.keep);
+    const removed: string[] = [];
+    using c = open(r);
+    const listed = new Set(c.defined ? c.snapshots().map((x) => x.name) : []);
+    for (const entry of readdirSync(snaps)) {
+      if (keep.has(entry)) continue;
+      if (listed.has(entry)) {
+        try {
+          c.destroySnapshot(entry);
+        } catch {
+          // half-made: removed with its directory below
+        }
+      }
+      rmSync(join(snaps, entry), { recursive: true, force: true });
+      removed.push(entry);
+    }
+    return { removed };
   },
   checkpoint: (r) => {
     using c = open(r);

@@ -34,18 +34,23 @@ import {
 } from '@lxcq/telemetry';
 import type { WorkerConfig } from './config.ts';
 import type { HandlerContext } from './handlers/context.ts';
+import { removePartialCheckpoints } from './handlers/checkpoint.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
 import {
   hasLeaving,
   listLeaving,
   listMarkers,
+  listSnapshotIntents,
   readLeaving,
   readMarker,
+  readSnapshotIntent,
   removeLeaving,
   removeMarker,
+  removeSnapshotIntent,
 } from './handlers/markers.ts';
 import { activeFailpoints } from './failpoints.ts';
+import { killLeftoverTools, toolLogDir } from './leftovers.ts';
 import { checkpointDir } from './paths.ts';
 import { StateMonitor } from './monitor.ts';
 import { WorkerMetrics } from './metrics.ts';
@@ -139,6 +144,11 @@ export class LxcqWorker {
     this.loopDelay.enable();
     this.hostInfo = await this.pool.call({ fn: 'hostInfo', lxcpath: this.config.lxcpath });
     await this.store.setHostFlag(this.config.hostId, 'stopped', false);
+    // A worker that died left its copies running: stop them before anything re-runs their jobs.
+    const killed = await killLeftoverTools(this.config.lxcpath);
+    if (killed.length > 0)
+      this.log.warn({ pids: killed }, 'stopped helper processes a previous worker left running');
+    rmSync(toolLogDir(this.config.lxcpath), { recursive: true, force: true });
     await this.sweepMarkers();
     await this.settleMoves();
     await this.startTransferServer();
@@ -219,6 +229,35 @@ export class LxcqWorker {
       await this.pool.call({ fn: 'purge', name, lxcpath: this.config.lxcpath });
       removeMarker(this.config.lxcpath, name);
     }
+    // Dumps that a dead worker never finished (hidden, never listed): nothing can use them.
+    for (const name of await this.pool.call({ fn: 'list', lxcpath: this.config.lxcpath })) {
+      const gone = removePartialCheckpoints(this.config.lxcpath, name);
+      if (gone.length > 0)
+        this.log.warn({ container: name, gone }, 'removed checkpoints a dead worker left half-made');
+    }
+    for (const name of listSnapshotIntents(this.config.lxcpath)) {
+      const intent = readSnapshotIntent(this.config.lxcpath, name);
+      const job = intent ? await this.store.getJob(intent.job) : null;
+      if (job && !isFinal(job.state)) continue; // its job runs again and cleans up itself
+      await this.rollBackSnapshot(name);
+    }
+  }
+
+  /** Removes the snapshot a dead snapshot job half-made on `name` (see SnapshotIntent). */
+  private async rollBackSnapshot(name: string): Promise<void> {
+    const intent = readSnapshotIntent(this.config.lxcpath, name);
+    if (!intent) return;
+    const { removed } = await this.pool.call({
+      fn: 'snapshotRollback',
+      name,
+      lxcpath: this.config.lxcpath,
+      keep: intent.before,
+    });
+    this.log.warn(
+      { container: name, job: intent.job, removed },
+      'removed a snapshot half-made by a job that ended',
+    );
+    removeSnapshotIntent(this.config.lxcpath, name);
   }
 
   /**
@@ -527,22 +566,37 @@ export class LxcqWorker {
         const mine = new Set(names);
         let running = 0;
         for (const name of names) {
-          // A container a job is working on is refreshed by that job when it ends.
-          if (this.locks.isHeld(name)) continue;
-          await this.refresh(name, 'external');
+          // A container a job is working on is refreshed by that job when it ends; holding its
+          // lock meanwhile keeps a job from starting on it before this refresh is written.
+          const release = this.locks.tryAcquire([name]);
+          if (!release) continue;
+          try {
+            await this.refresh(name, 'external');
+          } finally {
+            release();
+          }
           const c = await this.store.getContainer(name);
           if (c && c.state !== 'STOPPED') running++;
         }
         this.runningCount = running;
         this.containerCount = names.length;
         for (const c of await this.store.listContainers()) {
-          if (c.host === this.config.hostId && !mine.has(c.name) && !this.locks.isHeld(c.name)) {
+          if (c.host !== this.config.hostId || mine.has(c.name)) continue;
+          const release = this.locks.tryAcquire([c.name]);
+          if (!release) continue;
+          try {
+            // Not in the list read above, but a job may have made it since (and ended): only a
+            // container liblxc does not know now, with no job on it, is gone.
+            const now = await this.pool.call({ fn: 'info', name: c.name, lxcpath: this.config.lxcpath });
+            if (now.defined) continue;
             await this.store.deleteContainer(c.name);
             await this.store.addEvent(
               'container.destroyed',
               { source: 'external' },
               { host: this.config.hostId, container: c.name },
             );
+          } finally {
+            release();
           }
         }
       } finally {
@@ -585,6 +639,9 @@ export class LxcqWorker {
     const first = await this.store.getJob(data.id);
     if (!first || isFinal(first.state)) {
       span.addEvent('skipped: the job had already ended (cancelled while queued, or expired)');
+      // Cancelled while queued, expired, or ended by a worker that died before it could free the
+      // names the job reserved (BullMQ hands it out again): free them now, or they stay taken.
+      for (const n of data.locks) await this.store.releaseName(n, data.id).catch(() => undefined);
       return;
     }
     const release = await this.locks.acquire(data.locks);
@@ -717,31 +774,55 @@ export class LxcqWorker {
     }
   }
 
-  /** BullMQ gave a job up (its worker died twice while running it): end our record too. */
+  /**
+   * BullMQ gave a job up (its worker died twice while running it, or the processor itself threw):
+   * end our record too, and undo what the dead attempts left: a half-made container (its
+   * creating-marker names this job) is removed, and the names the job reserved are freed, so
+   * nothing stays locked until the reservation's TTL runs out.
+   */
   private async giveUp(data: QueuedJobData, err: Error): Promise<void> {
     const job = await this.store.getJob(data.id);
-    if (!job || isFinal(job.state)) return;
-    const error = {
-      code: 'LXCQ_WORKER_LOST' as const,
-      message: `The worker running this job died repeatedly (${err.message}); the job was given up.`,
-    };
-    await this.store.finishJob(job, 'failed', { error });
-    await this.store.addEvent(
-      'job.failed',
-      { operation: job.operation, error },
-      { host: this.config.hostId, container: job.container, job: job.id },
-    );
-    this.metrics.jobs.inc({ operation: job.operation, outcome: 'failed' });
-    this.metrics.jobFailures.inc({ operation: job.operation, code: error.code });
-    this.log.warn(
-      {
-        jobId: job.id,
-        container: job.container,
-        operation: job.operation,
-        ...(job.requestId ? { requestId: job.requestId } : {}),
-        code: error.code,
-      },
-      'job given up: its worker died repeatedly',
-    );
+    const release = await this.locks.acquire(data.locks);
+    try {
+      for (const n of data.locks) {
+        if (readMarker(this.config.lxcpath, n) !== data.id) continue;
+        this.log.warn({ container: n, job: data.id }, 'removing a container half-made by a job given up');
+        await this.pool.call({ fn: 'purge', name: n, lxcpath: this.config.lxcpath });
+        removeMarker(this.config.lxcpath, n);
+      }
+      for (const n of data.locks)
+        if (readSnapshotIntent(this.config.lxcpath, n)?.job === data.id) await this.rollBackSnapshot(n);
+      if (job && !isFinal(job.state)) {
+        const stalled = /stalled/i.test(err.message);
+        const error = {
+          code: stalled ? ('LXCQ_WORKER_LOST' as const) : ('LXCQ_INTERNAL' as const),
+          message: stalled
+            ? `The worker running this job died repeatedly (${err.message}); the job was given up.`
+            : `The worker could not finish this job: ${err.message}`,
+        };
+        await this.store.finishJob(job, 'failed', { error });
+        await this.store.addEvent(
+          'job.failed',
+          { operation: job.operation, error },
+          { host: this.config.hostId, container: job.container, job: job.id },
+        );
+        this.metrics.jobs.inc({ operation: job.operation, outcome: 'failed' });
+        this.metrics.jobFailures.inc({ operation: job.operation, code: error.code });
+        this.log.warn(
+          {
+            jobId: job.id,
+            container: job.container,
+            operation: job.operation,
+            ...(job.requestId ? { requestId: job.requestId } : {}),
+            code: error.code,
+          },
+          'job given up',
+        );
+      }
+      for (const n of data.locks) await this.store.releaseName(n, data.id);
+      await this.settle(new Set(data.locks), data.id, this.log);
+    } finally {
+      release();
+    }
   }
 }

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { LxcqError } from '@lxcq/shared';
 import type { RawContainerInfo } from '../protocol.ts';
 import { on, type HandlerContext } from './context.ts';
@@ -29,6 +31,13 @@ export async function makeContainer(
         `A container named ${name} already exists on host ${ctx.host}.`,
       );
     }
+    // Something lxcq did not make (no marker) and liblxc does not know: not ours to overwrite,
+    // nor to remove when making the container fails.
+    if (existsSync(join(ctx.lxcpath, name)))
+      throw new LxcqError(
+        'LXCQ_CONTAINER_EXISTS',
+        `${join(ctx.lxcpath, name)} exists on host ${ctx.host} and is not a container; remove it or pick another name.`,
+      );
   }
   writeMarker(ctx.lxcpath, name, ctx.job.id);
   let made: RawContainerInfo;

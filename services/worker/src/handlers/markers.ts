@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -101,4 +101,53 @@ export function removeLeaving(lxcpath: string, name: string): void {
 
 export function listLeaving(lxcpath: string): string[] {
   return list(lxcpath, 'leaving');
+}
+
+/**
+ * A snapshot job's intent, written before lxc-snapshot runs and removed once the snapshot is whole
+ * (and named as asked): the job and the snapshot directories the container had before. One found
+ * later means a worker died mid-way: every snapshot directory not in `before` is half-made or
+ * unrecorded, and is removed before the job runs again (or when it is given up), so a re-run never
+ * leaves a second snapshot behind.
+ */
+export interface SnapshotIntent {
+  job: string;
+  before: string[];
+}
+
+function intentPath(lxcpath: string, container: string): string {
+  return join(lxcpath, '.lxcq', 'snapshotting', container);
+}
+
+export function writeSnapshotIntent(lxcpath: string, container: string, intent: SnapshotIntent): void {
+  mkdirSync(join(lxcpath, '.lxcq', 'snapshotting'), { recursive: true, mode: 0o700 });
+  writeFileSync(intentPath(lxcpath, container), JSON.stringify(intent));
+}
+
+export function readSnapshotIntent(lxcpath: string, container: string): SnapshotIntent | null {
+  try {
+    const v = JSON.parse(readFileSync(intentPath(lxcpath, container), 'utf8')) as Partial<SnapshotIntent>;
+    return typeof v.job === 'string' && Array.isArray(v.before) ? { job: v.job, before: v.before } : null;
+  } catch {
+    return null;
+  }
+}
+
+export function removeSnapshotIntent(lxcpath: string, container: string): void {
+  rmSync(intentPath(lxcpath, container), { force: true });
+}
+
+/** Containers with a snapshot intent in this lxcpath. */
+export function listSnapshotIntents(lxcpath: string): string[] {
+  try {
+    return readdirSync(join(lxcpath, '.lxcq', 'snapshotting'));
+  } catch {
+    return [];
+  }
+}
+
+/** The entries of a container's snapshot directory (whole snapshots or not). */
+export function snapshotDirs(lxcpath: string, container: string): string[] {
+  const dir = join(lxcpath, container, 'snaps');
+  return existsSync(dir) ? readdirSync(dir).sort() : [];
 }
