@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ErrorBody } from './errors.ts';
 import type { EventDataMap, EventType, LxcqEvent } from './events.ts';
-import type { Job, JobProgress, JobState } from './job.ts';
+import { isFinal, type Job, type JobProgress, type JobState } from './job.ts';
 import type { Keys } from './keys.ts';
 import type { ContainerInfo } from './operations/index.ts';
 
@@ -161,6 +161,27 @@ export class Store {
       if (r !== null && r > pos) pos = r;
     }
     return pos;
+  }
+
+  /**
+   * An unfinished job submitted before `job` on one of its locks (the pending sets hold the
+   * submission order), or null when `job` is first on all of them. An entry whose job has ended
+   * or expired is dropped on the way (it would block the container until it was).
+   */
+  async jobAhead(job: Pick<StoredJob, 'id' | 'locks'>): Promise<string | null> {
+    for (const lock of job.locks) {
+      const key = this.keys.pending(lock);
+      const mine = await this.redis.zscore(key, job.id);
+      if (mine === null) continue;
+      for (;;) {
+        const [first] = await this.redis.zrangebyscore(key, '-inf', `(${mine}`, 'LIMIT', 0, 1);
+        if (first === undefined) break;
+        const state = await this.redis.hget(this.keys.job(first), 'state');
+        if (state !== null && !isFinal(JSON.parse(state) as JobState)) return first;
+        await this.redis.zrem(key, first);
+      }
+    }
+    return null;
   }
 
   /** Atomically moves a job from one of `from` to `to`, writing `fields`. False when it was elsewhere. */

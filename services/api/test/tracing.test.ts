@@ -167,17 +167,20 @@ describe('tracing', () => {
     const r = await s.http<Job>('POST', '/v1/containers/tr1/migrate?wait=120', { targetHost: 'h2' });
     expect(r.body.state, JSON.stringify(r.body.error)).toBe('completed');
     await tracing.flush();
+    // Each worker exports on its own schedule: wait for the target's receive and the source's job.
     let receive: Received | undefined;
-    for (let i = 0; i < 100 && !receive; i++) {
+    let job: Received | undefined;
+    for (let i = 0; i < 150 && !(receive && job); i++) {
       receive = rx.spans.find(
         (x) => x.name === 'transfer receive migrate' && attr(x, 'lxcq.job.id') === r.body.id,
       );
-      if (!receive) await sleep(100);
+      job = rx.spans.find((x) => x.name === 'job migrate' && x.traceId === receive?.traceId);
+      if (!(receive && job)) await sleep(100);
     }
     expect(receive, 'the target worker traced the receive').toBeDefined();
+    expect(job, "the source's job span is in the same trace").toBeDefined();
     expect(attr(receive as Received, 'lxcq.host')).toBe('h2');
     const trace = rx.spans.filter((x) => x.traceId === receive?.traceId);
-    const job = trace.find((x) => x.name === 'job migrate');
     expect(attr(job as Received, 'lxcq.host')).toBe(s.hostId);
     // the receive's parent is a span of the source's job (the job span itself, as it streams)
     expect(trace.find((x) => x.spanId === receive?.parentSpanId)?.name).toBe('job migrate');

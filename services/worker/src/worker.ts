@@ -445,7 +445,7 @@ export class LxcqWorker {
     if (this.closing) return;
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
-    await this.bull?.close();
+    await this.closeQueueWorker();
     await this.queue?.close();
     await this.transfer?.close();
     await this.inventoryRunning;
@@ -459,6 +459,31 @@ export class LxcqWorker {
       .catch(() => undefined);
     this.loopDelay.disable();
     this.redis.disconnect();
+  }
+
+  /**
+   * Stops taking jobs and waits for the running ones. BullMQ's close() can hang when SIGTERM
+   * arrives while its connection is still reconnecting after a Redis restart
+   * (taskforcesh/bullmq#4656): once none of this worker's jobs runs, it gets 5 s more, then it is
+   * forced, so a stop never hangs until the supervisor's SIGKILL.
+   */
+  private async closeQueueWorker(): Promise<void> {
+    const bull = this.bull;
+    if (!bull) return;
+    let done = false;
+    const closed = bull.close().finally(() => (done = true));
+    const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+    const stuck = (async () => {
+      while (!done && this.jobsInFlight > 0) await pause(100);
+      for (let waited = 0; !done && waited < 5000; waited += 100) await pause(100);
+      return !done;
+    })();
+    if (await Promise.race([closed.then(() => false), stuck])) {
+      this.log.warn(
+        'the queue connection did not close 5 s after the last job ended (Redis reconnecting?); forcing it',
+      );
+      await Promise.race([bull.close(true).catch(() => undefined), pause(2000)]);
+    }
   }
 
   private async heartbeat(): Promise<void> {
@@ -644,7 +669,15 @@ export class LxcqWorker {
       for (const n of data.locks) await this.store.releaseName(n, data.id).catch(() => undefined);
       return;
     }
-    const release = await this.locks.acquire(data.locks);
+    let release = await this.locks.acquire(data.locks);
+    // BullMQ can hand out two jobs of one container out of order (its fetches race): the locks
+    // above follow arrival, the pending sets in Redis follow submission. A job that finds an
+    // earlier one still unfinished lets it pass and comes back.
+    for (let i = 1; (await this.store.jobAhead(data)) !== null; i++) {
+      release();
+      await new Promise((r) => setTimeout(r, Math.min(50, 5 * i)));
+      release = await this.locks.acquire(data.locks);
+    }
     span.addEvent('container locks taken');
     for (const n of data.locks) this.jobOn.set(n, data.id);
     try {

@@ -129,6 +129,8 @@ function judge(req: RawReq, res: RawRes): string | null {
   if (res.status === 101) return null;
   if (req.method === 'HEAD') return res.status < 500 ? null : `HEAD answered ${res.status}`;
   if (res.status >= 200 && res.status < 300) return null;
+  // the dashboard's front door: / and /ui redirect to /ui/ (nothing else redirects)
+  if (res.status === 302 && res.headers['location'] === '/ui/') return null;
   if (res.status < 400) return `answered ${res.status}`;
   let parsed: { error?: { code?: unknown; message?: unknown } };
   try {
