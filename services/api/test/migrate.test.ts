@@ -129,6 +129,24 @@ async function waitExit(host: string): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
   expect(child.signalCode).toBe('SIGKILL');
 }
+/**
+ * Makes `name` on h2, restarts h2 with a failpoint, and submits its move to h1: returns the
+ * submitted job once h2 has killed itself at that point.
+ */
+async function moveFromH2Dying(name: string, failpoint: string): Promise<{ body: { id: string } }> {
+  await s.restartHost('h2', { LXCQ_FAILPOINTS: failpoint });
+  const j = await s.run('POST', '/v1/containers', {
+    name,
+    template: 'busybox',
+    config: TEST_CONFIG,
+    host: 'h2',
+  });
+  expect(j.state, JSON.stringify(j.error)).toBe('completed');
+  const sub = await s.http<{ id: string }>('POST', `/v1/containers/${name}/migrate`, { targetHost: 'h1' });
+  expect(sub.status).toBe(202);
+  await waitExit('h2');
+  return sub;
+}
 const registryHost = async (name: string) =>
   (await s.http<{ host: string }>('GET', `/v1/containers/${name}`)).body.host;
 
@@ -403,19 +421,9 @@ describe('migrate', () => {
   });
 
   it('a source killed after the target took the container removes its stale copy and never takes it back', async () => {
-    await s.restartHost('h2', { LXCQ_FAILPOINTS: 'migrate.before-purge' });
-    let j = await s.run('POST', '/v1/containers', {
-      name: 'mk1',
-      template: 'busybox',
-      config: TEST_CONFIG,
-      host: 'h2',
-    });
-    expect(j.state, JSON.stringify(j.error)).toBe('completed');
     const from = (await s.redis.xrevrange('lxcq:events', '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-    const sub = await s.http<{ id: string }>('POST', '/v1/containers/mk1/migrate', { targetHost: 'h1' });
-    expect(sub.status).toBe(202);
-    // h2 dies (SIGKILL) in the window: h1 owns the container, h2 still has its copy.
-    await waitExit('h2');
+    const sub = await moveFromH2Dying('mk1', 'migrate.before-purge');
+    // h2 died (SIGKILL) in the window: h1 owns the container, h2 still has its copy.
     expect(await registryHost('mk1')).toBe('h1');
     expect(ls('h1')).toContain('mk1');
     expect(ls('h2')).toContain('mk1');
@@ -424,7 +432,7 @@ describe('migrate', () => {
     await s.restartHost('h2');
     expect(ls('h2')).not.toContain('mk1');
     expect(leaving('h2')).toEqual([]);
-    j = await s.wait(sub.body.id);
+    let j = await s.wait(sub.body.id);
     expect(j.error?.code).toBe('LXCQ_WORKER_LOST');
     await sleep(2500); // an inventory pass of h2 (LXCQ_INVENTORY_MS 2000 in tests)
     expect(await registryHost('mk1')).toBe('h1');
@@ -442,17 +450,7 @@ describe('migrate', () => {
   });
 
   it('a source killed before the transfer keeps the container, and a late target cannot take it', async () => {
-    await s.restartHost('h2', { LXCQ_FAILPOINTS: 'migrate.before-transfer' });
-    let j = await s.run('POST', '/v1/containers', {
-      name: 'mk2',
-      template: 'busybox',
-      config: TEST_CONFIG,
-      host: 'h2',
-    });
-    expect(j.state, JSON.stringify(j.error)).toBe('completed');
-    const sub = await s.http<{ id: string }>('POST', '/v1/containers/mk2/migrate', { targetHost: 'h1' });
-    expect(sub.status).toBe(202);
-    await waitExit('h2');
+    const sub = await moveFromH2Dying('mk2', 'migrate.before-transfer');
     const marker = JSON.parse(
       readFileSync(join(lxcpaths.get('h2') as string, '.lxcq', 'leaving', 'mk2'), 'utf8'),
     ) as { transfer: string; to: string };
@@ -463,7 +461,7 @@ describe('migrate', () => {
     expect(await s.redis.get(`lxcq:xfer:outcome:${marker.transfer}`)).toBe('aborted');
     expect(ls('h2')).toContain('mk2');
     expect(ls('h1')).not.toContain('mk2');
-    j = await s.wait(sub.body.id);
+    let j = await s.wait(sub.body.id);
     expect(j.error?.code).toBe('LXCQ_WORKER_LOST');
     expect(await registryHost('mk2')).toBe('h2');
     // and it moves fine afterwards

@@ -15,11 +15,12 @@ import {
   parseEventFilter,
   type EventFilter,
   type LxcqEvent,
+  type StoredJob,
 } from '@lxcq/shared';
 // The SDK lives in packages/client (which depends on this package for its own tests): imported
 // by path, so the workspace has no dependency cycle.
 import { LxcqClient } from '../../../../packages/client/src/index.ts';
-import { TOKEN } from '../harness.ts';
+import { TEST_CONFIG, TOKEN } from '../harness.ts';
 import { percentile } from './report.ts';
 import type { FaultStack } from './stack.ts';
 
@@ -316,4 +317,32 @@ export function listenerQueries(containers: readonly string[], n: number): Recor
     }
   }
   return out;
+}
+
+/**
+ * Creates and starts `count` busybox containers named `<prefix>0..`, then subscribes `subscribers`
+ * listeners (SDK and raw WebSocket in turn) from the stream's head. The listeners are pushed into
+ * `into` as they are made, so the caller's clean-up finds them even when this throws half-way.
+ */
+export async function runningContainersWithListeners(
+  s: FaultStack,
+  o: { prefix: string; count: number; subscribers: number; into: Listener[] },
+): Promise<{ containers: string[]; since: string }> {
+  const containers = Array.from({ length: o.count }, (_, i) => `${o.prefix}${i}`);
+  await Promise.all(
+    containers.map(async (name) => {
+      const r = await s.http<StoredJob>('POST', '/v1/containers?wait=120', {
+        name,
+        template: 'busybox',
+        config: TEST_CONFIG,
+        start: true,
+      });
+      if (r.status !== 200 || r.body.state !== 'completed') throw new Error(`create ${name}: ${r.text}`);
+    }),
+  );
+  const since = (await s.redis.xrevrange(s.keys.events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+  listenerQueries(containers, o.subscribers).forEach((q, i) =>
+    o.into.push(i % 2 === 0 ? sdkListener(s, `sdk#${i}`, q, since) : rawListener(s, `ws#${i}`, q, since)),
+  );
+  return { containers, since };
 }

@@ -7,16 +7,12 @@
  * event missed, none twice. Every job accepted ends definitely; nothing is left behind.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StoredJob } from '@lxcq/shared';
-import { TEST_CONFIG } from '../../harness.ts';
 import { findOrphans, formatOutcomes, settle, unfinishedJobs } from '../audit.ts';
 import {
   Loader,
   checkListeners,
   delaySummary,
-  listenerQueries,
-  rawListener,
-  sdkListener,
+  runningContainersWithListeners,
   type Listener,
 } from '../load.ts';
 import { emptyResult, rng, type CaseOptions, type CaseResult } from '../report.ts';
@@ -31,25 +27,12 @@ export async function apiRestartCase(o: CaseOptions): Promise<CaseResult> {
   const s = await FaultStack.start({ appendfsync: 'everysec' });
   const listeners: Listener[] = [];
   try {
-    const containers = Array.from({ length: full ? 10 : 4 }, (_, i) => `a${i}`);
-    await Promise.all(
-      containers.map(async (name) => {
-        const r = await s.http<StoredJob>('POST', '/v1/containers?wait=120', {
-          name,
-          template: 'busybox',
-          config: TEST_CONFIG,
-          start: true,
-        });
-        if (r.status !== 200 || r.body.state !== 'completed') throw new Error(`create ${name}: ${r.text}`);
-      }),
-    );
-    const since = (await s.redis.xrevrange(s.keys.events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-    const queries = listenerQueries(containers, full ? 60 : 10);
-    queries.forEach((q, i) =>
-      listeners.push(
-        i % 2 === 0 ? sdkListener(s, `sdk#${i}`, q, since) : rawListener(s, `ws#${i}`, q, since),
-      ),
-    );
+    const { containers, since } = await runningContainersWithListeners(s, {
+      prefix: 'a',
+      count: full ? 10 : 4,
+      subscribers: full ? 60 : 10,
+      into: listeners,
+    });
     const loader = new Loader(s, containers, { perLaneIntervalMs: full ? 200 : 250 });
     loader.start();
     const restarts = full ? 6 : 2;

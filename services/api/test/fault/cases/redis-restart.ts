@@ -12,15 +12,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isFinal, type StoredJob } from '@lxcq/shared';
-import { TEST_CONFIG } from '../../harness.ts';
 import { findOrphans, formatOutcomes, settle, unfinishedJobs } from '../audit.ts';
 import {
   Loader,
   checkListeners,
   delaySummary,
-  listenerQueries,
-  rawListener,
-  sdkListener,
+  runningContainersWithListeners,
   type Listener,
 } from '../load.ts';
 import { emptyResult, rng, type CaseOptions, type CaseResult } from '../report.ts';
@@ -38,25 +35,12 @@ export async function redisRestartCase(
   const s = await FaultStack.start({ appendfsync });
   const listeners: Listener[] = [];
   try {
-    const containers = Array.from({ length: full ? 12 : 6 }, (_, i) => `r${i}`);
-    await Promise.all(
-      containers.map(async (name) => {
-        const r = await s.http<StoredJob>('POST', '/v1/containers?wait=120', {
-          name,
-          template: 'busybox',
-          config: TEST_CONFIG,
-          start: true,
-        });
-        if (r.status !== 200 || r.body.state !== 'completed') throw new Error(`create ${name}: ${r.text}`);
-      }),
-    );
-    const since = (await s.redis.xrevrange(s.keys.events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-    const queries = listenerQueries(containers, full ? 40 : 8);
-    queries.forEach((q, i) =>
-      listeners.push(
-        i % 2 === 0 ? sdkListener(s, `sdk#${i}`, q, since) : rawListener(s, `ws#${i}`, q, since),
-      ),
-    );
+    const { containers, since } = await runningContainersWithListeners(s, {
+      prefix: 'r',
+      count: full ? 12 : 6,
+      subscribers: full ? 40 : 8,
+      into: listeners,
+    });
     const loader = new Loader(s, containers, { perLaneIntervalMs: full ? 150 : 200 });
     loader.start();
     const restarts = full ? 6 : 2;
