@@ -417,6 +417,7 @@ export class LxcqWorker {
   inventory(): Promise<void> {
     this.inventoryRunning ??= (async () => {
       try {
+        const startedAt = Date.now();
         const names = await this.pool.call({ fn: 'list', lxcpath: this.config.lxcpath });
         const mine = new Set(names);
         let running = 0;
@@ -444,6 +445,10 @@ export class LxcqWorker {
             // container liblxc does not know now, with no job on it, is gone.
             const now = await this.pool.call({ fn: 'info', name: c.name, lxcpath: this.config.lxcpath });
             if (now.defined) continue;
+            // A record written since this inventory began (a job's, a transfer's) is newer than
+            // anything read here.
+            const cur = await this.store.getContainer(c.name);
+            if (!cur || Date.parse(cur.updatedAt) >= startedAt) continue;
             await this.store.deleteContainer(c.name);
             await this.store.addEvent(
               'container.destroyed',
