@@ -473,7 +473,10 @@ export class LxcqWorker {
     if (!first || isFinal(first.state)) {
       // Cancelled while queued, expired, or ended by a worker that died before it could free the
       // names the job reserved (BullMQ hands it out again): free them now, or they stay taken.
-      for (const n of data.locks) await this.store.releaseName(n, data.id).catch(() => undefined);
+      for (const n of data.locks) {
+        await this.store.releaseName(n, data.id).catch(() => undefined);
+        await this.redis.zrem(this.keys.pending(n), data.id).catch(() => undefined);
+      }
       return;
     }
     const release = await this.locks.acquire(data.locks);
