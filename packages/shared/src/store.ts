@@ -233,8 +233,12 @@ export class Store {
     const fields: Partial<StoredJob> = { finishedAt: new Date().toISOString() };
     if (outcome.result !== undefined) fields.result = outcome.result;
     if (outcome.error !== undefined) fields.error = outcome.error;
-    const moved = await this.transition(job.id, from, state, fields);
+    // One MULTI: the state change and leaving the lock queues happen together, so a process dying
+    // in between cannot leave an ended job in a lock queue (it would count in every later job's
+    // queue position on that container).
     const m = this.redis.multi();
+    const flat = Object.entries(this.encodeJob(fields)).flat();
+    m.eval(TRANSITION, 1, this.keys.job(job.id), from.join(','), enc(state), ...flat);
     for (const lock of job.locks) m.zrem(this.keys.pending(lock), job.id);
     m.expire(this.keys.job(job.id), this.jobRetentionSec);
     m.rpush(
@@ -243,8 +247,10 @@ export class Store {
     );
     m.expire(this.keys.jobLog(job.id), this.jobRetentionSec);
     m.publish(this.keys.jobDone, job.id);
-    await m.exec();
-    return moved;
+    const res = await m.exec();
+    const [err, moved] = res?.[0] ?? [new Error('MULTI discarded'), 0];
+    if (err) throw err;
+    return moved === 1;
   }
 
   /**

@@ -239,9 +239,13 @@ describe('a worker killed mid-operation', () => {
     expect(r.status).toBe(202);
     expect(await s.redis.get(`lxcq:claim:rn2`)).toBe(r.body.id);
     await s.redis.hset(`lxcq:job:${r.body.id}`, 'state', JSON.stringify('completed'));
+    expect(await s.redis.zscore('lxcq:pending:rn1', r.body.id)).not.toBeNull();
     await s.startWorker();
     for (let i = 0; i < 200 && (await s.redis.get('lxcq:claim:rn2')) !== null; i++) await sleep(50);
     expect(await s.redis.get('lxcq:claim:rn2')).toBeNull();
+    // nor does it stay in the container's lock queue (it would count in later queue positions)
+    expect(await s.redis.zscore('lxcq:pending:rn1', r.body.id)).toBeNull();
+    expect(await s.redis.zscore('lxcq:pending:rn2', r.body.id)).toBeNull();
     // the name is free: a create may take it
     const again = await s.run('POST', '/v1/containers', {
       name: 'rn2',

@@ -587,6 +587,7 @@ export class LxcqWorker {
     this.inventoryRunning ??= (async () => {
       try {
         await this.settleMoves();
+        const startedAt = Date.now();
         const names = await this.pool.call({ fn: 'list', lxcpath: this.config.lxcpath });
         const mine = new Set(names);
         let running = 0;
@@ -614,6 +615,10 @@ export class LxcqWorker {
             // container liblxc does not know now, with no job on it, is gone.
             const now = await this.pool.call({ fn: 'info', name: c.name, lxcpath: this.config.lxcpath });
             if (now.defined) continue;
+            // A record written since this inventory began (a job's, a transfer's) is newer than
+            // anything read here.
+            const cur = await this.store.getContainer(c.name);
+            if (!cur || Date.parse(cur.updatedAt) >= startedAt) continue;
             await this.store.deleteContainer(c.name);
             await this.store.addEvent(
               'container.destroyed',
@@ -666,7 +671,10 @@ export class LxcqWorker {
       span.addEvent('skipped: the job had already ended (cancelled while queued, or expired)');
       // Cancelled while queued, expired, or ended by a worker that died before it could free the
       // names the job reserved (BullMQ hands it out again): free them now, or they stay taken.
-      for (const n of data.locks) await this.store.releaseName(n, data.id).catch(() => undefined);
+      for (const n of data.locks) {
+        await this.store.releaseName(n, data.id).catch(() => undefined);
+        await this.redis.zrem(this.keys.pending(n), data.id).catch(() => undefined);
+      }
       return;
     }
     let release = await this.locks.acquire(data.locks);

@@ -50,8 +50,9 @@ export function cheapJob(container: string, i: number): JobSpec {
 
 export class Loader {
   readonly accepted: string[] = [];
-  /** Submission time of each accepted job (ms since epoch). */
+  /** When each accepted job's request was sent, and when its 202 came back (ms since epoch). */
   readonly submittedAt = new Map<string, number>();
+  readonly acceptedAt = new Map<string, number>();
   /** Refusals by "status code" (e.g. "503 LXCQ_REDIS_UNAVAILABLE"). */
   readonly refused = new Map<string, number>();
   /** Answers no client should ever see (a 5xx other than 503, a body without an error code). */
@@ -109,6 +110,7 @@ export class Loader {
     if ((res.status === 202 || res.status === 200) && res.body.id) {
       this.accepted.push(res.body.id);
       this.submittedAt.set(res.body.id, t);
+      this.acceptedAt.set(res.body.id, Date.now());
       return res.body.id;
     }
     const code = res.body.error?.code;

@@ -109,7 +109,8 @@ export async function loadCase(o: CaseOptions): Promise<CaseResult> {
       result.problems.push(`job ended without a clear code: ${u}`);
     for (const u of loader.unexpected.slice(0, 20)) result.problems.push(`unexpected answer: ${u}`);
     for (const u of await unfinishedJobs(s)) result.problems.push(`job record never ended: ${u}`);
-    // one at a time per container, in submission order
+    // One at a time per container, and in submission order: a job sent after another's 202 came
+    // back starts after that one ended (requests in flight together have no order between them).
     const byContainer = new Map<string, StoredJob[]>();
     for (const j of settled.jobs.values()) {
       const l = byContainer.get(j.container) ?? [];
@@ -117,18 +118,25 @@ export async function loadCase(o: CaseOptions): Promise<CaseResult> {
       byContainer.set(j.container, l);
     }
     let orderViolations = 0;
+    const t = (v: string | undefined) => (v ? Date.parse(v) : NaN);
     for (const [c, jobs] of byContainer) {
-      jobs.sort((a, b) => a.seq - b.seq);
+      jobs.sort((a, b) => t(a.startedAt) - t(b.startedAt));
       for (let i = 1; i < jobs.length; i++) {
-        const prev = jobs[i - 1] as StoredJob;
-        const cur = jobs[i] as StoredJob;
-        if (!prev.finishedAt || !cur.startedAt || Date.parse(cur.startedAt) < Date.parse(prev.finishedAt)) {
-          if (orderViolations++ < 5)
+        const a = jobs[i - 1] as StoredJob;
+        const b = jobs[i] as StoredJob;
+        if (t(b.startedAt) < t(a.finishedAt) && orderViolations++ < 5)
+          result.problems.push(
+            `on ${c}, job #${b.seq} started ${b.startedAt} while #${a.seq} ran (ended ${a.finishedAt})`,
+          );
+      }
+      for (const a of jobs)
+        for (const b of jobs) {
+          const sentAfter = (loader.submittedAt.get(b.id) ?? 0) > (loader.acceptedAt.get(a.id) ?? Infinity);
+          if (sentAfter && t(b.startedAt) < t(a.finishedAt) && orderViolations++ < 5)
             result.problems.push(
-              `on ${c}, job #${cur.seq} started ${cur.startedAt} before #${prev.seq} ended ${prev.finishedAt}`,
+              `on ${c}, job #${b.seq}, sent after #${a.seq} was accepted, started before it ended`,
             );
         }
-      }
     }
     const ev = await checkListeners(s, listeners, since, 120_000);
     result.problems.push(...ev.problems);
