@@ -131,9 +131,13 @@ async function waitExit(host: string): Promise<void> {
 }
 /**
  * Makes `name` on h2, restarts h2 with a failpoint, and submits its move to h1: returns the
- * submitted job once h2 has killed itself at that point.
+ * submitted job once h2 has killed itself at that point, and the event cursor from just before
+ * the move (after the create).
  */
-async function moveFromH2Dying(name: string, failpoint: string): Promise<{ body: { id: string } }> {
+async function moveFromH2Dying(
+  name: string,
+  failpoint: string,
+): Promise<{ sub: { body: { id: string } }; from: string }> {
   await s.restartHost('h2', { LXCQ_FAILPOINTS: failpoint });
   const j = await s.run('POST', '/v1/containers', {
     name,
@@ -142,10 +146,11 @@ async function moveFromH2Dying(name: string, failpoint: string): Promise<{ body:
     host: 'h2',
   });
   expect(j.state, JSON.stringify(j.error)).toBe('completed');
+  const from = (await s.redis.xrevrange('lxcq:events', '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
   const sub = await s.http<{ id: string }>('POST', `/v1/containers/${name}/migrate`, { targetHost: 'h1' });
   expect(sub.status).toBe(202);
   await waitExit('h2');
-  return sub;
+  return { sub, from };
 }
 const registryHost = async (name: string) =>
   (await s.http<{ host: string }>('GET', `/v1/containers/${name}`)).body.host;
@@ -421,8 +426,7 @@ describe('migrate', () => {
   });
 
   it('a source killed after the target took the container removes its stale copy and never takes it back', async () => {
-    const from = (await s.redis.xrevrange('lxcq:events', '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-    const sub = await moveFromH2Dying('mk1', 'migrate.before-purge');
+    const { sub, from } = await moveFromH2Dying('mk1', 'migrate.before-purge');
     // h2 died (SIGKILL) in the window: h1 owns the container, h2 still has its copy.
     expect(await registryHost('mk1')).toBe('h1');
     expect(ls('h1')).toContain('mk1');
@@ -450,7 +454,7 @@ describe('migrate', () => {
   });
 
   it('a source killed before the transfer keeps the container, and a late target cannot take it', async () => {
-    const sub = await moveFromH2Dying('mk2', 'migrate.before-transfer');
+    const { sub } = await moveFromH2Dying('mk2', 'migrate.before-transfer');
     const marker = JSON.parse(
       readFileSync(join(lxcpaths.get('h2') as string, '.lxcq', 'leaving', 'mk2'), 'utf8'),
     ) as { transfer: string; to: string };
