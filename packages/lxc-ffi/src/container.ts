@@ -195,6 +195,19 @@ function sleepMs(ms: number): void {
   Atomics.wait(sleepCell, 0, 0, ms);
 }
 
+/** How long shutdown/reboot wait at most for init to be ready for its signal. */
+const INIT_READY_MAX_SEC = 5;
+
+/** A signal as lxc.signal.* writes it ("SIGTERM", "TERM", "15", "SIGRTMIN+3") to its number. */
+function signalNumber(name: string): number | undefined {
+  const v = name.trim().toUpperCase();
+  if (/^\d+$/.test(v)) return Number(v);
+  const full = v.startsWith('SIG') ? v : `SIG${v}`;
+  const rt = /^SIGRTMIN\+(\d+)$/.exec(full);
+  if (rt) return 34 + Number(rt[1]);
+  return (osConstants.signals as Record<string, number | undefined>)[full];
+}
+
 function isState(s: unknown): s is ContainerState {
   return typeof s === 'string' && (STATES as readonly string[]).includes(s);
 }
@@ -531,18 +544,57 @@ export class Container implements Disposable {
     this.check(this.call('stop'), 'LXC_STOP_FAILED', 'stop', 'c->stop failed');
   }
 
-  /** Asks init to halt (lxc.signal.halt); true when it stopped within timeoutSec. */
+  /** Asks init to halt (lxc.signal.halt); true when it stopped within timeoutSec. Waits first
+   * (see awaitInitSignal) until init can receive the signal. */
   shutdown(timeoutSec: number): boolean {
     this.requireRunning('shutdown');
+    this.awaitInitSignal('lxc.signal.halt', 'SIGPWR', Math.min(timeoutSec, INIT_READY_MAX_SEC));
     return this.call('shutdown', timeoutSec);
   }
 
   /** Asks init to reboot (lxc.signal.reboot). With timeoutSec (reboot2) waits for the reboot and
-   * returns whether it completed; without, returns whether the signal was sent. */
+   * returns whether it completed; without, returns whether the signal was sent. Waits first (see
+   * awaitInitSignal) until init can receive the signal. */
   reboot(timeoutSec?: number): boolean {
     this.requireRunning('reboot');
+    this.awaitInitSignal(
+      'lxc.signal.reboot',
+      'SIGINT',
+      Math.min(timeoutSec ?? INIT_READY_MAX_SEC, INIT_READY_MAX_SEC),
+    );
     if (timeoutSec === undefined) return this.call('reboot');
     return this.call('reboot2', timeoutSec);
+  }
+
+  /** Whether the container's init has set up to receive `signal`: it blocks or catches it, or
+   * catches some signal (an init that waits for its signals synchronously, as busybox's does with
+   * sigtimedwait, has them hidden from /proc's SigBlk while it waits). The kernel silently drops a
+   * signal sent from outside to a PID namespace's init that neither blocks nor catches it, and
+   * liblxc reports the send as a success. Right after a start that window is real (RUNNING is
+   * announced before init has set up its signals): seen under load as a reboot that never came. */
+  initReceives(signal: number): boolean {
+    const pid = this.initPid;
+    if (pid <= 0) return false;
+    const status = readSafe(`/proc/${pid}/status`);
+    const mask = (field: string): bigint => {
+      const hex = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status)?.[1];
+      return hex === undefined ? 0n : BigInt(`0x${hex}`);
+    };
+    const caught = mask('SigCgt');
+    return caught !== 0n || (mask('SigBlk') & (1n << BigInt(signal - 1))) !== 0n;
+  }
+
+  /** Waits up to timeoutSec until init receives the signal that config `key` names (default
+   * `fallback`); returns whether it does. Sending anyway after the wait is liblxc's behaviour. */
+  private awaitInitSignal(key: string, fallback: string, timeoutSec: number): boolean {
+    const signal = signalNumber(this.getConfigItem(key) || fallback);
+    if (signal === undefined) return false;
+    const end = Date.now() + timeoutSec * 1000;
+    for (;;) {
+      if (this.initReceives(signal)) return true;
+      if (Date.now() >= end) return false;
+      sleepMs(20);
+    }
   }
 
   freeze(): void {

@@ -346,7 +346,14 @@ const impl: Impl = {
     if (!c.defined) notFound(r.name);
     const s = c.state;
     if (s !== 'RUNNING') invalidState(r.name, s, 'reboot needs a running container');
-    c.reboot(r.timeoutSec);
+    if (!c.reboot(r.timeoutSec)) {
+      throw Object.assign(
+        new Error(
+          `Container ${r.name} did not come back RUNNING within ${r.timeoutSec} s of its reboot signal (lxc.signal.reboot): its init may ignore that signal or be slow to restart; raise 'timeout' or check the container's init.`,
+        ),
+        { code: 'LXCQ_TIMEOUT', details: { state: c.state } },
+      );
+    }
     return describe(c);
   },
   freeze: (r) => {
