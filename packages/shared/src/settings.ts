@@ -264,7 +264,8 @@ export const SETTINGS = {
     usedBy: ['api'],
     default: 15_000,
     parse: int(100),
-    meaning: 'WebSocket ping period (ms); a client that has not answered a whole period is dropped.',
+    meaning:
+      'WebSocket ping period (ms): each client is pinged once per period (the clients in 10 groups spread over it); a client that has not answered a whole period is dropped.',
   },
   LXCQ_WS_MAX_BUFFER: {
     group: 'api',

@@ -41,9 +41,19 @@ interface Client {
   /** Events at or before this cursor were sent (or predate the subscription) and are skipped. */
   floor: string;
   alive: boolean;
+  /** Which of the PING_SLICES rounds of the ping period pings this client. */
+  pingSlot: number;
 }
 
 const PROTOCOL = 'lxcq.v1';
+
+/**
+ * The clients are pinged in this many groups spread over the ping period rather than all at once:
+ * a round of 1,000 pings and the 1,000 pongs it draws is about as much work as fanning out one
+ * event to them, and would hold up the event that arrives meanwhile. Each client is still pinged
+ * once per period and dropped when it has not answered the previous ping.
+ */
+const PING_SLICES = 10;
 
 /** One event of a read batch, serialised and framed once for every client. */
 interface Outgoing {
@@ -110,6 +120,8 @@ export class EventHub {
   private running = false;
   private loop: Promise<void> | null = null;
   private pingTimer: NodeJS.Timeout | null = null;
+  private pingSlice = 0;
+  private nextPingSlot = 0;
   /** Counters for metrics and tests. */
   readonly stats = { delivered: 0, slowClosed: 0, deadDropped: 0 };
   /** When the reader last heard from Redis (a batch, or an empty blocking read), ms since epoch. */
@@ -142,7 +154,7 @@ export class EventHub {
     this.head = newest[0]?.[0] ?? '0-0';
     this.running = true;
     this.loop = this.follow();
-    this.pingTimer = setInterval(() => this.ping(), this.opts.pingMs);
+    this.pingTimer = setInterval(() => this.ping(), Math.max(1, Math.round(this.opts.pingMs / PING_SLICES)));
   }
 
   async close(): Promise<void> {
@@ -243,8 +255,12 @@ export class EventHub {
     return true;
   }
 
+  /** One ping round: the clients of the current slice (see PING_SLICES). */
   private ping(): void {
+    const slice = this.pingSlice;
+    this.pingSlice = (slice + 1) % PING_SLICES;
     for (const c of this.clients) {
+      if (c.pingSlot !== slice) continue;
       if (!c.alive) {
         this.stats.deadDropped++;
         c.ws.terminate();
@@ -293,6 +309,7 @@ export class EventHub {
       pending: filter.since ? [] : null,
       floor: start,
       alive: true,
+      pingSlot: this.nextPingSlot++ % PING_SLICES,
     };
     this.clients.add(c);
     ws.on('pong', () => (c.alive = true));

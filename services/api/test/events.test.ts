@@ -208,6 +208,21 @@ describe('dead clients', () => {
     await api?.close();
   });
 
+  it('pings each client once per period, the clients spread over it', async () => {
+    const clients = await Promise.all(
+      Array.from({ length: 20 }, () => Sub.open(api.url, '', { token: TOKEN })),
+    );
+    subs.push(...clients);
+    const pings: number[][] = clients.map(() => []);
+    clients.forEach((c, i) => c.ws.on('ping', () => pings[i]?.push(Date.now())));
+    await new Promise((r) => setTimeout(r, 1000)); // a little over 3 periods of 300 ms
+    for (const p of pings) expect(p.length).toBeGreaterThanOrEqual(2);
+    // Not one moment for all: the first pings of the 20 clients span most of a period.
+    const firsts = pings.map((p) => p[0] as number);
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThan(100);
+    for (const c of clients) c.ws.close();
+  });
+
   it('drops a client that stops answering pings', async () => {
     const dead = await Sub.open(api.url, '', { token: TOKEN });
     subs.push(dead);
