@@ -243,6 +243,8 @@ interface SendSpan {
   span: number;
   /** Clients the batch was written to. */
   sends: number;
+  /** The synthetic event's seq. */
+  seq: number;
 }
 
 interface ProfileSummary {
@@ -266,16 +268,16 @@ function sendProbe(): { on(): void; off(): SendSpan[] } {
   const proto = EventHub.prototype as unknown as DeliverProto;
   let orig: DeliverProto['deliver'] | null = null;
   let cur: object | null = null;
-  let ts: number[] = [];
+  let ts: { t: number; seq: number }[] = [];
   let first = 0;
   let last = 0;
   let n = 0;
   let spans: SendSpan[] = [];
   const flush = () => {
     if (cur !== null)
-      for (const t of ts)
+      for (const { t, seq } of ts)
         if (!Number.isNaN(t))
-          spans.push({ toFirst: (first - t) / 1000, span: (last - first) / 1000, sends: n });
+          spans.push({ toFirst: (first - t) / 1000, span: (last - first) / 1000, sends: n, seq });
     cur = null;
   };
   return {
@@ -294,8 +296,11 @@ function sendProbe(): { on(): void; off(): SendSpan[] } {
           first = start;
           n = 0;
           ts = batch.items.map((i) => {
-            const t = (i.ev.data as { t?: unknown } | undefined)?.t;
-            return typeof t === 'number' ? t : Number.NaN;
+            const d = i.ev.data as { t?: unknown; seq?: unknown } | undefined;
+            return {
+              t: typeof d?.t === 'number' ? d.t : Number.NaN,
+              seq: typeof d?.seq === 'number' ? d.seq : -1,
+            };
           });
         }
         const r = Reflect.apply<unknown, [unknown, typeof batch], boolean>(deliver, this, [c, batch]);
@@ -558,6 +563,8 @@ interface Collected {
   /** Per synthetic event: latency of its first and its last delivery, ms. */
   firstPerEvent: Float64Array;
   lastPerEvent: Float64Array;
+  /** The seq of each of those events. */
+  seqPerEvent: Float64Array;
   /** count mode: CLOCK_MONOTONIC µs at which each subscriber had every burst event (0: never). */
   doneAt: Float64Array;
   counted: number;
@@ -567,6 +574,8 @@ interface Collected {
 type OnMessage = (c: Conn, payload: Buffer, rMono: number, rWall: number) => void;
 
 const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+/** The raw clients' shared read buffer (see openRaw). */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 /**
  * A minimal RFC 6455 client on a plain TCP socket: the upgrade, then it reads the server's
@@ -582,7 +591,20 @@ function openRaw(a: ConnectArg, onMsg: OnMessage, onClose: (code: number) => voi
     const accept = createHash('sha1')
       .update(key + WS_GUID)
       .digest('base64');
-    const sock = tcpConnect({ host: u.hostname, port: Number(u.port) });
+    // onread: the socket reads into one buffer shared by every subscriber and calls back directly,
+    // without a Buffer per read or the stream's 'data' machinery (about 1.5 µs a message here).
+    // Everything is consumed before the callback returns; a partial frame is copied out.
+    const sock = tcpConnect({
+      host: u.hostname,
+      port: Number(u.port),
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          onChunk(buf.subarray(0, n) as Buffer);
+          return true;
+        },
+      },
+    });
     sock.setNoDelay(true);
     let upgraded = false;
     let rest: Buffer | null = null;
@@ -611,7 +633,7 @@ function openRaw(a: ConnectArg, onMsg: OnMessage, onClose: (code: number) => voi
           `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`,
       ),
     );
-    sock.on('data', (chunk: Buffer) => {
+    const onChunk = (chunk: Buffer): void => {
       const rMono = monoUs();
       const rWall = wallMs();
       let b: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
@@ -666,7 +688,7 @@ function openRaw(a: ConnectArg, onMsg: OnMessage, onClose: (code: number) => voi
         }
       }
       if (off < b.length) rest = Buffer.from(b.subarray(off));
-    });
+    };
     sock.on('close', () => {
       closed = true;
       onClose(code);
@@ -731,12 +753,43 @@ function subsRole(): void {
   let counted = 0;
   let closes: Record<string, number> = {};
 
+  // Record mode keeps each message's bytes (copied into large chunks) and receipt times, and
+  // decodes them after the measured phase (decodeReceived): the receiving process then spends
+  // only the read and a copy per message while events are in flight.
+  let chunk = Buffer.allocUnsafe(0);
+  let chunkUsed = 0;
+  let received: Buffer[] = [];
+  let receivedMono: number[] = [];
+  let receivedWall: number[] = [];
+  let decoded = 0;
+  /** CLOCK_MONOTONIC µs of the last message received in record mode. */
+  let lastReceipt = 0;
+  const keep = (payload: Buffer): Buffer => {
+    if (chunkUsed + payload.length > chunk.length) {
+      chunk = Buffer.allocUnsafe(Math.max(8 << 20, payload.length));
+      chunkUsed = 0;
+    }
+    const copy = chunk.subarray(chunkUsed, chunkUsed + payload.length);
+    payload.copy(copy);
+    chunkUsed += payload.length;
+    return copy;
+  };
   const onMessage: OnMessage = (c, payload, rMono, rWall) => {
     if (mode === 'count') {
       if (payload.indexOf(BURST_MARK) !== -1 && ++c.got === expect) c.doneAt = rMono;
       counted++;
       return;
     }
+    received.push(keep(payload));
+    lastReceipt = rMono;
+    receivedMono.push(rMono);
+    receivedWall.push(rWall);
+  };
+  const decodeReceived = (): void => {
+    for (; decoded < received.length; decoded++)
+      record(received[decoded] as Buffer, receivedMono[decoded] as number, receivedWall[decoded] as number);
+  };
+  const record = (payload: Buffer, rMono: number, rWall: number): void => {
     const m = JSON.parse(payload.toString()) as RecvMsg;
     if (m.type === 'container.state' && m.container === container && m.time) {
       e2e.push(rWall - Date.parse(m.time));
@@ -774,6 +827,10 @@ function subsRole(): void {
       mode = a.mode;
       expect = a.expect;
       container = a.container;
+      received = [];
+      receivedMono = [];
+      receivedWall = [];
+      decoded = 0;
       e2e = [];
       e2eIds = new Set();
       synth = [];
@@ -788,15 +845,19 @@ function subsRole(): void {
     wait: async (arg: unknown) => {
       const a = arg as WaitArg;
       const deadline = Date.now() + a.timeoutMs;
-      const done = () =>
-        mode === 'count'
-          ? conns.every((c) => c.doneAt > 0 || !c.isOpen())
-          : e2e.length >= a.e2e && synth.length >= a.synth;
+      const done = () => {
+        if (mode === 'count') return conns.every((c) => c.doneAt > 0 || !c.isOpen());
+        // Decode only once nothing has arrived for 100 ms, so that it never delays a receipt.
+        if (monoUs() - lastReceipt < 100_000) return false;
+        decodeReceived();
+        return e2e.length >= a.e2e && synth.length >= a.synth;
+      };
       while (!done() && Date.now() < deadline) await sleep(20);
       return done();
     },
     collect: (): Collected => {
       const u = process.cpuUsage();
+      decodeReceived();
       const pe = [...perEvent.values()];
       return {
         subs: conns.length,
@@ -805,6 +866,7 @@ function subsRole(): void {
         synth: Float64Array.from(synth),
         firstPerEvent: Float64Array.from(pe.map((x) => x.first)),
         lastPerEvent: Float64Array.from(pe.map((x) => x.last)),
+        seqPerEvent: Float64Array.from(perEvent.keys()),
         doneAt: Float64Array.from(conns.map((c) => c.doneAt)),
         counted,
         closes,
@@ -860,6 +922,7 @@ const P = {
   apiProcs: envInt('LXCQ_BENCH_API_PROCS', 1, 1),
   /** The state-change subscribers' query, e.g. `?types=container.state`; default: every event. */
   e2eQuery: process.env.LXCQ_BENCH_E2E_QUERY ?? '',
+  pin: process.env.LXCQ_BENCH_PIN === '1' ? { api: 0, subs: cpus().length - 1 } : null,
 };
 const OUT =
   process.env.LXCQ_BENCH_EVENTS_OUT ||
@@ -905,6 +968,9 @@ function spawnRole(role: 'api' | 'subs', env: NodeJS.ProcessEnv, need: number): 
     serialization: 'advanced',
   });
   ensureNofile(proc.pid as number, need);
+  const cpu = P.pin?.[role];
+  if (cpu !== undefined)
+    execFileSync('taskset', ['-a', '-pc', String(cpu), String(proc.pid)], { stdio: 'ignore' });
   return new Child(role, proc);
 }
 
@@ -1062,6 +1128,7 @@ async function measureSynthetic(
   row: LatencyRow;
   spans?: SendSpan[];
   profile?: ProfileSummary | null;
+  slowest?: SlowEvent[];
 }> {
   await s.subs.call('reset', { mode: 'record', expect: 0, container: CT } satisfies ResetArg);
   if (diag) {
@@ -1090,7 +1157,32 @@ async function measureSynthetic(
     subsCpuUsPerDelivery: round(((got.cpuMs - s0) * 1000) / Math.max(1, delivered), 2),
     closes: got.closes,
   };
-  return { row, ...(spans ? { spans } : {}), ...(profile !== undefined ? { profile } : {}) };
+  // The slowest events by their last receipt, with the API's side of each (probe on only).
+  const bySeq = new Map((spans ?? []).map((x) => [x.seq, x]));
+  const slowest: SlowEvent[] = Array.from(got.seqPerEvent, (seq, i) => ({
+    seq,
+    last: got.lastPerEvent[i] as number,
+    toFirst: bySeq.get(seq)?.toFirst ?? Number.NaN,
+    span: bySeq.get(seq)?.span ?? Number.NaN,
+  }))
+    .sort((a, b) => b.last - a.last)
+    .slice(0, 5);
+  return {
+    row,
+    ...(spans ? { spans, slowest } : {}),
+    ...(profile !== undefined ? { profile } : {}),
+  };
+}
+
+/** One synthetic event's path, ms after its XADD. */
+interface SlowEvent {
+  seq: number;
+  /** API: to the first write of its batch. */
+  toFirst: number;
+  /** API: first to last write of its batch. */
+  span: number;
+  /** Its last subscriber's receipt. */
+  last: number;
 }
 
 interface Throughput {
@@ -1299,6 +1391,7 @@ async function main(): Promise<void> {
       row: LatencyRow;
       server: ReturnType<typeof summarizeSpans>;
       profile: ProfileSummary | null;
+      slowest: SlowEvent[];
     } | null = null;
     if (P.profile) {
       const n = Math.max(...P.levels);
@@ -1310,6 +1403,7 @@ async function main(): Promise<void> {
         row: d.row,
         server: summarizeSpans(d.spans ?? []),
         profile: d.profile ?? null,
+        slowest: d.slowest ?? [],
       };
     }
 
@@ -1362,6 +1456,7 @@ function report(
     row: LatencyRow;
     server: ReturnType<typeof summarizeSpans>;
     profile: ProfileSummary | null;
+    slowest: SlowEvent[];
   } | null,
 ): void {
   const lost = (r: LatencyRow) => String(Math.max(0, r.expected - r.deliveries));
@@ -1526,6 +1621,13 @@ function report(
             fmt(diag.row.lastPerEvent?.max),
           ],
         ],
+      ),
+    );
+    console.log(`\nThe ${diag.slowest.length} slowest events, ms after their XADD\n`);
+    console.log(
+      table(
+        ['seq', 'API: first write', 'API: last write', 'last subscriber got it'],
+        diag.slowest.map((e) => [String(e.seq), fmt(e.toFirst), fmt(e.toFirst + e.span), fmt(e.last)]),
       ),
     );
     const p = diag.profile;
