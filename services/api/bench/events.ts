@@ -42,9 +42,10 @@
  * CPU, so faster rates measure queueing more than fan-out), LXCQ_BENCH_TP_SUBS and
  * LXCQ_BENCH_TP_EVENTS for the burst (default 100 and 20000), LXCQ_BENCH_MEM_SUBS idle clients for
  * the memory figure (default 1000), LXCQ_BENCH_CLIENT `raw` (default) or `ws`,
- * LXCQ_BENCH_E2E_QUERY the state-change subscribers' filter (default none: every event, so each
- * state change shares the API with the job.* events of the same job, about 10 events per
- * start/stop cycle in all; `?types=container.state` sends them only the state changes),
+ * LXCQ_BENCH_E2E_QUERIES the state-change subscribers' filters, separated by `;`, each measured
+ * (default `;?types=container.state`: subscribers of every event, where each state change shares
+ * the API with the job.* events of the same job, about 10 events per start/stop cycle in all; and
+ * subscribers of container state alone, as a client watching its containers subscribes),
  * LXCQ_BENCH_PROFILE=0 skips the diagnostics, LXCQ_BENCH_EVENTS_OUT the JSON file,
  * LXCQ_BENCH_API_PROCS API processes on the port (default 1; as LXCQ_API_PROCESSES runs them; the
  * memory, CPU and profile figures are then summed over them).
@@ -55,7 +56,7 @@ import cluster from 'node:cluster';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session, type Profiler } from 'node:inspector';
-import { connect as tcpConnect } from 'node:net';
+import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net';
 import { cpus, getPriority, loadavg, release, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -67,7 +68,7 @@ import { WebSocket } from 'ws';
 import { buildApp } from '../src/app.ts';
 import { sha256 } from '../src/auth.ts';
 import { apiConfig } from '../src/config.ts';
-import { EventHub } from '../src/events.ts';
+import { EventHub, textFrame } from '../src/events.ts';
 import { TEST_CONFIG, TOKEN, removeLxcpath, startRedis, type RedisServer } from '../test/harness.ts';
 import { fmt, round, table, type Summary } from './stats.ts';
 
@@ -884,6 +885,61 @@ function subsRole(): void {
   process.send?.({ rid: 0, ok: true, res: {} } satisfies RpcReply);
 }
 
+// ---- role `floor` -------------------------------------------------------------------------------
+
+/**
+ * The baseline: what this machine allows at all for one event to n sockets. A bare node:net
+ * server accepts the same subscribers (it answers their upgrade by hand), and on `publish` writes
+ * one ready-made frame to each socket in a loop: no Redis, no ws, no filters, no cursors. The
+ * publish reaches it over IPC from the orchestrator, as the XADD reaches the API through Redis.
+ */
+function floorRole(): void {
+  const socks = new Set<Socket>();
+  const server = createServer((sock) => {
+    sock.setNoDelay(true);
+    let head = '';
+    const onHead = (d: Buffer): void => {
+      head += d.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      sock.off('data', onHead);
+      const key = /^sec-websocket-key:\s*(\S+)/im.exec(head)?.[1] ?? '';
+      const accept = createHash('sha1')
+        .update(key + WS_GUID)
+        .digest('base64');
+      sock.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Accept: ${accept}\r\n\r\n`,
+      );
+      sock.write(textFrame(JSON.stringify({ type: 'hello', cursor: '0-0' })));
+      socks.add(sock);
+      // The only frame subscribers send here is their close (opcode 8).
+      sock.on('data', (f: Buffer) => {
+        if (((f[0] ?? 0) & 0x0f) === 8) sock.end();
+      });
+    };
+    sock.on('data', onHead);
+    sock.on('close', () => socks.delete(sock));
+    sock.on('error', () => socks.delete(sock));
+  });
+  server.listen(0, '127.0.0.1', () => {
+    const { port } = server.address() as AddressInfo;
+    serve({
+      publish: (arg: unknown) => {
+        const frame = textFrame(arg as string);
+        for (const sock of socks) sock.write(frame);
+        return socks.size;
+      },
+      stats: () => ({ clients: socks.size }),
+      cpu: (): CpuSample => {
+        const u = process.cpuUsage();
+        return { ms: (u.user + u.system) / 1000 };
+      },
+    });
+    process.send?.({ rid: 0, ok: true, res: { url: `http://127.0.0.1:${port}` } } satisfies RpcReply);
+  });
+}
+
 // ---- role `main` --------------------------------------------------------------------------------
 
 function envInt(key: string, def: number, min: number): number {
@@ -921,8 +977,10 @@ const P = {
   /** API processes sharing the port, as LXCQ_API_PROCESSES runs them (node:cluster). */
   apiProcs: envInt('LXCQ_BENCH_API_PROCS', 1, 1),
   /** The state-change subscribers' query, e.g. `?types=container.state`; default: every event. */
-  e2eQuery: process.env.LXCQ_BENCH_E2E_QUERY ?? '',
-  pin: process.env.LXCQ_BENCH_PIN === '1' ? { api: 0, subs: cpus().length - 1 } : null,
+  e2eQueries: (process.env.LXCQ_BENCH_E2E_QUERIES ?? ';?types=container.state').split(';'),
+  /** LXCQ_BENCH_PIN=1: the API alone on core 0, everything else (this process and what it starts:
+   * subscribers, worker, containers, redis-server) on the last core. */
+  pin: process.env.LXCQ_BENCH_PIN === '1' && cpus().length > 1 ? { api: 0, rest: cpus().length - 1 } : null,
 };
 const OUT =
   process.env.LXCQ_BENCH_EVENTS_OUT ||
@@ -959,7 +1017,12 @@ function ensureNofile(pid: number, need: number): void {
   }
 }
 
-function spawnRole(role: 'api' | 'subs', env: NodeJS.ProcessEnv, need: number): Child {
+/** Sets the CPU affinity of every thread of `pid`; threads and children made later inherit it. */
+function pinTo(cpu: number, pid: number): void {
+  execFileSync('taskset', ['-a', '-pc', String(cpu), String(pid)], { stdio: 'ignore' });
+}
+
+function spawnRole(role: 'api' | 'subs' | 'floor', env: NodeJS.ProcessEnv, need: number): Child {
   const flags = role === 'api' ? ['--expose-gc'] : [];
   const proc = spawn(process.execPath, [...flags, '--import', 'tsx', SELF, role], {
     cwd: REPO,
@@ -968,9 +1031,8 @@ function spawnRole(role: 'api' | 'subs', env: NodeJS.ProcessEnv, need: number): 
     serialization: 'advanced',
   });
   ensureNofile(proc.pid as number, need);
-  const cpu = P.pin?.[role];
-  if (cpu !== undefined)
-    execFileSync('taskset', ['-a', '-pc', String(cpu), String(proc.pid)], { stdio: 'ignore' });
+  // The baseline server stands where the API stands.
+  if (P.pin && role !== 'subs') pinTo(P.pin.api, proc.pid as number);
   return new Child(role, proc);
 }
 
@@ -1019,6 +1081,8 @@ async function job(base: string, method: string, path: string, body?: unknown): 
 
 interface LatencyRow {
   subs: number;
+  /** The subscribers' filter (state-change rows). */
+  query?: string;
   events: number;
   deliveries: number;
   expected: number;
@@ -1050,7 +1114,13 @@ async function cpuOf(c: Child): Promise<number> {
 }
 
 /** Synthetic job.progress events at `rate`/s, on absolute targets so the rate does not drift. */
-async function steadyXadds(pub: Redis, n: number, rate: number, jobId: string): Promise<void> {
+/** Publishes n synthetic job.progress events at `rate` per second; `data` carries the monotonic
+ * time just before the event is handed on, and its seq. */
+async function steadily(
+  n: number,
+  rate: number,
+  send: (i: number, data: string) => Promise<unknown>,
+): Promise<void> {
   const interval = 1000 / rate;
   const t0 = performance.now() + 20;
   for (let i = 0; i < n; i++) {
@@ -1062,7 +1132,13 @@ async function steadyXadds(pub: Redis, n: number, rate: number, jobId: string): 
       t: monoUs(),
       seq: i,
     });
-    await pub.xadd(
+    await send(i, data);
+  }
+}
+
+async function steadyXadds(pub: Redis, n: number, rate: number, jobId: string): Promise<void> {
+  await steadily(n, rate, (_i, data) =>
+    pub.xadd(
       STREAM,
       '*',
       'type',
@@ -1077,8 +1153,8 @@ async function steadyXadds(pub: Redis, n: number, rate: number, jobId: string): 
       'synth1',
       'job',
       jobId,
-    );
-  }
+    ),
+  );
 }
 
 async function connect(s: Stack, n: number, query = ''): Promise<void> {
@@ -1089,6 +1165,47 @@ async function connect(s: Stack, n: number, query = ''): Promise<void> {
 async function disconnect(s: Stack): Promise<void> {
   await s.subs.call('disconnect', null, 60_000);
   for (let i = 0; i < 200 && (await s.apiChild.call<HubStats>('stats')).clients > 0; i++) await sleep(50);
+}
+
+/** The baseline row (see floorRole): the same subscribers and synthetic events, no lxcq between. */
+async function measureFloor(s: Stack, floor: Child, url: string, n: number): Promise<LatencyRow> {
+  await s.subs.call('connect', { url, n, query: '', client: P.client } satisfies ConnectArg, 300_000);
+  for (let i = 0; i < 100 && (await floor.call<{ clients: number }>('stats')).clients < n; i++)
+    await sleep(50);
+  await s.subs.call('reset', { mode: 'record', expect: 0, container: CT } satisfies ResetArg);
+  const [f0, s0] = [await cpuOf(floor), await cpuOf(s.subs)];
+  const jobId = randomUUID();
+  await steadily(P.synth, P.rate, (i, data) =>
+    floor.call(
+      'publish',
+      JSON.stringify({
+        id: `1-${i}`,
+        type: 'job.progress',
+        time: new Date().toISOString(),
+        host: HOST_ID,
+        container: 'synth1',
+        job: jobId,
+        data: JSON.parse(data) as unknown,
+      }),
+    ),
+  );
+  const expected = P.synth * n;
+  await s.subs.call('wait', { e2e: 0, synth: expected, timeoutMs: 15_000 } satisfies WaitArg, 30_000);
+  const f1 = await cpuOf(floor);
+  const got = await s.subs.call<Collected>('collect');
+  await s.subs.call('disconnect', null, 60_000);
+  return {
+    subs: n,
+    events: P.synth,
+    deliveries: got.synth.length,
+    expected,
+    latency: summary(got.synth),
+    firstPerEvent: summary(got.firstPerEvent),
+    lastPerEvent: summary(got.lastPerEvent),
+    apiCpuUsPerDelivery: round(((f1 - f0) * 1000) / Math.max(1, got.synth.length), 2),
+    subsCpuUsPerDelivery: round(((got.cpuMs - s0) * 1000) / Math.max(1, got.synth.length), 2),
+    closes: got.closes,
+  };
 }
 
 async function measureE2e(s: Stack, n: number): Promise<LatencyRow> {
@@ -1322,6 +1439,7 @@ async function main(): Promise<void> {
       `${lim.soft < need ? ` (raising to ${need} in the children)` : ''}.`,
   );
 
+  if (P.pin) pinTo(P.pin.rest, process.pid);
   const redis = await startRedis();
   const lxcpath = mkdtempSync(join(tmpdir(), 'lxcq-lxcpath-'));
   const started: Child[] = [];
@@ -1357,6 +1475,9 @@ async function main(): Promise<void> {
     const subs = spawnRole('subs', { PATH: process.env.PATH }, need);
     started.push(subs);
     await subs.ready();
+    const floor = spawnRole('floor', { PATH: process.env.PATH }, need);
+    started.push(floor);
+    const { url: floorUrl } = await floor.ready<{ url: string }>();
     const worker = await spawnWorker(redis.url, lxcpath);
     started.push(worker);
     pub = new Redis(redis.url);
@@ -1371,15 +1492,17 @@ async function main(): Promise<void> {
 
     const e2e: LatencyRow[] = [];
     const synth: LatencyRow[] = [];
+    const floorRows: LatencyRow[] = [];
     for (const n of P.levels) {
-      await connect(s, n, P.e2eQuery);
-      e2e.push(await measureE2e(s, n));
-      if (P.e2eQuery) {
+      for (const query of P.e2eQueries) {
+        await connect(s, n, query);
+        e2e.push({ ...(await measureE2e(s, n)), query });
         await disconnect(s);
-        await connect(s, n);
       }
+      await connect(s, n);
       synth.push((await measureSynthetic(s, n, false)).row);
       await disconnect(s);
+      floorRows.push(await measureFloor(s, floor, floorUrl, n));
       console.log(`latency at ${n} subscribers measured (${fmt((performance.now() - t0) / 1000, 1)} s)`);
     }
 
@@ -1427,7 +1550,7 @@ async function main(): Promise<void> {
         },
       },
       goal: { p99Ms: GOAL_P99_MS, at: Math.max(...P.levels) },
-      latency: { e2e, synthetic: synth },
+      latency: { e2e, synthetic: synth, floor: floorRows },
       throughput,
       memory,
       diagnostics,
@@ -1448,7 +1571,7 @@ async function main(): Promise<void> {
 }
 
 function report(
-  lat: { e2e: LatencyRow[]; synthetic: LatencyRow[] },
+  lat: { e2e: LatencyRow[]; synthetic: LatencyRow[]; floor: LatencyRow[] },
   tp: Throughput,
   mem: Memory,
   diag: {
@@ -1466,7 +1589,7 @@ function report(
       .join(' ') || '-';
   const rows = [
     ...lat.e2e.map((r) => [
-      `state change (worker time -> recv)${P.e2eQuery ? ` ${P.e2eQuery}` : ''}`,
+      `state change (worker time -> recv)${r.query ? ` ${r.query}` : ''}`,
       String(r.subs),
       String(r.events),
       String(r.deliveries),
@@ -1481,6 +1604,20 @@ function report(
     ]),
     ...lat.synthetic.map((r) => [
       `fan-out (XADD -> recv, ${P.rate}/s)`,
+      String(r.subs),
+      String(r.events),
+      String(r.deliveries),
+      lost(r),
+      fmt(r.latency.p50),
+      fmt(r.latency.p99),
+      fmt(r.latency.max),
+      fmt(r.lastPerEvent?.p99),
+      fmt(r.apiCpuUsPerDelivery, 1),
+      fmt(r.subsCpuUsPerDelivery, 1),
+      closed(r),
+    ]),
+    ...lat.floor.map((r) => [
+      `baseline: bare node:net (IPC -> recv)`,
       String(r.subs),
       String(r.events),
       String(r.deliveries),
@@ -1577,14 +1714,26 @@ function report(
   );
 
   const top = lat.synthetic.at(-1);
-  const topE = lat.e2e.at(-1);
-  if (top && topE) {
-    const worst = Math.max(top.latency.p99, topE.latency.p99);
-    console.log(
-      `\nGoal: p99 at ${top.subs} subscribers: state change ${fmt(topE.latency.p99)} ms, fan-out ` +
-        `${fmt(top.latency.p99)} ms: ${worst < GOAL_P99_MS ? 'met' : 'MISSED'} (goal < ${GOAL_P99_MS} ms)`,
-    );
+  const topF = lat.floor.at(-1);
+  if (top) {
+    const verdict = (label: string, r: LatencyRow) =>
+      `${label} ${fmt(r.latency.p99)} ms (${r.latency.p99 < GOAL_P99_MS ? 'met' : 'MISSED'})`;
+    const parts = [
+      verdict('fan-out', top),
+      ...lat.e2e
+        .filter((r) => r.subs === top.subs)
+        .map((r) => verdict(`state change to subscribers of ${r.query ? r.query : 'every event'}`, r)),
+    ];
+    console.log(`\nGoal p99 < ${GOAL_P99_MS} ms at ${top.subs} subscribers: ${parts.join('; ')}.`);
   }
+  if (top && topF)
+    console.log(
+      `Against the baseline at ${top.subs} subscribers (a bare node:net server writing the same frame to ` +
+        `the same subscribers): p50 ${fmt(top.latency.p50)} vs ${fmt(topF.latency.p50)} ms ` +
+        `(${fmt(top.latency.p50 / topF.latency.p50, 2)}x), p99 ${fmt(top.latency.p99)} vs ` +
+        `${fmt(topF.latency.p99)} ms (${fmt(top.latency.p99 / topF.latency.p99, 2)}x), send CPU per ` +
+        `delivery ${fmt(top.apiCpuUsPerDelivery, 1)} vs ${fmt(topF.apiCpuUsPerDelivery, 1)} µs.`,
+    );
 
   if (diag) {
     const sv = diag.server;
@@ -1655,7 +1804,14 @@ function report(
 // ---- entry --------------------------------------------------------------------------------------
 
 const role = process.argv[2] ?? 'main';
-const run = role === 'api' ? apiRole() : role === 'subs' ? Promise.resolve(subsRole()) : main();
+const run =
+  role === 'api'
+    ? apiRole()
+    : role === 'subs'
+      ? Promise.resolve(subsRole())
+      : role === 'floor'
+        ? Promise.resolve(floorRole())
+        : main();
 run.catch((err: unknown) => {
   console.error(err);
   process.exit(1);
