@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ErrorBody } from './errors.ts';
 import type { EventDataMap, EventType, LxcqEvent } from './events.ts';
-import { isFinal, type Job, type JobProgress, type JobState } from './job.ts';
+import { FINAL_JOB_STATES, type Job, type JobProgress, type JobState } from './job.ts';
 import type { Keys } from './keys.ts';
 import type { ContainerInfo } from './operations/index.ts';
 
@@ -71,6 +71,28 @@ if not ok then return 0 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2])
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 return 1`;
+
+/**
+ * jobAhead in one round trip. KEYS: the pending sets of the job's locks. ARGV[1]: the job's id;
+ * ARGV[2]: the job-key prefix; ARGV[3..]: the final states. Returns the first unfinished job
+ * submitted before it on any of them, or false; ended or expired entries met on the way are removed.
+ */
+const JOB_AHEAD = `
+local final = {}
+for i = 3, #ARGV do final[ARGV[i]] = true end
+for _, key in ipairs(KEYS) do
+  local mine = redis.call('ZSCORE', key, ARGV[1])
+  if mine then
+    while true do
+      local first = redis.call('ZRANGEBYSCORE', key, '-inf', '(' .. mine, 'LIMIT', 0, 1)[1]
+      if not first then break end
+      local state = redis.call('HGET', ARGV[2] .. first, 'state')
+      if state and not final[cjson.decode(state)] then return first end
+      redis.call('ZREM', key, first)
+    end
+  end
+end
+return false`;
 
 export interface StoreOptions {
   /** How long job records outlive their job (seconds). DESIGN.md: 7 days by default. */
@@ -169,19 +191,16 @@ export class Store {
    * or expired is dropped on the way (it would block the container until it was).
    */
   async jobAhead(job: Pick<StoredJob, 'id' | 'locks'>): Promise<string | null> {
-    for (const lock of job.locks) {
-      const key = this.keys.pending(lock);
-      const mine = await this.redis.zscore(key, job.id);
-      if (mine === null) continue;
-      for (;;) {
-        const [first] = await this.redis.zrangebyscore(key, '-inf', `(${mine}`, 'LIMIT', 0, 1);
-        if (first === undefined) break;
-        const state = await this.redis.hget(this.keys.job(first), 'state');
-        if (state !== null && !isFinal(JSON.parse(state) as JobState)) return first;
-        await this.redis.zrem(key, first);
-      }
-    }
-    return null;
+    if (job.locks.length === 0) return null;
+    const first = (await this.redis.eval(
+      JOB_AHEAD,
+      job.locks.length,
+      ...job.locks.map((lock) => this.keys.pending(lock)),
+      job.id,
+      this.keys.job(''),
+      ...FINAL_JOB_STATES,
+    )) as string | null;
+    return first ?? null;
   }
 
   /** Atomically moves a job from one of `from` to `to`, writing `fields`. False when it was elsewhere. */
