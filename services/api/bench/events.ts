@@ -1194,16 +1194,27 @@ async function measureFloor(s: Stack, floor: Child, url: string, n: number): Pro
   const f1 = await cpuOf(floor);
   const got = await s.subs.call<Collected>('collect');
   await s.subs.call('disconnect', null, 60_000);
+  return syntheticRow(n, got, f1 - f0, got.cpuMs - s0, got.synth.length);
+}
+
+/** A row of synthetic-event deliveries; CPU figures (ms) per delivery. */
+function syntheticRow(
+  n: number,
+  got: Collected,
+  sendCpuMs: number,
+  subsCpuMs: number,
+  delivered: number,
+): LatencyRow {
   return {
     subs: n,
     events: P.synth,
     deliveries: got.synth.length,
-    expected,
+    expected: P.synth * n,
     latency: summary(got.synth),
     firstPerEvent: summary(got.firstPerEvent),
     lastPerEvent: summary(got.lastPerEvent),
-    apiCpuUsPerDelivery: round(((f1 - f0) * 1000) / Math.max(1, got.synth.length), 2),
-    subsCpuUsPerDelivery: round(((got.cpuMs - s0) * 1000) / Math.max(1, got.synth.length), 2),
+    apiCpuUsPerDelivery: round((sendCpuMs * 1000) / Math.max(1, delivered), 2),
+    subsCpuUsPerDelivery: round((subsCpuMs * 1000) / Math.max(1, delivered), 2),
     closes: got.closes,
   };
 }
@@ -1262,18 +1273,7 @@ async function measureSynthetic(
   const profile = diag ? await s.apiChild.call<ProfileSummary | null>('profileStop') : undefined;
   const spans = diag ? await s.apiChild.call<SendSpan[]>('probeOff') : undefined;
   const got = await s.subs.call<Collected>('collect');
-  const row: LatencyRow = {
-    subs: n,
-    events: P.synth,
-    deliveries: got.synth.length,
-    expected,
-    latency: summary(got.synth),
-    firstPerEvent: summary(got.firstPerEvent),
-    lastPerEvent: summary(got.lastPerEvent),
-    apiCpuUsPerDelivery: round(((a1 - a0) * 1000) / Math.max(1, delivered), 2),
-    subsCpuUsPerDelivery: round(((got.cpuMs - s0) * 1000) / Math.max(1, delivered), 2),
-    closes: got.closes,
-  };
+  const row = syntheticRow(n, got, a1 - a0, got.cpuMs - s0, delivered);
   // The slowest events by their last receipt, with the API's side of each (probe on only).
   const bySeq = new Map((spans ?? []).map((x) => [x.seq, x]));
   const slowest: SlowEvent[] = Array.from(got.seqPerEvent, (seq, i) => ({
@@ -1587,6 +1587,20 @@ function report(
     Object.entries(r.closes)
       .map(([k, v]) => `${v}x${k}`)
       .join(' ') || '-';
+  const fanOutRow = (label: string, r: LatencyRow) => [
+    label,
+    String(r.subs),
+    String(r.events),
+    String(r.deliveries),
+    lost(r),
+    fmt(r.latency.p50),
+    fmt(r.latency.p99),
+    fmt(r.latency.max),
+    fmt(r.lastPerEvent?.p99),
+    fmt(r.apiCpuUsPerDelivery, 1),
+    fmt(r.subsCpuUsPerDelivery, 1),
+    closed(r),
+  ];
   const rows = [
     ...lat.e2e.map((r) => [
       `state change (worker time -> recv)${r.query ? ` ${r.query}` : ''}`,
@@ -1602,34 +1616,8 @@ function report(
       fmt(r.subsCpuUsPerDelivery, 1),
       closed(r),
     ]),
-    ...lat.synthetic.map((r) => [
-      `fan-out (XADD -> recv, ${P.rate}/s)`,
-      String(r.subs),
-      String(r.events),
-      String(r.deliveries),
-      lost(r),
-      fmt(r.latency.p50),
-      fmt(r.latency.p99),
-      fmt(r.latency.max),
-      fmt(r.lastPerEvent?.p99),
-      fmt(r.apiCpuUsPerDelivery, 1),
-      fmt(r.subsCpuUsPerDelivery, 1),
-      closed(r),
-    ]),
-    ...lat.floor.map((r) => [
-      `baseline: bare node:net (IPC -> recv)`,
-      String(r.subs),
-      String(r.events),
-      String(r.deliveries),
-      lost(r),
-      fmt(r.latency.p50),
-      fmt(r.latency.p99),
-      fmt(r.latency.max),
-      fmt(r.lastPerEvent?.p99),
-      fmt(r.apiCpuUsPerDelivery, 1),
-      fmt(r.subsCpuUsPerDelivery, 1),
-      closed(r),
-    ]),
+    ...lat.synthetic.map((r) => fanOutRow(`fan-out (XADD -> recv, ${P.rate}/s)`, r)),
+    ...lat.floor.map((r) => fanOutRow('baseline: bare node:net (IPC -> recv)', r)),
   ];
   console.log('\nDelivery latency, ms, over every delivery (p99 goal < 20 ms at 1,000 subscribers)\n');
   console.log(
