@@ -303,11 +303,19 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
       if (r.status === 200) state = ((await r.json()) as { status: string }).status;
       if (state !== 'online') await sleep(100);
     }
-    expect(state, worker.log()).toBe('online');
-    expect(await health()).toBe(200);
-    expect(worker.log()).toContain(`"lxcpath":"${lxcpath}"`); // LXCQ_LXCPATH from the environment
-    expect(await stop(worker.child)).toBe(0);
-    expect(await stop(api.child)).toBe(0);
+    try {
+      expect(state, worker.log()).toBe('online');
+      expect(await health()).toBe(200);
+      // LXCQ_LXCPATH from the environment. The host can be online (its first heartbeat) a moment
+      // before the worker's "ready" line, which names the lxcpath, reaches the log.
+      const want = `"lxcpath":"${lxcpath}"`;
+      for (let i = 0; i < 300 && !worker.log().includes(want); i++) await sleep(100);
+      expect(worker.log()).toContain(want);
+    } finally {
+      // Stopped whatever happened above: a unit left running as its user would fail the purge test.
+      expect(await stop(worker.child)).toBe(0);
+      expect(await stop(api.child)).toBe(0);
+    }
   });
 
   it('a typo in the installed config stops the worker at start: exit status 2, the line and the closest name', async () => {
