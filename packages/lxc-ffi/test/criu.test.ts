@@ -3,9 +3,10 @@
 // in a file every 0.1 s. A restored container must go on counting from past the dumped value (a
 // fresh start would count from 1 again).
 //
-// Where CRIU is not usable (criuStatus(true).available false) every call must refuse with
-// LXC_CRIU_UNAVAILABLE, and in CI ($CI) or with LXCQ_REQUIRE_CRIU=1 the run fails with the reason:
-// there scripts/setup-host.sh installs CRIU, so a refusal would hide a broken set-up.
+// Where CRIU is not usable every call must refuse with LXC_CRIU_UNAVAILABLE: tested on every host,
+// in a child process whose PATH starts with a criu that fails `criu check`. In CI ($CI) or with
+// LXCQ_REQUIRE_CRIU=1 the run fails when this host's CRIU is not usable: there
+// scripts/setup-host.sh installs it, so a refusal would hide a broken set-up.
 import {
   readdirSync,
   readFileSync,
@@ -16,8 +17,10 @@ import {
   mkdtempSync,
   rmSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FEATURE_LAZY_PAGES, FEATURE_MEM_TRACK, LxcError, criuStatus, monitorMemory } from '../src/index.ts';
 import type { Container } from '../src/index.ts';
@@ -27,6 +30,8 @@ const criu = criuStatus(true);
 const criuRequired = Boolean(process.env['CI']) || process.env['LXCQ_REQUIRE_CRIU'] === '1';
 const lxcpath = makeLxcpath('criu');
 const images = mkdtempSync(join(tmpdir(), 'lxcq-criu-images-'));
+const CHILD = fileURLToPath(new URL('./criu-refusal.child.ts', import.meta.url));
+const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
 // What CRIU needs of the container (HOST.md): no network device, no host ttys (TEST_CONFIG), no
 // lxc.apparmor.* lines (createBusybox never writes /etc/lxc/default.conf's), and an init that
@@ -148,36 +153,61 @@ function expectContinues(name: string, dumped: number): number[] {
   return trace;
 }
 
-describe.runIf(!criu.available)('CRIU not usable on this host', () => {
-  it('checkpoint, restore, restoreInProcess and migrate refuse with LXC_CRIU_UNAVAILABLE (and CI requires CRIU)', () => {
+describe('CRIU not usable', () => {
+  it('checkpoint, restore, restoreInProcess and migrate refuse with LXC_CRIU_UNAVAILABLE before liblxc is called (and CI requires CRIU)', () => {
     using c = counterContainer('nocriu');
     startCounting(c, 3);
-    const dir = join(images, 'refused');
-    const calls: [string, () => unknown][] = [
-      ['checkpoint', () => c.checkpoint(dir, { stop: true })],
-      ['restore', () => c.restore(dir)],
-      ['restoreInProcess', () => c.restoreInProcess(dir)],
-      ['migrate feature-check', () => c.migrate('feature-check', { directory: dir })],
-      ['migrate pre-dump', () => c.migrate('pre-dump', { directory: dir })],
-      ['migrate dump', () => c.migrate('dump', { directory: dir, stop: true })],
-      ['migrate restore', () => c.migrate('restore', { directory: dir })],
-    ];
-    for (const [what, fn] of calls) {
-      const err = expectLxcError(fn, 'LXC_CRIU_UNAVAILABLE');
-      expect(err.message, what).toContain(criu.reason);
+    // A criu first on PATH whose `criu check` fails stands for a host whose CRIU is missing or
+    // broken, on any host. The calls run in a child process, which has its own status cache.
+    const fake = mkdtempSync(join(tmpdir(), 'lxcq-broken-criu-'));
+    writeFileSync(
+      join(fake, 'criu'),
+      '#!/bin/sh\necho "Error: a criu that cannot work (test)" >&2\nexit 1\n',
+      {
+        mode: 0o755,
+      },
+    );
+    let out: string;
+    try {
+      out = execFileSync(
+        process.execPath,
+        ['--import', 'tsx', CHILD, lxcpath, 'nocriu', join(images, 'refused')],
+        {
+          cwd: REPO,
+          env: { ...process.env, PATH: `${fake}:${process.env['PATH'] ?? ''}` },
+          encoding: 'utf8',
+        },
+      );
+    } finally {
+      rmSync(fake, { recursive: true, force: true });
     }
-    expect(criu.reason).toMatch(/criu/);
+    const got = JSON.parse(out) as {
+      status: { available: boolean; reason: string };
+      results: { what: string; code: string | null; message: string }[];
+      state: string;
+    };
+    expect(got.status.available).toBe(false);
+    expect(got.status.reason).toContain(
+      '`criu check` failed (status 1): Error: a criu that cannot work (test)',
+    );
+    expect(got.results.map((r) => r.what)).toHaveLength(7);
+    for (const r of got.results) {
+      expect(r.code, `${r.what}: ${r.message}`).toBe('LXC_CRIU_UNAVAILABLE');
+      expect(r.message, r.what).toContain(got.status.reason);
+    }
     // The refusal comes before liblxc is called: the container was not touched.
-    expect(c.state).toBe('RUNNING');
+    expect(got.state).toBe('RUNNING');
+    expect(c.running).toBe(true);
     c.stop();
     expect(c.wait('STOPPED', 10)).toBe(true);
     c.destroy();
-    if (criuRequired) {
-      expect.fail(
+    if (criuRequired)
+      expect(
+        criu.available,
         `CRIU is required here ($CI or LXCQ_REQUIRE_CRIU=1: scripts/setup-host.sh installs it) but is not usable: ${criu.reason}`,
-      );
-    }
-    console.warn(`CRIU is not usable on this host, only the refusal was tested: ${criu.reason}`);
+      ).toBe(true);
+    else if (!criu.available)
+      console.warn(`CRIU is not usable on this host, only the refusal was tested: ${criu.reason}`);
   });
 });
 
