@@ -244,8 +244,13 @@ interface SendSpan {
   span: number;
   /** Clients the batch was written to. */
   sends: number;
-  /** The synthetic event's seq. */
+  /** The synthetic event's seq (-1 for others). */
   seq: number;
+  /** The event's id and what it was (type, and the state of a container.state). */
+  id: string;
+  what: string;
+  /** Events in its read batch. */
+  batchEvents: number;
 }
 
 interface ProfileSummary {
@@ -257,7 +262,10 @@ interface ProfileSummary {
 
 /** The part of EventHub the probe wraps: one call per client per read batch. */
 interface DeliverProto {
-  deliver(c: unknown, batch: { items: readonly { ev: { data?: unknown } }[] }): boolean;
+  deliver(
+    c: unknown,
+    batch: { items: readonly { id: string; ev: { type: string; time: string; data?: unknown } }[] },
+  ): boolean;
 }
 
 /**
@@ -269,16 +277,25 @@ function sendProbe(): { on(): void; off(): SendSpan[] } {
   const proto = EventHub.prototype as unknown as DeliverProto;
   let orig: DeliverProto['deliver'] | null = null;
   let cur: object | null = null;
-  let ts: { t: number; seq: number }[] = [];
+  let ts: { t: number; timeMs: number; seq: number; id: string; what: string }[] = [];
   let first = 0;
+  let firstWall = 0;
   let last = 0;
   let n = 0;
   let spans: SendSpan[] = [];
   const flush = () => {
     if (cur !== null)
-      for (const { t, seq } of ts)
-        if (!Number.isNaN(t))
-          spans.push({ toFirst: (first - t) / 1000, span: (last - first) / 1000, sends: n, seq });
+      for (const { t, timeMs, seq, id, what } of ts)
+        spans.push({
+          // synthetic events carry the publisher's monotonic time; others only `time` (ms)
+          toFirst: Number.isNaN(t) ? firstWall - timeMs : (first - t) / 1000,
+          span: (last - first) / 1000,
+          sends: n,
+          seq,
+          id,
+          what,
+          batchEvents: ts.length,
+        });
     cur = null;
   };
   return {
@@ -295,12 +312,16 @@ function sendProbe(): { on(): void; off(): SendSpan[] } {
           flush();
           cur = batch;
           first = start;
+          firstWall = wallMs();
           n = 0;
           ts = batch.items.map((i) => {
-            const d = i.ev.data as { t?: unknown; seq?: unknown } | undefined;
+            const d = i.ev.data as { t?: unknown; seq?: unknown; to?: unknown } | undefined;
             return {
               t: typeof d?.t === 'number' ? d.t : Number.NaN,
+              timeMs: Date.parse(i.ev.time),
               seq: typeof d?.seq === 'number' ? d.seq : -1,
+              id: i.id,
+              what: typeof d?.to === 'string' ? `${i.ev.type} ${d.to}` : i.ev.type,
             };
           });
         }
@@ -566,6 +587,8 @@ interface Collected {
   lastPerEvent: Float64Array;
   /** The seq of each of those events. */
   seqPerEvent: Float64Array;
+  /** Per container.state event (by id): its last subscriber's latency, ms. */
+  e2eLast: [string, number][];
   /** count mode: CLOCK_MONOTONIC µs at which each subscriber had every burst event (0: never). */
   doneAt: Float64Array;
   counted: number;
@@ -749,6 +772,8 @@ function subsRole(): void {
   let container = '';
   let e2e: number[] = [];
   let e2eIds = new Set<string>();
+  /** Per container.state event id: its last subscriber's latency, ms. */
+  let e2eLast = new Map<string, number>();
   let synth: number[] = [];
   let perEvent = new Map<number, { first: number; last: number }>();
   let counted = 0;
@@ -793,8 +818,11 @@ function subsRole(): void {
   const record = (payload: Buffer, rMono: number, rWall: number): void => {
     const m = JSON.parse(payload.toString()) as RecvMsg;
     if (m.type === 'container.state' && m.container === container && m.time) {
-      e2e.push(rWall - Date.parse(m.time));
+      const lat = rWall - Date.parse(m.time);
+      e2e.push(lat);
       e2eIds.add(m.id ?? '');
+      const prev = e2eLast.get(m.id ?? '');
+      if (prev === undefined || lat > prev) e2eLast.set(m.id ?? '', lat);
     } else if (m.type === 'job.progress' && typeof m.data?.t === 'number') {
       const lat = (rMono - m.data.t) / 1000;
       synth.push(lat);
@@ -834,6 +862,7 @@ function subsRole(): void {
       decoded = 0;
       e2e = [];
       e2eIds = new Set();
+      e2eLast = new Map();
       synth = [];
       perEvent = new Map();
       counted = 0;
@@ -868,6 +897,7 @@ function subsRole(): void {
         firstPerEvent: Float64Array.from(pe.map((x) => x.first)),
         lastPerEvent: Float64Array.from(pe.map((x) => x.last)),
         seqPerEvent: Float64Array.from(perEvent.keys()),
+        e2eLast: [...e2eLast],
         doneAt: Float64Array.from(conns.map((c) => c.doneAt)),
         counted,
         closes,
@@ -1220,7 +1250,18 @@ function syntheticRow(
 }
 
 async function measureE2e(s: Stack, n: number): Promise<LatencyRow> {
+  return (await measureE2eWith(s, n, false)).row;
+}
+
+/** The state-change phase; with `diag`, the send probe is on and the slowest state changes are
+ * returned stage by stage. */
+async function measureE2eWith(
+  s: Stack,
+  n: number,
+  diag: boolean,
+): Promise<{ row: LatencyRow; slowest: SlowEvent[] }> {
   await s.subs.call('reset', { mode: 'record', expect: 0, container: CT } satisfies ResetArg);
+  if (diag) await s.apiChild.call('probeOn');
   const [a0, s0] = [await cpuOf(s.apiChild), await cpuOf(s.subs)];
   const d0 = (await s.apiChild.call<HubStats>('stats')).delivered;
   for (let i = 0; i < P.cycles; i++) {
@@ -1231,10 +1272,25 @@ async function measureE2e(s: Stack, n: number): Promise<LatencyRow> {
   // (STARTING, STOPPING) sends more, a moment later.
   await s.subs.call('wait', { e2e: 2 * P.cycles * n, synth: 0, timeoutMs: 15_000 } satisfies WaitArg, 30_000);
   await sleep(500);
+  const spans = diag ? await s.apiChild.call<SendSpan[]>('probeOff') : [];
   const got = await s.subs.call<Collected>('collect');
   const delivered = (await s.apiChild.call<HubStats>('stats')).delivered - d0;
   const [a1, s1] = [await cpuOf(s.apiChild), got.cpuMs];
-  return {
+  const byId = new Map(spans.map((x) => [x.id, x]));
+  const slowest: SlowEvent[] = got.e2eLast
+    .map(([id, last]) => {
+      const x = byId.get(id);
+      return {
+        label: x?.what ?? id,
+        last,
+        toFirst: x?.toFirst ?? Number.NaN,
+        span: x?.span ?? Number.NaN,
+        batchEvents: x?.batchEvents ?? Number.NaN,
+      };
+    })
+    .sort((a, b) => b.last - a.last)
+    .slice(0, 5);
+  const row: LatencyRow = {
     subs: n,
     events: got.e2eEvents,
     deliveries: got.e2e.length,
@@ -1246,6 +1302,7 @@ async function measureE2e(s: Stack, n: number): Promise<LatencyRow> {
     closes: got.closes,
     eventsPerCycle: round(delivered / n / P.cycles, 1),
   };
+  return { row, slowest };
 }
 
 async function measureSynthetic(
@@ -1277,10 +1334,11 @@ async function measureSynthetic(
   // The slowest events by their last receipt, with the API's side of each (probe on only).
   const bySeq = new Map((spans ?? []).map((x) => [x.seq, x]));
   const slowest: SlowEvent[] = Array.from(got.seqPerEvent, (seq, i) => ({
-    seq,
+    label: String(seq),
     last: got.lastPerEvent[i] as number,
     toFirst: bySeq.get(seq)?.toFirst ?? Number.NaN,
     span: bySeq.get(seq)?.span ?? Number.NaN,
+    batchEvents: bySeq.get(seq)?.batchEvents ?? Number.NaN,
   }))
     .sort((a, b) => b.last - a.last)
     .slice(0, 5);
@@ -1293,13 +1351,16 @@ async function measureSynthetic(
 
 /** One synthetic event's path, ms after its XADD. */
 interface SlowEvent {
-  seq: number;
+  /** The synthetic event's seq, or what the event was. */
+  label: string;
   /** API: to the first write of its batch. */
   toFirst: number;
   /** API: first to last write of its batch. */
   span: number;
   /** Its last subscriber's receipt. */
   last: number;
+  /** Events in the read batch it went out in. */
+  batchEvents: number;
 }
 
 interface Throughput {
@@ -1416,7 +1477,7 @@ async function measureMemory(s: Stack): Promise<Memory> {
 }
 
 function summarizeSpans(spans: readonly SendSpan[]) {
-  const per = spans.filter((x) => x.sends > 0);
+  const per = spans.filter((x) => x.sends > 0 && x.seq >= 0);
   return {
     events: per.length,
     sendsPerEvent: summary(per.map((x) => x.sends)),
@@ -1515,11 +1576,17 @@ async function main(): Promise<void> {
       server: ReturnType<typeof summarizeSpans>;
       profile: ProfileSummary | null;
       slowest: SlowEvent[];
+      stateQuery: string;
+      slowestStates: SlowEvent[];
     } | null = null;
     if (P.profile) {
       const n = Math.max(...P.levels);
       await connect(s, n);
       const d = await measureSynthetic(s, n, true);
+      await disconnect(s);
+      const stateQuery = '?types=container.state';
+      await connect(s, n, stateQuery);
+      const e = await measureE2eWith(s, n, true);
       await disconnect(s);
       diagnostics = {
         subs: n,
@@ -1527,6 +1594,8 @@ async function main(): Promise<void> {
         server: summarizeSpans(d.spans ?? []),
         profile: d.profile ?? null,
         slowest: d.slowest ?? [],
+        stateQuery,
+        slowestStates: e.slowest,
       };
     }
 
@@ -1580,6 +1649,8 @@ function report(
     server: ReturnType<typeof summarizeSpans>;
     profile: ProfileSummary | null;
     slowest: SlowEvent[];
+    stateQuery: string;
+    slowestStates: SlowEvent[];
   } | null,
 ): void {
   const lost = (r: LatencyRow) => String(Math.max(0, r.expected - r.deliveries));
@@ -1760,13 +1831,24 @@ function report(
         ],
       ),
     );
-    console.log(`\nThe ${diag.slowest.length} slowest events, ms after their XADD\n`);
-    console.log(
+    const slowTable = (first: string, events: SlowEvent[]) =>
       table(
-        ['seq', 'API: first write', 'API: last write', 'last subscriber got it'],
-        diag.slowest.map((e) => [String(e.seq), fmt(e.toFirst), fmt(e.toFirst + e.span), fmt(e.last)]),
-      ),
+        [first, 'events in its batch', 'API: first write', 'API: last write', 'last subscriber got it'],
+        events.map((e) => [
+          e.label,
+          String(e.batchEvents),
+          fmt(e.toFirst),
+          fmt(e.toFirst + e.span),
+          fmt(e.last),
+        ]),
+      );
+    console.log(`\nThe ${diag.slowest.length} slowest synthetic events, ms after their XADD\n`);
+    console.log(slowTable('seq', diag.slowest));
+    console.log(
+      `\nThe ${diag.slowestStates.length} slowest state changes (${P.cycles} start/stop cycles, ` +
+        `subscribers of ${diag.stateQuery}), ms after the worker stamped them (ms resolution)\n`,
     );
+    console.log(slowTable('event', diag.slowestStates));
     const p = diag.profile;
     if (p) {
       console.log(
