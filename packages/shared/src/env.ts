@@ -13,6 +13,31 @@ export function envInt(env: NodeJS.ProcessEnv, key: string, def: number, min = 0
   return n;
 }
 
+/**
+ * Waits for one step of a shutdown, at most `ms`: true when it settled (a failure counts as
+ * settled), false when it was given up on. Redis-bound steps (closing a BullMQ queue, a last
+ * write) can hang while their connection is reconnecting; a stop must still end.
+ */
+export async function settlesWithin(step: Promise<unknown> | undefined, ms: number): Promise<boolean> {
+  if (step === undefined) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([
+      step.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 interface StopLogger {
   info(obj: object, msg: string): void;
   error(obj: object, msg: string): void;

@@ -4,7 +4,15 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyBaseLogger } from 'fastify';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { LxcqError, Store, keys as makeKeys, redisClient, type Scope, type StoredJob } from '@lxcq/shared';
+import {
+  LxcqError,
+  Store,
+  keys as makeKeys,
+  redisClient,
+  settlesWithin,
+  type Scope,
+  type StoredJob,
+} from '@lxcq/shared';
 import { logRedisConnection, requestIdFrom } from '@lxcq/telemetry';
 import { EventHub } from './events.ts';
 import { HostWatchdog } from './watchdog.ts';
@@ -27,6 +35,8 @@ declare module 'fastify' {
   }
 }
 
+/** How long each Redis-bound step of a stop may take (see close). */
+const CLOSE_STEP_MS = 5000;
 export interface BuiltApp {
   app: FastifyInstance;
   ctx: ApiContext;
@@ -113,6 +123,11 @@ export async function buildApp(
     const rc = req.routeOptions.config;
     if (req.routeOptions.url === undefined || req.routeOptions.url.startsWith('/docs') || rc.public) return;
     ctx.tokens.authorize(req, rc.scope ?? 'admin');
+  });
+  // A request still running when the stop began ends its keep-alive connection with its answer:
+  // otherwise the stop waits for the client to let it go idle (Fastify's keep-alive is 72 s).
+  app.addHook('onSend', async (_req, reply) => {
+    if (closing) void reply.header('connection', 'close');
   });
 
   await app.register(swagger, {
@@ -207,10 +222,19 @@ export async function buildApp(
       closing = true;
       clearInterval(trim);
       clearInterval(reconcile);
-      await watchdog.stop();
-      await hub.close();
+      // Each step that needs Redis gets a bound: with the connection reconnecting it could wait
+      // for ever, and a stop must end.
+      const bounded = async (what: string, step: Promise<unknown>) => {
+        if (!(await settlesWithin(step, CLOSE_STEP_MS)))
+          app.log.warn(
+            `stopping: ${what} did not finish within ${CLOSE_STEP_MS / 1000} s (Redis unreachable?); going on`,
+          );
+      };
+      await bounded('the host watchdog', watchdog.stop());
+      await bounded('the event hub', hub.close());
+      jobs.release();
       await app.close();
-      await jobs.close();
+      await bounded('closing the job queues', jobs.close());
       subscriber.disconnect();
       redis.disconnect();
     },

@@ -38,6 +38,7 @@ export interface SubmitRequest<N extends OperationName> {
 export class JobService {
   private queues = new Map<string, Queue<QueuedJobData>>();
   private waiters = new Map<string, Set<() => void>>();
+  private released = false;
 
   constructor(
     private readonly store: Store,
@@ -60,9 +61,16 @@ export class JobService {
     });
   }
 
-  async close(): Promise<void> {
-    for (const q of this.queues.values()) await q.close();
+  /** Ends every `?wait=` at once, each answering with its job as it stands: a stopping API does
+   * not hold its clients (or its own stop) until their waits run out. */
+  release(): void {
+    this.released = true;
     for (const set of this.waiters.values()) for (const wake of set) wake();
+  }
+
+  async close(): Promise<void> {
+    this.release();
+    for (const q of this.queues.values()) await q.close();
   }
 
   queue(host: string): Queue<QueuedJobData> {
@@ -304,7 +312,7 @@ export class JobService {
         throw err;
       }
       const left = deadline - Date.now();
-      if (isFinal(job.state) || left <= 0) {
+      if (isFinal(job.state) || left <= 0 || this.released) {
         forget();
         return job;
       }

@@ -13,6 +13,7 @@ import {
   isFinal,
   keys as makeKeys,
   redisClient,
+  settlesWithin,
   toLxcqError,
   type ContainerInfo,
   type ContainerState,
@@ -63,6 +64,8 @@ const payloadCheckers = Object.fromEntries(
 ) as Record<OperationName, ReturnType<typeof Compile>>;
 
 const LOOP_RESOLUTION_MS = 10;
+/** How long each Redis-bound step of a stop may take once no job runs (see close). */
+const CLOSE_STEP_MS = 5000;
 /** A loop-delay histogram value (ns between timer ticks) as the delay past the timer, in ms. */
 const loopDelayMs = (ns: number): number =>
   Math.round(Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) * 1000) / 1000;
@@ -446,17 +449,30 @@ export class LxcqWorker {
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
     await this.closeQueueWorker();
-    await this.queue?.close();
+    // Each step that needs Redis gets a bound: with the connection reconnecting it could wait for
+    // ever, and once no job runs a stop must end.
+    const bounded = async (what: string, step: Promise<unknown> | undefined) => {
+      if (!(await settlesWithin(step, CLOSE_STEP_MS)))
+        this.log.warn(
+          `stopping: ${what} did not finish within ${CLOSE_STEP_MS / 1000} s (Redis unreachable?); going on`,
+        );
+    };
+    await bounded('closing the host queue', this.queue?.close());
     await this.transfer?.close();
-    await this.inventoryRunning;
+    await bounded('the inventory pass', this.inventoryRunning ?? undefined);
     await this.monitor?.close().catch(() => undefined);
     await this.monitorChain;
     await this.pool.close();
     await this.metricsServer?.close();
-    await this.store.setHostFlag(this.config.hostId, 'stopped', true).catch(() => undefined);
-    await this.store
-      .addEvent('host.offline', { lastSeen: new Date().toISOString() }, { host: this.config.hostId })
-      .catch(() => undefined);
+    await bounded('marking the host stopped', this.store.setHostFlag(this.config.hostId, 'stopped', true));
+    await bounded(
+      'announcing host.offline',
+      this.store.addEvent(
+        'host.offline',
+        { lastSeen: new Date().toISOString() },
+        { host: this.config.hostId },
+      ),
+    );
     this.loopDelay.disable();
     this.redis.disconnect();
   }
