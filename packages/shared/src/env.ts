@@ -38,6 +38,24 @@ export async function settlesWithin(step: Promise<unknown> | undefined, ms: numb
   }
 }
 
+/** How long each Redis-bound step of a stop may take once no job runs. */
+export const STOP_STEP_MS = 5000;
+
+/**
+ * One step of a stop, bounded by STOP_STEP_MS (see settlesWithin): when it is given up on, says
+ * so and lets the stop go on.
+ */
+export async function stopStep(
+  what: string,
+  step: Promise<unknown> | undefined,
+  log: { warn(msg: string): void },
+): Promise<void> {
+  if (!(await settlesWithin(step, STOP_STEP_MS)))
+    log.warn(
+      `stopping: ${what} did not finish within ${STOP_STEP_MS / 1000} s (Redis unreachable?); going on`,
+    );
+}
+
 interface StopLogger {
   info(obj: object, msg: string): void;
   error(obj: object, msg: string): void;

@@ -9,7 +9,7 @@ import {
   Store,
   keys as makeKeys,
   redisClient,
-  settlesWithin,
+  stopStep,
   type Scope,
   type StoredJob,
 } from '@lxcq/shared';
@@ -35,8 +35,6 @@ declare module 'fastify' {
   }
 }
 
-/** How long each Redis-bound step of a stop may take (see close). */
-const CLOSE_STEP_MS = 5000;
 export interface BuiltApp {
   app: FastifyInstance;
   ctx: ApiContext;
@@ -224,17 +222,11 @@ export async function buildApp(
       clearInterval(reconcile);
       // Each step that needs Redis gets a bound: with the connection reconnecting it could wait
       // for ever, and a stop must end.
-      const bounded = async (what: string, step: Promise<unknown>) => {
-        if (!(await settlesWithin(step, CLOSE_STEP_MS)))
-          app.log.warn(
-            `stopping: ${what} did not finish within ${CLOSE_STEP_MS / 1000} s (Redis unreachable?); going on`,
-          );
-      };
-      await bounded('the host watchdog', watchdog.stop());
-      await bounded('the event hub', hub.close());
+      await stopStep('the host watchdog', watchdog.stop(), app.log);
+      await stopStep('the event hub', hub.close(), app.log);
       jobs.release();
       await app.close();
-      await bounded('closing the job queues', jobs.close());
+      await stopStep('closing the job queues', jobs.close(), app.log);
       subscriber.disconnect();
       redis.disconnect();
     },

@@ -13,7 +13,7 @@ import {
   isFinal,
   keys as makeKeys,
   redisClient,
-  settlesWithin,
+  stopStep,
   toLxcqError,
   type ContainerInfo,
   type ContainerState,
@@ -64,8 +64,6 @@ const payloadCheckers = Object.fromEntries(
 ) as Record<OperationName, ReturnType<typeof Compile>>;
 
 const LOOP_RESOLUTION_MS = 10;
-/** How long each Redis-bound step of a stop may take once no job runs (see close). */
-const CLOSE_STEP_MS = 5000;
 /** A loop-delay histogram value (ns between timer ticks) as the delay past the timer, in ms. */
 const loopDelayMs = (ns: number): number =>
   Math.round(Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS) * 1000) / 1000;
@@ -451,12 +449,7 @@ export class LxcqWorker {
     await this.closeQueueWorker();
     // Each step that needs Redis gets a bound: with the connection reconnecting it could wait for
     // ever, and once no job runs a stop must end.
-    const bounded = async (what: string, step: Promise<unknown> | undefined) => {
-      if (!(await settlesWithin(step, CLOSE_STEP_MS)))
-        this.log.warn(
-          `stopping: ${what} did not finish within ${CLOSE_STEP_MS / 1000} s (Redis unreachable?); going on`,
-        );
-    };
+    const bounded = (what: string, step: Promise<unknown> | undefined) => stopStep(what, step, this.log);
     await bounded('closing the host queue', this.queue?.close());
     await this.transfer?.close();
     await bounded('the inventory pass', this.inventoryRunning ?? undefined);
