@@ -1,6 +1,7 @@
 // The API as several processes on one port (LXCQ_API_PROCESSES): every process follows the event
 // stream and serves any subscriber, a process that dies is replaced and its subscribers resume
 // elsewhere by cursor, SIGTERM stops them all, and a bad setting stops the API instead of looping.
+import { rmSync } from 'node:fs';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -63,6 +64,7 @@ describe('API processes sharing one port', () => {
     }
     pub.disconnect();
     await redis.stop();
+    rmSync(redis.dir, { recursive: true, force: true });
   });
 
   const publish = async (from: number, n: number) => {
