@@ -585,16 +585,12 @@ export class Container implements Disposable {
   }
 
   /** Waits up to timeoutSec until init receives the signal that config `key` names (default
-   * `fallback`); returns whether it does. Sending anyway after the wait is liblxc's behaviour. */
-  private awaitInitSignal(key: string, fallback: string, timeoutSec: number): boolean {
+   * `fallback`). The caller sends the signal either way, as liblxc would. */
+  private awaitInitSignal(key: string, fallback: string, timeoutSec: number): void {
     const signal = signalNumber(this.getConfigItem(key) || fallback);
-    if (signal === undefined) return false;
+    if (signal === undefined) return;
     const end = Date.now() + timeoutSec * 1000;
-    for (;;) {
-      if (this.initReceives(signal)) return true;
-      if (Date.now() >= end) return false;
-      sleepMs(20);
-    }
+    while (!this.initReceives(signal) && Date.now() < end) sleepMs(20);
   }
 
   freeze(): void {
