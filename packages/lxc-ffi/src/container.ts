@@ -1,18 +1,25 @@
 // Typed API over RawLxc: one Container per struct lxc_container reference.
 import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
+  chownSync,
   closeSync,
   existsSync,
   fstatSync,
+  fsyncSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readSync,
+  renameSync,
   rmSync,
   readFileSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { constants as osConstants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import koffi from 'koffi';
 import { LxcError } from './errors.ts';
 import type { LxcErrorCode } from './errors.ts';
@@ -145,6 +152,41 @@ export const START_OUTPUT_FILE = 'lxcq-start.out';
 /** liblxc log level of START_LOG_FILE. */
 export const START_LOG_LEVEL = 'WARN';
 
+/** Marks saveConfig's temporary files (`config.lxcq-tmp.<pid>.<thread>.<random>`). */
+const CONFIG_TMP_MARK = '.lxcq-tmp.';
+
+/** Removes temporary config files a killed process left in `dir` (its pid is gone). */
+function removeStaleTemps(dir: string, prefix: string): void {
+  for (const f of readdirSafe(dir)) {
+    if (!f.startsWith(prefix)) continue;
+    const pid = Number(f.slice(prefix.length).split('.')[0]);
+    const alive = pid === process.pid || (Number.isInteger(pid) && pid > 0 && existsSync(`/proc/${pid}`));
+    if (!alive) rmSync(join(dir, f), { force: true });
+  }
+}
+
+/** Gives `tmp` the owner and mode of `target` when it exists (liblxc creates 0644 as root). */
+function keepOwnerAndMode(tmp: string, target: string): void {
+  let st;
+  try {
+    st = statSync(target);
+  } catch {
+    return;
+  }
+  chmodSync(tmp, st.mode & 0o7777);
+  chownSync(tmp, st.uid, st.gid);
+}
+
+/** fsync of a directory, so a rename in it survives a crash of the machine. */
+function fsyncDir(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Whether the kernel offers CRIU memory tracking (soft-dirty), per thread; see migrate(). */
 let memTrackCache: boolean | undefined;
 
@@ -261,6 +303,8 @@ export class Container implements Disposable {
   private ptr: Ptr;
   private readonly lxcBinDir: string | undefined;
   private openedName: string;
+  /** The in-memory config differs from the file (set/clear/load since the last save). */
+  private configDirty = false;
 
   private constructor(raw: RawLxc, ptr: Ptr, name: string, lxcpath: string, lxcBinDir: string | undefined) {
     this.raw = raw;
@@ -460,12 +504,14 @@ export class Container implements Disposable {
   /**
    * Starts the container through liblxc's own `lxc-start` (or `lxc-execute -d` with useinit),
    * so that the `[lxc monitor]` left behind is a fork of that small program, not of this Node
-   * process. The in-memory config is saved first so the tool sees it.
+   * process. An in-memory config change not saved yet is saved first so the tool sees it; an
+   * unchanged config is not rewritten (a start must not depend on, or race with, a config write).
    */
   start(opts: StartOptions = {}): void {
     this.requireDefined('start');
     if (this.running) throw this.error('LXC_ALREADY_RUNNING', 'start', 'container is already running');
-    this.saveConfig();
+    this.requireRootfs('start');
+    if (this.configDirty) this.saveConfig();
     const tool = opts.useinit ? 'lxc-execute' : 'lxc-start';
     const args = ['-n', this.name, '-P', this.lxcpath];
     if (opts.useinit) args.push('-d');
@@ -760,6 +806,7 @@ export class Container implements Disposable {
     return this.readSized('get_config_item', key, 'LXC_CONFIG_FAILED');
   }
   setConfigItem(key: string, value: string): void {
+    this.configDirty = true;
     this.check(
       this.call('set_config_item', key, value),
       'LXC_CONFIG_FAILED',
@@ -768,6 +815,7 @@ export class Container implements Disposable {
     );
   }
   clearConfigItem(key: string): void {
+    this.configDirty = true;
     this.check(
       this.call('clear_config_item', key),
       'LXC_CONFIG_FAILED',
@@ -777,6 +825,7 @@ export class Container implements Disposable {
   }
   /** Drops the whole in-memory config (c->clear_config). */
   clearConfig(): void {
+    this.configDirty = true;
     this.call('clear_config');
   }
   /** Config keys (under `prefix`, e.g. 'lxc.net.0'). */
@@ -789,15 +838,45 @@ export class Container implements Disposable {
   runningConfigItem(key: string): string | null {
     return this.raw.takeString(this.call('get_running_config_item', key));
   }
+  /**
+   * Writes the in-memory config to `path`, by default the container's own config file. That file
+   * is replaced atomically: liblxc's save_config opens its target with O_TRUNC and then writes, so
+   * a process killed in between (a worker SIGKILLed mid-job) left an empty config behind, and the
+   * next start ran with no rootfs, on the host's own root. liblxc writes a temporary file in the
+   * same directory instead, which is fsync'd and renamed over the config: a reader, and whatever
+   * is left after a kill, sees the old file or the new one, whole.
+   */
   saveConfig(path?: string): void {
-    this.check(
-      this.call('save_config', path ?? null),
-      'LXC_CONFIG_FAILED',
-      'save_config',
-      `cannot save config${path ? ` to '${path}'` : ''}`,
-    );
+    const target = path ?? this.configFileName();
+    const dir = dirname(target);
+    const prefix = `${basename(target)}${CONFIG_TMP_MARK}`;
+    removeStaleTemps(dir, prefix);
+    const tmp = join(dir, `${prefix}${process.pid}.${threadId}.${Math.random().toString(36).slice(2, 8)}`);
+    try {
+      this.check(
+        this.call('save_config', tmp),
+        'LXC_CONFIG_FAILED',
+        'save_config',
+        `cannot save config${path ? ` to '${path}'` : ''}`,
+      );
+      const fd = openSync(tmp, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      keepOwnerAndMode(tmp, target);
+      renameSync(tmp, target);
+      fsyncDir(dir);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      if (err instanceof LxcError) throw err;
+      throw this.error('LXC_CONFIG_FAILED', 'save_config', `cannot save config: ${(err as Error).message}`, err);
+    }
+    if (path === undefined) this.configDirty = false;
   }
   loadConfig(path?: string): void {
+    this.configDirty = path !== undefined;
     this.check(
       this.call('load_config', path ?? null),
       'LXC_CONFIG_FAILED',
@@ -1173,11 +1252,23 @@ export class Container implements Disposable {
     if (this.running) throw this.error('LXC_ALREADY_RUNNING', operation, 'container is already running');
   }
 
+  /** A config without lxc.rootfs.path (cut short, emptied, edited by hand) would make liblxc run the
+   * container on the host's own root: refuse to start or restore it. */
+  private requireRootfs(operation: string): void {
+    if (this.getConfigItem('lxc.rootfs.path').trim() !== '') return;
+    throw new LxcError(
+      'LXC_CONFIG_BROKEN',
+      `the config of ${this.name} (${this.configFileName()}) has no lxc.rootfs.path, so liblxc would run it on the host's root; it was not started. Restore the config (lxc.rootfs.path and the rest) from a backup or a snapshot's config, or destroy the container`,
+      { operation, container: this.name },
+    );
+  }
+
   /** Restores from `dir` through `lxc-checkpoint -r -d`, so the new monitor is small. Its log is
    * startLogFile, as for start(). */
   restore(dir: string, opts: { verbose?: boolean } = {}): void {
     this.requireCriu('restore');
     this.requireStopped('restore');
+    this.requireRootfs('restore');
     const args = ['-r', '-D', dir, '-n', this.name, '-P', this.lxcpath, '-d'];
     if (opts.verbose) args.push('-v');
     this.runTool('restore', 'LXC_RESTORE_FAILED', 'lxc-checkpoint', args, undefined, () =>

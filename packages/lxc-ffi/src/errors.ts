@@ -28,6 +28,10 @@ export const LXC_ERROR_CODES = {
   LXC_CLONE_FAILED: { retryable: true, meaning: 'c->clone returned NULL' },
   LXC_SNAPSHOT_FAILED: { retryable: true, meaning: 'a snapshot member failed' },
   LXC_CONFIG_FAILED: { retryable: false, meaning: 'a config member failed (unknown key, bad value, I/O)' },
+  LXC_CONFIG_BROKEN: {
+    retryable: false,
+    meaning: "the container's config is unusable (no lxc.rootfs.path): starting it would run on the host's root",
+  },
   LXC_CGROUP_FAILED: { retryable: false, meaning: 'get/set_cgroup_item failed' },
   LXC_NETWORK_FAILED: {
     retryable: true,
