@@ -279,6 +279,16 @@ export class Stack {
   }
 }
 
+/**
+ * The environment a process under test inherits: this one's without any `LXCQ_*` name. The test
+ * passes the settings it means explicitly; the test run's own variables (LXCQ_FAULT_SEED,
+ * LXCQ_TEST_TIMEOUT, a developer's LXCQ_TOKEN) would otherwise reach the API or worker, which
+ * refuse an unknown setting and would run with settings nobody chose.
+ */
+export function inheritedEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LXCQ_')));
+}
+
 /** Spawns a worker process (node + tsx, as in production) and waits until it is ready. */
 export async function spawnWorker(
   redisUrl: string,
@@ -288,7 +298,7 @@ export async function spawnWorker(
   opts: { netns?: string } = {},
 ): Promise<{ child: ChildProcess; log: () => string }> {
   const env = {
-    ...process.env,
+    ...inheritedEnv(),
     LXCQ_REDIS_URL: redisUrl,
     LXCQ_HOST_ID: hostId,
     LXCQ_LXCPATH: lxcpath,
@@ -361,7 +371,7 @@ export async function spawnApi(
   port: number,
 ): Promise<{ child: ChildProcess; log: () => string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(repo, 'services/api/src/server.ts')], {
-    env: { ...process.env, LXCQ_PORT: String(port), LXCQ_HOST_BIND: '127.0.0.1', ...env },
+    env: { ...inheritedEnv(), LXCQ_PORT: String(port), LXCQ_HOST_BIND: '127.0.0.1', ...env },
     cwd: repo,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
