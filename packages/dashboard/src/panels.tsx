@@ -106,6 +106,11 @@ export function ContainersPanel({ view, store }: { view: View; store: Store }) {
                     <span class={`pill state-${r.state.toLowerCase()}`} data-state={r.state}>
                       {r.state}
                     </span>
+                    {r.broken !== undefined && (
+                      <span class="pill state-broken" title={r.broken}>
+                        BROKEN
+                      </span>
+                    )}
                     {busy && <span class="busy"> {busy}…</span>}
                   </td>
                   <td>{r.host}</td>

@@ -14,6 +14,8 @@ export interface ContainerRow {
   pid?: number;
   ips?: string[];
   snapshots?: number;
+  /** Why the container cannot be used (see ContainerInfo.broken). */
+  broken?: string;
   /** The state came from an event: a later read (which may be older) does not overwrite it. */
   live: boolean;
   /** Read from the API at least once (a row made from an event alone may not be registered yet). */
@@ -37,6 +39,7 @@ export function rowOf(c: ContainerInfo): ContainerRow {
     host: c.host,
     state: c.state,
     ...(c.pid !== undefined ? { pid: c.pid } : {}),
+    ...(c.broken !== undefined ? { broken: c.broken } : {}),
     ...(c.ips !== undefined ? { ips: c.ips } : {}),
     ...(c.snapshots !== undefined ? { snapshots: c.snapshots.length } : {}),
     live: false,
@@ -140,6 +143,13 @@ export function applyEvent(s: DashState, ev: LxcqEvent): Applied {
       const old = name === undefined ? undefined : s.containers.get(name);
       if (!old) break;
       next = { ...next, containers: put(s.containers, { ...old, host: d.to }) };
+      break;
+    }
+    case 'container.broken': {
+      const d = (ev as LxcqEvent<'container.broken'>).data;
+      const old = name === undefined ? undefined : s.containers.get(name);
+      if (!old) break;
+      next = { ...next, containers: put(s.containers, { ...old, broken: d.reason }) };
       break;
     }
     default:
@@ -252,6 +262,8 @@ export function describeEvent(ev: LxcqEvent): string {
     case 'container.renamed':
     case 'container.moved':
       return `${String(d.from)} → ${String(d.to)}`;
+    case 'container.broken':
+      return `broken: ${String(d.reason)}`;
     case 'job.queued':
       return `${String(d.operation)} queued${Number(d.queuePosition) > 0 ? ` (position ${String(d.queuePosition)})` : ''}`;
     case 'job.active':

@@ -9,7 +9,6 @@ import {
   fsyncSync,
   mkdtempSync,
   openSync,
-  readdirSync,
   readSync,
   renameSync,
   rmSync,
@@ -871,7 +870,12 @@ export class Container implements Disposable {
     } catch (err) {
       rmSync(tmp, { force: true });
       if (err instanceof LxcError) throw err;
-      throw this.error('LXC_CONFIG_FAILED', 'save_config', `cannot save config: ${(err as Error).message}`, err);
+      throw this.error(
+        'LXC_CONFIG_FAILED',
+        'save_config',
+        `cannot save config: ${(err as Error).message}`,
+        err,
+      );
     }
     if (path === undefined) this.configDirty = false;
   }

@@ -58,6 +58,11 @@ export const ERROR_CODES = {
     status: 431,
     meaning: "The request's headers are larger than the server accepts (16 KiB in all).",
   },
+  LXCQ_CONTAINER_BROKEN: {
+    status: 422,
+    meaning:
+      "The container's config is unusable (liblxc cannot load it, or it names no rootfs, so the container would run on the host's root): lxcq will not start it. Restore the config from a backup or a snapshot, or destroy the container.",
+  },
   LXCQ_INVALID_STATE: {
     status: 422,
     meaning:

@@ -23,6 +23,9 @@ export interface EventDataMap {
   'container.renamed': { from: string; to: string };
   /** A container moved to another host. */
   'container.moved': { from: string; to: string };
+  /** The host found a container it cannot use (its config is unloadable or names no rootfs);
+   * `reason` says why and what to do. lxcq refuses to start it until it is repaired. */
+  'container.broken': { reason: string };
   /** A job was accepted and waits for its host. */
   'job.queued': { operation: string; queuePosition: number };
   /** A worker began the job. */
@@ -50,6 +53,7 @@ export const EVENT_TYPES = [
   'container.destroyed',
   'container.renamed',
   'container.moved',
+  'container.broken',
   'job.queued',
   'job.active',
   'job.progress',

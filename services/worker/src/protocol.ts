@@ -14,6 +14,8 @@ export interface RawContainerInfo {
   snapshots?: SnapshotInfo[];
   checkpoints?: string[];
   config?: Record<string, string>;
+  /** Why the container cannot be used (its config is unloadable or has no rootfs). */
+  broken?: string;
 }
 
 /** What exec answers: liblxc's attach result, exit code and captured output. */

@@ -40,6 +40,7 @@ const LXC_TO_LXCQ: Partial<Record<string, ErrorCode>> = {
   LXC_INVALID_ARGUMENT: 'LXCQ_VALIDATION',
   LXC_CREATE_FAILED: 'LXCQ_TEMPLATE_FAILED',
   LXC_UNSUPPORTED: 'LXCQ_NOT_IMPLEMENTED',
+  LXC_CONFIG_BROKEN: 'LXCQ_CONTAINER_BROKEN',
 };
 
 export function errorBody(err: unknown): ErrorBody {
@@ -54,7 +55,81 @@ export function errorBody(err: unknown): ErrorBody {
 }
 
 function open(req: { name: string; lxcpath: string }): Container {
-  return Container.open(req.name, req.lxcpath);
+  try {
+    return Container.open(req.name, req.lxcpath);
+  } catch (err) {
+    const config = join(req.lxcpath, req.name, 'config');
+    if (!(err instanceof LxcError && err.code === 'LXC_NEW_FAILED' && existsSync(config))) throw err;
+    throw new LxcError('LXC_CONFIG_BROKEN', unloadableConfig(config), {
+      operation: 'lxc_container_new',
+      container: req.name,
+      cause: err,
+    });
+  }
+}
+
+/** Why a container whose config liblxc cannot load is broken, and what to do. */
+function unloadableConfig(config: string): string {
+  return `liblxc cannot load the container's config ${config} (a bad or unknown key; its log says which): lxcq will not start it. Fix the config by hand, or destroy the container`;
+}
+
+/** open(), or the LXC_CONFIG_BROKEN error of a container whose config liblxc cannot load. */
+function openLoadable(req: { name: string; lxcpath: string }): Container | LxcError {
+  try {
+    return open(req);
+  } catch (err) {
+    if (err instanceof LxcError && err.code === 'LXC_CONFIG_BROKEN') return err;
+    throw err;
+  }
+}
+
+/** destroy of a container liblxc cannot load: its directory goes, unless it still runs. */
+function destroyUnloadable(
+  r: { name: string; lxcpath: string; withSnapshots: boolean },
+  broken: LxcError,
+): { existed: boolean } {
+  const dir = join(r.lxcpath, r.name);
+  if (monitorRuns(r.lxcpath, r.name)) {
+    throw Object.assign(
+      new Error(
+        `Container ${r.name} runs, but liblxc cannot load its config, so lxcq cannot stop it: stop it with 'lxc-stop -k -n ${r.name} -P ${r.lxcpath}', then destroy it. (${broken.message})`,
+      ),
+      { code: 'LXCQ_CONTAINER_BROKEN' },
+    );
+  }
+  if (
+    !r.withSnapshots &&
+    (existsSync(join(dir, 'snaps')) ? readdirSync(join(dir, 'snaps')) : []).length > 0
+  ) {
+    throw Object.assign(
+      new Error(`Container ${r.name} has snapshots; destroy them first or pass withSnapshots.`),
+      { code: 'LXCQ_INVALID_STATE' },
+    );
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return { existed: true };
+}
+
+/** Why a container is unusable, or undefined when it is not: a config with no rootfs would run it
+ * on the host's root (liblxc's default), so lxc-ffi refuses to start it. */
+function brokenReason(c: Container): string | undefined {
+  if (c.getConfigItem('lxc.rootfs.path').trim() !== '') return undefined;
+  return `its config ${c.configFileName()} has no lxc.rootfs.path (cut short or edited): lxcq will not start it, as liblxc would run it on the host's root. Restore the config from a backup or a snapshot's config, or destroy the container`;
+}
+
+/** Whether the liblxc monitor of `name` runs (read from /proc: works without loading the config). */
+function monitorRuns(lxcpath: string, name: string): boolean {
+  const want = `[lxc monitor] ${lxcpath} ${name}`;
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0+$/, '').split('\0').join(' ') === want)
+        return true;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return false;
 }
 
 function invalidState(name: string, state: ContainerState, want: string): never {
@@ -74,6 +149,8 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
   if (!c.defined) return { name: c.name, defined: false, state: 'STOPPED' };
   const state = c.state;
   const info: RawContainerInfo = { name: c.name, defined: true, state };
+  const broken = brokenReason(c);
+  if (broken) info.broken = broken;
   if (state !== 'STOPPED') {
     const pid = c.initPid;
     if (pid > 0) info.pid = pid;
@@ -262,7 +339,13 @@ type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
 const impl: Impl = {
   list: (r) => listContainers(r.lxcpath, 'defined'),
   info: (r) => {
-    using c = open(r);
+    const got = openLoadable(r);
+    if (got instanceof LxcError) {
+      // Still a container (lxc-ls lists it): recorded as broken, not dropped from the registry.
+      const state = monitorRuns(r.lxcpath, r.name) ? 'RUNNING' : 'STOPPED';
+      return { name: r.name, defined: true, state, broken: got.message };
+    }
+    using c = got;
     return describe(c, r.withConfig ?? false);
   },
   create: (r) => {
@@ -394,7 +477,9 @@ const impl: Impl = {
     return describe(c);
   },
   destroy: (r) => {
-    using c = open(r);
+    const got = openLoadable(r);
+    if (got instanceof LxcError) return destroyUnloadable(r, got);
+    using c = got;
     if (!c.defined) return { existed: false };
     const clones = dependentClones(r.lxcpath, r.name);
     if (clones.length > 0) {

@@ -540,6 +540,7 @@ export class LxcqWorker {
     if (raw.snapshots !== undefined) info.snapshots = raw.snapshots;
     if (raw.checkpoints !== undefined) info.checkpoints = raw.checkpoints;
     if (raw.config !== undefined) info.config = raw.config;
+    if (raw.broken !== undefined) info.broken = raw.broken;
     return info;
   }
 
@@ -577,6 +578,10 @@ export class LxcqWorker {
     await this.store.putContainer(info);
     if (!before || before.host !== this.config.hostId)
       await this.store.addEvent('container.created', { source }, refs);
+    if (info.broken && info.broken !== before?.broken) {
+      this.log.error({ container: name, reason: info.broken }, 'container is broken');
+      await this.store.addEvent('container.broken', { reason: info.broken }, refs);
+    }
     // State changes are announced by the monitor as they happen; this corrects what it missed
     // (the worker was down, a message was lost) and says so.
     const from: ContainerState | 'UNKNOWN' = this.announced.get(name) ?? before?.state ?? 'UNKNOWN';

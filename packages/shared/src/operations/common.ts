@@ -35,6 +35,9 @@ export const ContainerInfo = Type.Object({
   snapshots: Type.Optional(Type.Array(SnapshotInfo)),
   checkpoints: Type.Optional(Type.Array(Type.String())),
   config: Type.Optional(Type.Record(Type.String(), Type.String())),
+  /** Set when the container cannot be used, saying why and what to do (its config is unloadable or
+   * names no rootfs); lxcq refuses to start it. */
+  broken: Type.Optional(Type.String()),
   updatedAt: Type.String(),
 });
 export type ContainerInfo = Static<typeof ContainerInfo>;
