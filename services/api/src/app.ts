@@ -82,6 +82,15 @@ export async function buildApp(
     // Fastify's own 503 while closing has no lxcq code: the onRequest hook below answers instead.
     return503OnClosing: false,
   });
+  // An empty body sent as application/json means `{}`: curl's `-H 'Content-Type:
+  // application/json' -X POST` and generated clients send exactly that to bodiless routes.
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    const text = body.toString();
+    if (text.trim() === '') done(null, {});
+    else void jsonParser(req, text, done);
+  });
   installErrorHandlers(app);
   logRedisConnection(redis, 'api', app.log);
   logRedisConnection(subscriber, 'api-subscriber', app.log);

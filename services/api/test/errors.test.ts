@@ -161,6 +161,32 @@ describe('bad input is a 4xx with a code', () => {
     );
   });
 
+  it('a 20 MB body: the 413 reaches the client every time, never a reset connection', async () => {
+    // Seen once elsewhere: a reset instead of the 413 in about one try in ten. Not reproduced on
+    // this machine (0 of 80 with bare Fastify, 0 of 15 here); this guards the behaviour.
+    const big = JSON.stringify({ argv: ['echo', 'x'.repeat(20 * 1024 * 1024)] });
+    for (let i = 0; i < 15; i++) {
+      await expectError(
+        s.http<Err>('POST', '/v1/containers/c1/exec', undefined, { raw: big }),
+        413,
+        'LXCQ_BODY_TOO_LARGE',
+      );
+    }
+    expect((await s.http('GET', '/v1/health')).status).toBe(200);
+  });
+
+  it('an empty body sent as application/json means {} (curl -X POST -H content-type: json)', async () => {
+    const r = await s.http<Job>('POST', '/v1/containers/c1/freeze?wait=0', undefined, { raw: '' });
+    expect(r.status, JSON.stringify(r.body)).toBe(202);
+    expect(r.body.operation).toBe('freeze');
+    expect((await s.wait(r.body.id)).state).toBe('failed'); // c1 is stopped: nothing to freeze
+    // A body route still validates the empty object as {}: a 400 naming the missing field.
+    const c = await s.http<Err>('POST', '/v1/containers', undefined, { raw: ' ' });
+    expect(c.status).toBe(400);
+    expect(c.body.error.code).toBe('LXCQ_VALIDATION');
+    expect(c.body.error.message).toMatch(/name|template/);
+  });
+
   it('unknown routes are 404 with a code', async () => {
     await expectError(s.http<Err>('GET', '/v1/nothing'), 404, 'LXCQ_NOT_FOUND');
   });
