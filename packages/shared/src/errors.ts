@@ -68,6 +68,11 @@ export const ERROR_CODES = {
     meaning:
       "The operation is impossible in the container's current state (e.g. freeze a stopped container).",
   },
+  LXCQ_UNSUPPORTED: {
+    status: 422,
+    meaning:
+      'The operation cannot be done on this container as it is built (e.g. renaming an overlayfs copy-on-write clone); nothing was changed, and the message says what to do instead.',
+  },
   LXCQ_CRIU_UNAVAILABLE: {
     status: 422,
     meaning:

@@ -120,6 +120,14 @@ describe('container lifecycle through the API', () => {
     expect(j.result).toMatchObject({ state: 'RUNNING' });
     await s.run('POST', '/v1/containers/web1-cow/stop');
 
+    // An overlayfs clone cannot be renamed by liblxc: refused before any work, with what to do.
+    j = await s.run('POST', '/v1/containers/web1-cow/rename', { newName: 'web1-cow2' });
+    expect(j.state).toBe('failed');
+    expect(j.error?.code).toBe('LXCQ_UNSUPPORTED');
+    expect(j.error?.message).toMatch(/copy-on-write clone.*Clone it to web1-cow2/);
+    expect(s.lxcLs()).toContain('web1-cow');
+    expect(s.lxcLs()).not.toContain('web1-cow2');
+
     j = await s.run('POST', '/v1/containers/web1-copy/rename', { newName: 'web2' });
     expect(j.result).toMatchObject({ name: 'web2' });
     expect(s.lxcLs()).toContain('web2');

@@ -538,6 +538,17 @@ const impl: Impl = {
     }
     const s = c.state;
     if (s !== 'STOPPED') invalidState(r.name, s, 'rename needs a stopped container');
+    // liblxc answers lxc.rootfs.path without its storage type: read the type from the file.
+    if (/^\s*lxc\.rootfs\.path\s*=\s*overlay(fs)?:/m.test(readFileSync(c.configFileName(), 'utf8'))) {
+      // liblxc renames by copying, and its overlay driver copies only into snapshots: it fails
+      // after the work began, with a raw log line. Refuse before anything is touched.
+      throw Object.assign(
+        new Error(
+          `Container ${r.name} is an overlayfs copy-on-write clone, which liblxc cannot rename. Clone it to ${r.newName} (a full copy: clone without snapshot), then destroy ${r.name}.`,
+        ),
+        { code: 'LXCQ_UNSUPPORTED' },
+      );
+    }
     // liblxc renames by copying: done by lxc-copy in a process of its own (see lxcCopy).
     runLxcTool('lxc-copy', ['-n', r.name, '-P', r.lxcpath, '-N', r.newName, '-R'], r.lxcpath);
     using n = Container.open(r.newName, r.lxcpath);
