@@ -10,7 +10,7 @@ export interface JobProgress {
   stage: string;
 }
 
-/** A job as clients see it (DESIGN.md "A job"). */
+/** A job as clients see it (docs/api.md, "The job object"). */
 export interface Job {
   id: string;
   operation: OperationName;

@@ -95,7 +95,7 @@ end
 return false`;
 
 export interface StoreOptions {
-  /** How long job records outlive their job (seconds). DESIGN.md: 7 days by default. */
+  /** How long job records outlive their job (seconds). docs/api.md: 7 days by default. */
   jobRetentionSec?: number;
   /** Event stream retention by count (XADD MAXLEN ~). */
   eventMaxLen?: number;

@@ -142,7 +142,8 @@ export async function buildApp(
       info: {
         title: 'lxcq',
         version: '1',
-        description: 'LXC containers as asynchronous jobs. See DESIGN.md for the contract.',
+        description:
+          'LXC containers as asynchronous jobs. The contract (what every route, field, job state, event and error means) is docs/api.md in the lxcq repository; error codes are in docs/errors.md.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -212,7 +213,7 @@ export async function buildApp(
     '/v1/events',
     {
       config: { scope: 'read' },
-      schema: { tags: ['events'], summary: 'WebSocket: live events (see DESIGN.md "Events")' },
+      schema: { tags: ['events'], summary: 'WebSocket: live events (see docs/api.md, "Events")' },
     },
     () => {
       throw new LxcqError(

@@ -28,7 +28,7 @@ export const CONFIG_EXIT_CODE = 2;
  * Runs the API as `processes` processes on one port, so the WebSocket fan-out (one syscall per
  * subscriber per batch) and request handling use every core. Each process is a complete API:
  * it follows the event stream itself and serves any client, as several API hosts behind a load
- * balancer would (DESIGN: no sticky sessions); node:cluster's primary only accepts connections
+ * balancer would (docs/api.md: no sticky sessions); node:cluster's primary only accepts connections
  * and hands them out in turn. A process that dies is replaced; a process that refuses its
  * configuration stops the whole API with the same code; SIGTERM/SIGINT stop every process
  * cleanly (each closes its subscribers with 1001 so they resume elsewhere by cursor).

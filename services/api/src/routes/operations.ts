@@ -83,7 +83,7 @@ function route<N extends OperationName>(
 
 const obj = <T extends Record<string, TSchema>>(p: T) => Type.Object(p, { additionalProperties: false });
 
-/** Every mutating route of DESIGN.md's REST table, each queueing one operation. */
+/** Every mutating route of the REST contract (docs/api.md), each queueing one operation. */
 export function operationRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const createBody = Type.Object(
     {
