@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { LxcqError } from '../src/index.ts';
 import {
@@ -167,9 +168,11 @@ describe('config policy: the allow-list', () => {
     expect(d.reason).toBeTruthy();
   });
 
-  it('covers every allow-listed family', () => {
+  it('covers every allow-listed family, here and in docs/config-policy.md', () => {
     const tested = new Set(ALLOWED_CASES.map((c) => c[0]));
     expect(ALLOWED.map((a) => a.family).filter((f) => !tested.has(f))).toEqual([]);
+    const doc = readFileSync(new URL('../../../docs/config-policy.md', import.meta.url), 'utf8');
+    expect(ALLOWED.map((a) => a.family).filter((f) => !doc.includes(`| \`${f}\` |`))).toEqual([]);
   });
 
   it.each(REFUSED_CASES)('refuses %s = %j to operate, saying why', (key, value, why) => {
