@@ -37,7 +37,7 @@ let image: LocalImage;
 
 beforeAll(async () => {
   image = buildLocalImage(
-    `lxc.hook.pre-start = /bin/touch ${MARKER}\nlxc.hook.clone = /bin/touch ${MARKER}\n`,
+    `lxc.hook.pre-start = /bin/sh -c "touch ${MARKER}"\nlxc.hook.clone = /bin/sh -c "touch ${MARKER}"\n`,
   );
   s = await Stack.start({
     tokensFile,
@@ -65,7 +65,7 @@ const BYPASSES: readonly [string, string][] = [
   ['lxc.net.0.type', 'none'],
   ['lxc.net.0.type', 'macvlan'],
   ['lxc.net.0.link', 'eth0'],
-  ['lxc.hook.pre-start', `/bin/touch ${MARKER}`],
+  ['lxc.hook.pre-start', `/bin/sh -c "touch ${MARKER}"`],
 ];
 
 const config = (name: string) => readFileSync(join(s.lxcpath, name, 'config'), 'utf8');
@@ -166,7 +166,7 @@ describe('the allow-list through the API', () => {
   });
 
   it('a raw key the host allows is for admin tokens only', async () => {
-    const hook = { 'lxc.hook.pre-start': `/bin/touch ${MARKER}` };
+    const hook = { 'lxc.hook.pre-start': `/bin/sh -c "touch ${MARKER}"` };
     const r = await s.http<Err>('PATCH', '/v1/containers/c1/config', { set: hook }, { token: OPERATOR });
     expect(r.status).toBe(403);
     expect(r.body.error.message).toMatch(/admin tokens only/);
@@ -179,7 +179,7 @@ describe('the allow-list through the API', () => {
     // The admin token's request passes the API and the worker's re-check alike (never started here).
     const ok = await s.run('PATCH', '/v1/containers/c1/config', { set: hook });
     expect(ok.state, JSON.stringify(ok.error)).toBe('completed');
-    expect(config('c1')).toContain(`lxc.hook.pre-start = /bin/touch ${MARKER}`);
+    expect(config('c1')).toContain(`lxc.hook.pre-start = /bin/sh -c "touch ${MARKER}"`);
     const back = await s.run('PATCH', '/v1/containers/c1/config', { clear: ['lxc.hook.pre-start'] });
     expect(back.state, JSON.stringify(back.error)).toBe('completed');
     expect(config('c1')).not.toMatch(/lxc\.hook/);
@@ -265,9 +265,9 @@ describe('the transfer receiver', () => {
     const src = crafted(
       'hooked',
       [
-        `lxc.hook.pre-start = /bin/touch ${MARKER}`,
-        `lxc.hook.destroy = /bin/touch ${MARKER}`,
-        `lxc.hook.start-host = /bin/touch ${MARKER}`,
+        `lxc.hook.pre-start = /bin/sh -c "touch ${MARKER}"`,
+        `lxc.hook.destroy = /bin/sh -c "touch ${MARKER}"`,
+        `lxc.hook.start-host = /bin/sh -c "touch ${MARKER}"`,
         '',
       ].join('\n'),
     );
@@ -287,14 +287,29 @@ describe('the transfer receiver', () => {
 
   it('refuses a config that is a link (the receiver rewrites it in place): the linked file is untouched', async () => {
     const src = crafted('linked', '');
+    // A file the policy alone would pass: only the link itself gives it away.
     const victim = join(dir, 'victim');
-    writeFileSync(victim, 'untouched\n');
+    writeFileSync(victim, 'lxc.uts.name = victim\n');
     rmSync(join(src, 'config'));
     symlinkSync(victim, join(src, 'config'));
     const r = await push(src, 'linked');
     expect(r.ok).toBe(false);
-    expect(readFileSync(victim, 'utf8')).toBe('untouched\n');
+    expect(readFileSync(victim, 'utf8')).toBe('lxc.uts.name = victim\n');
     expect(s.lxcLs()).toEqual(['c1']);
+    expect(incoming()).toEqual([]);
+  });
+
+  it('refuses a rootfs that is a link (it would make a host directory the container root)', async () => {
+    const src = crafted('rootlink', '');
+    const hostDir = join(dir, 'host-dir');
+    mkdirSync(hostDir, { recursive: true });
+    rmSync(join(src, 'rootfs'), { recursive: true });
+    symlinkSync(hostDir, join(src, 'rootfs'));
+    const r = await push(src, 'rootlink');
+    expect(r.ok).toBe(false);
+    expect(r.ok ? null : r.error.code).toBe('LXCQ_CONFIG_FORBIDDEN');
+    expect(s.lxcLs()).toEqual(['c1']);
+    expect(existsSync(join(s.lxcpath, 'rootlink'))).toBe(false);
     expect(incoming()).toEqual([]);
   });
 });
