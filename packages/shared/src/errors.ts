@@ -25,10 +25,10 @@ export const ERROR_CODES = {
     status: 403,
     meaning: 'The token lacks the scope the route needs (read, operate or admin).',
   },
-  LXCQ_CONFIG_KEY_FORBIDDEN: {
+  LXCQ_CONFIG_FORBIDDEN: {
     status: 403,
     meaning:
-      'A config key or value is refused by the config-key policy (hooks, host mounts, unconfined AppArmor, capabilities, idmaps...). An admin policy may allow it.',
+      'A config item, a cleared key or a template argument is refused by the config policy (an allow-list: docs/config-policy.md); details.refused names each key and why. Raw keys (hooks, includes, idmaps, capabilities...) need an admin token and a host that allows them (LXCQ_CONFIG_POLICY).',
   },
   LXCQ_NOT_FOUND: { status: 404, meaning: 'No such route.' },
   LXCQ_CONTAINER_NOT_FOUND: { status: 404, meaning: 'No container of that name is known on any host.' },

@@ -11,6 +11,7 @@
  */
 import { ConfigError } from './env.ts';
 import { assertName } from './names.ts';
+import { DEFAULT_NETWORK_LINKS, DEFAULT_NETWORK_TYPES, NETWORK_TYPES } from './policy.ts';
 import { sentinelOptions } from './redis.ts';
 
 /** Who reads a setting: the services, `scripts/run.sh` (local.ts), the install script, ... */
@@ -89,6 +90,33 @@ export function parseHostPort(raw: string, name: string, minPort = 0): { host: s
       `${name} must be <address>:<port> (e.g. ${minPort === 0 ? '127.0.0.1:0' : '10.0.0.5:7071'}), not ${raw}.`,
     );
   return { host: m[1].replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+function list(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function networkTypes(raw: string, name: string): string[] {
+  const types = list(raw);
+  const bad = types.filter((t) => !NETWORK_TYPES.includes(t));
+  if (types.length === 0 || bad.length > 0)
+    throw new ConfigError(
+      `${shown(name, raw)}: ${bad.join(', ') || '(empty)'} not among ${NETWORK_TYPES.join(', ')}.`,
+    );
+  return types;
+}
+
+function networkLinks(raw: string, name: string): string[] {
+  const links = list(raw);
+  const bad = links.filter((l) => !/^[A-Za-z0-9_.-]{1,15}$/.test(l));
+  if (links.length === 0 || bad.length > 0)
+    throw new ConfigError(
+      `${shown(name, raw)}: ${bad.join(', ') || '(empty)'} is not an interface name (at most 15 letters, digits, _ . -).`,
+    );
+  return links;
 }
 
 function redisUrl(raw: string, name: string): string {
@@ -207,10 +235,36 @@ export const SETTINGS = {
   LXCQ_CONFIG_POLICY: {
     group: 'general',
     usedBy: ['api', 'worker'],
-    defaultText: '(built in: hooks, host mounts, ... refused)',
+    defaultText: '(none: no raw keys, for anyone)',
     parse: text,
     meaning:
-      'Which container config keys the policy allows beyond the safe default: inline JSON `{"allow":["lxc.hook.*"]}` or the path of a file holding it. Set the same on the API and on every worker. A hook runs as root on the host.',
+      'Raw container config keys (beyond the allow-list of docs/config-policy.md) that requests made with an **admin** token may set, as key patterns: inline JSON `{"allow":["lxc.hook.*"]}` or the path of a file holding it. Operate tokens never get raw keys. Set the same on the API and on every worker. A hook runs as root on the host.',
+  },
+  LXCQ_NETWORK_TYPES: {
+    group: 'general',
+    usedBy: ['api', 'worker'],
+    default: DEFAULT_NETWORK_TYPES,
+    defaultText: '`veth,empty`',
+    parse: networkTypes,
+    meaning:
+      "Network types (`lxc.net.N.type`) containers may use, comma-separated, from `veth`, `empty`, `macvlan`, `ipvlan`, `vlan`, `phys`, `none`. `none` shares the host's network namespace and `phys`/`macvlan`/`ipvlan`/`vlan` attach a container to a host interface: add them only knowing that.",
+  },
+  LXCQ_NETWORK_LINKS: {
+    group: 'general',
+    usedBy: ['api', 'worker'],
+    default: DEFAULT_NETWORK_LINKS,
+    defaultText: '`lxcbr0`',
+    parse: networkLinks,
+    meaning:
+      "Bridges (for `veth`) or host interfaces (for the other types) a container's network may attach to (`lxc.net.N.link`), comma-separated.",
+  },
+  LXCQ_OCI_LAYOUT_DIR: {
+    group: 'general',
+    usedBy: ['api', 'worker'],
+    defaultText: '(none: `oci` creates take registry URLs, `docker://...`, only)',
+    parse: absolutePath,
+    meaning:
+      'A directory of OCI image layouts that `create {template: "oci", oci: {url: "oci:<dir>/<layout>[:tag]"}}` may name. Unset, `oci:` URLs (which name host paths) are refused.',
   },
   // --- API -------------------------------------------------------------------------------------
   LXCQ_PORT: {

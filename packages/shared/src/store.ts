@@ -23,11 +23,14 @@ const JOB_FIELDS = [
   'requestId',
   'locks',
   'seq',
+  'admin',
 ] as const;
 
 export interface StoredJob extends Job {
   locks: string[];
   seq: number;
+  /** Submitted with an admin token: the worker's re-check of the config policy grants what the host allows admins. */
+  admin?: boolean;
 }
 
 export interface HostInfo {

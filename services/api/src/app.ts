@@ -112,7 +112,7 @@ export async function buildApp(
     events: null,
     observer,
     publicJob: (job: StoredJob) => {
-      const { locks: _l, seq: _s, ...rest } = job;
+      const { locks: _l, seq: _s, admin: _a, ...rest } = job;
       return rest;
     },
   };

@@ -113,7 +113,7 @@ export function apiConfig(
     hostOfflineMs: setting(env, 'LXCQ_HOST_OFFLINE_MS'),
     jobRetentionSec: setting(env, 'LXCQ_JOB_RETENTION_S'),
     maxWaitSec: setting(env, 'LXCQ_MAX_WAIT_S'),
-    policy: policyFrom(setting(env, 'LXCQ_CONFIG_POLICY')),
+    policy: policyFrom(env),
     wsPingMs: setting(env, 'LXCQ_WS_PING_MS'),
     wsMaxBufferedBytes: setting(env, 'LXCQ_WS_MAX_BUFFER'),
     eventRetentionSec: setting(env, 'LXCQ_EVENT_RETENTION_S'),
@@ -127,9 +127,13 @@ export function apiConfig(
   };
 }
 
-function policyFrom(raw: string | undefined): ConfigPolicy {
+function policyFrom(env: NodeJS.ProcessEnv): ConfigPolicy {
   try {
-    return loadPolicy(raw, (path) => readFileSync(path, 'utf8'));
+    return loadPolicy(setting(env, 'LXCQ_CONFIG_POLICY'), (path) => readFileSync(path, 'utf8'), {
+      networkTypes: setting(env, 'LXCQ_NETWORK_TYPES'),
+      networkLinks: setting(env, 'LXCQ_NETWORK_LINKS'),
+      ociLayoutDir: setting(env, 'LXCQ_OCI_LAYOUT_DIR'),
+    });
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }

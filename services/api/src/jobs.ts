@@ -6,10 +6,12 @@ import {
   OPERATIONS,
   assertClearableKeys,
   assertConfigAllowed,
+  assertTemplateArgs,
   assertName,
   isFinal,
   locksOf,
   type ConfigPolicy,
+  type Requester,
   type HostInfo,
   type Keys,
   type OperationName,
@@ -32,6 +34,8 @@ export interface SubmitRequest<N extends OperationName> {
   requestId?: string | undefined;
   /** The trace context of the submitting request; the enqueue span (and so the job) continues it. */
   trace?: Context | undefined;
+  /** Submitted with an admin token: the config policy's raw keys the host allows apply. */
+  admin?: boolean | undefined;
 }
 
 /** Accepts operations: validates them against the policy, finds their host, records and queues them. */
@@ -162,7 +166,7 @@ export class JobService {
         `${req.operation} is not available in this version of lxcq.`,
       );
     }
-    this.checkPolicy(req.operation, req.payload);
+    this.checkPolicy(req.operation, req.payload, { admin: req.admin === true });
     if (req.idempotencyKey !== undefined) {
       const prior = await this.byIdempotencyKey(req);
       if (prior) return { job: prior, existing: true };
@@ -212,6 +216,7 @@ export class JobService {
         locks,
         seq,
         ...(req.requestId ? { requestId: req.requestId } : {}),
+        ...(req.admin ? { admin: true } : {}),
       };
       // Marked as being submitted until it is in its host's queue: a submission cut off before
       // that (Redis or this process went away) is found by reconcile() and its job failed, so no
@@ -251,15 +256,18 @@ export class JobService {
     }
   }
 
-  private checkPolicy<N extends OperationName>(op: N, payload: PayloadOf<N>): void {
+  private checkPolicy<N extends OperationName>(op: N, payload: PayloadOf<N>, who: Requester): void {
+    const policy = this.opts.policy;
     if (op === 'create') {
-      assertConfigAllowed((payload as PayloadOf<'create'>).config ?? {}, this.opts.policy);
+      const p = payload as PayloadOf<'create'>;
+      assertTemplateArgs(p, policy);
+      assertConfigAllowed(p.config ?? {}, policy, who);
     } else if (op === 'config.set') {
       const p = payload as PayloadOf<'config.set'>;
-      assertConfigAllowed(p.set ?? {}, this.opts.policy);
-      assertClearableKeys(p.clear ?? [], this.opts.policy);
+      assertConfigAllowed(p.set ?? {}, policy, who);
+      assertClearableKeys(p.clear ?? [], policy, who);
     } else if (op === 'config.clear') {
-      assertClearableKeys((payload as PayloadOf<'config.clear'>).keys, this.opts.policy);
+      assertClearableKeys((payload as PayloadOf<'config.clear'>).keys, policy, who);
     }
   }
 

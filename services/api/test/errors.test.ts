@@ -331,20 +331,20 @@ describe('policy, existence and state', () => {
         },
       }),
       403,
-      'LXCQ_CONFIG_KEY_FORBIDDEN',
+      'LXCQ_CONFIG_FORBIDDEN',
     );
     expect((e.details?.refused as unknown[]).length).toBe(2);
     await expectError(
       s.http<Err>('PATCH', '/v1/containers/c1/config', { set: { 'lxc.apparmor.profile': 'unconfined' } }),
       403,
-      'LXCQ_CONFIG_KEY_FORBIDDEN',
+      'LXCQ_CONFIG_FORBIDDEN',
     );
     await expectError(
       s.http<Err>('PATCH', '/v1/containers/c1/config', {
         set: { 'lxc.environment': 'A=1\nlxc.hook.start = /x' },
       }),
       403,
-      'LXCQ_CONFIG_KEY_FORBIDDEN',
+      'LXCQ_CONFIG_FORBIDDEN',
     );
     expect(s.lxcLs()).toEqual(['c1']);
     expect((await s.http('GET', '/v1/containers/evil')).status).toBe(404);

@@ -35,8 +35,11 @@ const IMAGE_CONFIG = [
   '',
 ].join('\n');
 
-/** Builds busybox-rootfs.tar.xz and busybox-meta.tar.xz in a new temporary images directory. */
-export function buildLocalImage(): LocalImage {
+/**
+ * Builds busybox-rootfs.tar.xz and busybox-meta.tar.xz in a new temporary images directory;
+ * `extraConfig` lines are appended to the config the metadata carries.
+ */
+export function buildLocalImage(extraConfig = ''): LocalImage {
   const dir = mkdtempSync(join(tmpdir(), 'lxcq-images-'));
   const src = mkdtempSync(join(tmpdir(), 'lxcq-imgsrc-'));
   const meta = mkdtempSync(join(tmpdir(), 'lxcq-meta-'));
@@ -52,7 +55,7 @@ export function buildLocalImage(): LocalImage {
       join(dir, rootfs),
       '.',
     ]);
-    writeFileSync(join(meta, 'config'), IMAGE_CONFIG);
+    writeFileSync(join(meta, 'config'), IMAGE_CONFIG + extraConfig);
     execFileSync('tar', ['-C', meta, '-cJf', join(dir, metadata), 'config']);
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });

@@ -103,7 +103,7 @@ export function workerConfig(
     jobRetentionSec: setting(env, 'LXCQ_JOB_RETENTION_S'),
     maxExecOutputBytes: setting(env, 'LXCQ_EXEC_MAX_OUTPUT'),
     eventMaxLen: setting(env, 'LXCQ_EVENT_MAXLEN'),
-    policy: policyFrom(setting(env, 'LXCQ_CONFIG_POLICY')),
+    policy: policyFrom(env),
     transferBind,
     ...(transferAdvertise ? { transferAdvertise } : {}),
     hostOfflineMs: setting(env, 'LXCQ_HOST_OFFLINE_MS'),
@@ -115,9 +115,13 @@ export function workerConfig(
   };
 }
 
-function policyFrom(raw: string | undefined): ConfigPolicy {
+function policyFrom(env: NodeJS.ProcessEnv): ConfigPolicy {
   try {
-    return loadPolicy(raw, (path) => readFileSync(path, 'utf8'));
+    return loadPolicy(setting(env, 'LXCQ_CONFIG_POLICY'), (path) => readFileSync(path, 'utf8'), {
+      networkTypes: setting(env, 'LXCQ_NETWORK_TYPES'),
+      networkLinks: setting(env, 'LXCQ_NETWORK_LINKS'),
+      ociLayoutDir: setting(env, 'LXCQ_OCI_LAYOUT_DIR'),
+    });
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
 import {
+  assertConfigAllowed,
   toLxcqError,
   type ContainerState,
   type ErrorBody,
@@ -709,6 +710,8 @@ const impl: Impl = {
     const layout = cgroupLayout();
     const prefix = layout === 'v2' ? 'lxc.cgroup2.' : 'lxc.cgroup.';
     const items = limitItems(r.limits, layout);
+    // The limits operation writes config too: through the same policy as a config set.
+    assertConfigAllowed(items.map(([k, v]) => [prefix + k, v] as const));
     for (const [k, v] of items) {
       // Applied at once when running, and saved so the next start applies it too.
       if (running) c.setCgroupItem(k, v);

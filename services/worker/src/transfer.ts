@@ -26,7 +26,9 @@ import type { Logger } from 'pino';
 import {
   LxcqError,
   assertName,
+  assertStoredConfig,
   toLxcqError,
+  type ConfigPolicy,
   type ContainerInfo,
   type ErrorBody,
   type Keys,
@@ -52,6 +54,8 @@ export interface TransferGrant {
   newName: string;
   /** Live: the checkpoint (inside the container directory) the target restores from. */
   checkpoint?: string;
+  /** The job was submitted with an admin token: the received config may hold the raw keys the host allows admins. */
+  admin?: boolean;
 }
 
 export type Outcome = 'restoring' | 'done' | 'failed' | 'aborted';
@@ -76,6 +80,8 @@ export interface ReceiverDeps {
   adopt(grant: TransferGrant): Promise<ContainerInfo>;
   /** A transfer connection silent this long is cut (the link died); default 60 s. */
   idleMs?: number;
+  /** The host's config policy: a received config passes it as if it were a create. */
+  policy: ConfigPolicy;
 }
 
 export interface ReceiveReply {
@@ -94,7 +100,14 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function fail(res: ServerResponse, err: unknown): void {
   const e = toLxcqError(err);
-  const status = e.code === 'LXCQ_UNAUTHORIZED' ? 401 : e.code === 'LXCQ_CONTAINER_EXISTS' ? 409 : 422;
+  const status =
+    e.code === 'LXCQ_UNAUTHORIZED'
+      ? 401
+      : e.code === 'LXCQ_CONTAINER_EXISTS'
+        ? 409
+        : e.code === 'LXCQ_CONFIG_FORBIDDEN'
+          ? 403
+          : 422;
   send(res, status, { error: e.toJSON() });
 }
 
@@ -108,6 +121,57 @@ export function rewriteConfig(text: string, srcDir: string, dstDir: string, utsN
   out = out.replace(/^(\s*lxc\.rootfs\.path\s*=\s*)(?:dir:)?.*$/m, `$1dir:${join(dstDir, 'rootfs')}`);
   if (utsName !== undefined) out = out.replace(/^(\s*lxc\.uts\.name\s*=\s*).*$/m, `$1${utsName}`);
   return out;
+}
+
+/**
+ * The received directory's `config` is a file and its `rootfs` a directory, not symlinks: the
+ * config is rewritten in place (a link would have a host file written), and a rootfs linked to
+ * `/` would make the host's root the container's.
+ */
+function assertReceivedLayout(staging: string): void {
+  const kind = (p: string) => (existsSync(p) || isLink(p) ? lstatSync(p) : null);
+  const cfg = kind(join(staging, 'config'));
+  const rootfs = kind(join(staging, 'rootfs'));
+  if (!cfg?.isFile() || !rootfs?.isDirectory())
+    throw new LxcqError(
+      'LXCQ_CONFIG_FORBIDDEN',
+      'The received container must hold a config file and a rootfs directory (not links or anything else).',
+    );
+}
+
+function isLink(p: string): boolean {
+  try {
+    return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A received container's config, and each of its snapshots' configs (a snapshot restore makes
+ * one the container's), pass the host's policy as if they were a create. Anyone who can store a
+ * grant (Redis access) could otherwise push a container whose hooks run as root here. An operate
+ * token cannot move or copy a container holding raw keys any more than it could create one.
+ */
+export function assertReceivedConfig(
+  staging: string,
+  config: string,
+  grant: TransferGrant,
+  final: string,
+  policy: ConfigPolicy,
+): void {
+  const check = (text: string, rootfsDirs: string[], what: string) =>
+    assertStoredConfig(text, { policy, who: { admin: grant.admin === true }, rootfsDirs, what });
+  check(config, [join(final, 'rootfs')], `The received config of ${grant.newName}`);
+  const snaps = join(staging, 'snaps');
+  if (!existsSync(snaps)) return;
+  for (const snap of readdirSync(snaps)) {
+    const file = join(snaps, snap, 'config');
+    if (!existsSync(file)) continue;
+    // Snapshot configs travel as they were: their rootfs is still named under the source's directory.
+    const dirs = [grant.srcDir.replace(/\/+$/, ''), final].map((d) => join(d, 'snaps', snap, 'rootfs'));
+    check(readFileSync(file, 'utf8'), dirs, `The received config of snapshot ${snap} of ${grant.newName}`);
+  }
 }
 
 /** The transfer server of one worker. */
@@ -212,15 +276,16 @@ export class TransferServer {
           `Transfer incomplete or corrupt: got ${bytes} bytes sha256 ${sha256}, sender says ${wantSize} bytes sha256 ${String(wantHash)}.`,
         );
       const cfg = join(staging, 'config');
-      writeFileSync(
-        cfg,
-        rewriteConfig(
-          readFileSync(cfg, 'utf8'),
-          grant.srcDir,
-          final,
-          grant.mode === 'clone' ? grant.newName : undefined,
-        ),
+      assertReceivedLayout(staging);
+      const rewritten = rewriteConfig(
+        readFileSync(cfg, 'utf8'),
+        grant.srcDir,
+        final,
+        grant.mode === 'clone' ? grant.newName : undefined,
       );
+      // Before anything of it is in place: liblxc must never read a config the policy refuses.
+      assertReceivedConfig(staging, rewritten, grant, final, this.deps.policy);
+      writeFileSync(cfg, rewritten);
       // A marker first: a worker dying from here on leaves a half-made container its sweep removes.
       writeMarker(lxcpath, grant.newName, grant.job);
       renameSync(staging, final);

@@ -328,6 +328,7 @@ export class LxcqWorker {
       lock: (name) => this.locks.acquire([name]),
       adopt: (grant) => this.adopt(grant),
       idleMs: this.config.transferIdleMs,
+      policy: this.config.policy,
     });
     const bound = await this.transfer.listen(this.config.transferBind);
     this.transferAddress = this.config.transferAdvertise ?? bound;
@@ -795,6 +796,7 @@ export class LxcqWorker {
       lxcpath: this.config.lxcpath,
       imagesDir: this.config.imagesDir,
       policy: this.config.policy,
+      who: { admin: job.admin === true },
       maxExecOutputBytes: this.config.maxExecOutputBytes,
       lxc: (req) => this.pool.call(req),
       store: this.store,

@@ -1,12 +1,16 @@
 import Type from 'typebox';
 import { ContainerInfo, Name, defineOperation, object } from './common.ts';
 
-/** Images for the `download` template (images.linuxcontainers.org style: dist/release/arch). */
+/**
+ * Images for the `download` template (images.linuxcontainers.org style: dist/release/arch). Each
+ * field is a component of lxc-download's cache path: it starts with a letter or digit, so `.`
+ * and `..` (which would point the cache elsewhere) are refused.
+ */
 export const DownloadImage = object({
-  dist: Type.String({ pattern: '^[a-z0-9._-]{1,32}$' }),
-  release: Type.String({ pattern: '^[a-z0-9._-]{1,32}$' }),
-  arch: Type.String({ pattern: '^[a-z0-9._-]{1,16}$' }),
-  variant: Type.Optional(Type.String({ pattern: '^[a-z0-9._-]{1,32}$' })),
+  dist: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,31}$' }),
+  release: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,31}$' }),
+  arch: Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,15}$' }),
+  variant: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9._-]{0,31}$' })),
 });
 
 /**
@@ -29,6 +33,7 @@ export const create = defineOperation({
     ]),
     download: Type.Optional(DownloadImage),
     local: Type.Optional(LocalImage),
+    // docker:// registries; oci:<layout dir> only where the host allows it (LXCQ_OCI_LAYOUT_DIR).
     oci: Type.Optional(object({ url: Type.String({ pattern: '^(docker|oci):[^\\s]{1,512}$' }) })),
     config: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }))),
     start: Type.Optional(Type.Boolean()),

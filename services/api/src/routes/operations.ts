@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type, { type TSchema } from 'typebox';
-import { LxcqError, OPERATIONS, type OperationName, type PayloadOf } from '@lxcq/shared';
+import { LxcqError, OPERATIONS, scopeSatisfies, type OperationName, type PayloadOf } from '@lxcq/shared';
 import type { ApiContext } from '../context.ts';
 import { ErrorSchema, JobSchema, NameParams, SnapParams, WaitQuery } from '../schemas.ts';
 
@@ -72,6 +72,8 @@ function route<N extends OperationName>(
         idempotencyKey: key,
         requestId: req.id,
         trace: ctx.observer.contextOf(req),
+        // The route needs operate; whether the token is also admin decides the raw config keys.
+        admin: scopeSatisfies(ctx.tokens.authorize(req, 'operate').scopes, 'admin'),
       });
       const waitSec = Math.min(query.wait ?? 0, ctx.config.maxWaitSec);
       const out = waitSec > 0 ? await ctx.jobs.wait(job.id, waitSec * 1000) : job;

@@ -6,6 +6,7 @@ import type {
   Keys,
   OperationName,
   PayloadOf,
+  Requester,
   ResultOf,
   Store,
   StoredJob,
@@ -23,6 +24,8 @@ export interface HandlerContext {
   lxcpath: string;
   imagesDir: string;
   policy: ConfigPolicy;
+  /** Who submitted the job: an admin token's request may use the raw keys the host allows. */
+  who: Requester;
   maxExecOutputBytes: number;
   lxc: LxcPool['call'];
   /** The shared records (hosts, registry, events) and Redis, for work spanning two hosts. */

@@ -1,8 +1,14 @@
 import { createHash } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import type { RawContainerInfo } from '../protocol.ts';
 import { join } from 'node:path';
-import { LxcqError, assertConfigAllowed, type PayloadOf } from '@lxcq/shared';
+import {
+  LxcqError,
+  assertConfigAllowed,
+  assertStoredConfig,
+  assertTemplateArgs,
+  type PayloadOf,
+} from '@lxcq/shared';
 import { on, type Handler, type HandlerContext } from './context.ts';
 import { makeContainer } from './making.ts';
 
@@ -70,9 +76,29 @@ export function imageKey(rootfs: string, metadata: string): string {
   return `img-${h.digest('hex').slice(0, 16)}`;
 }
 
+/**
+ * The config an image brought in (a template wrote it from the image's metadata) passes the same
+ * policy as the request's own config. A refused one is removed as files, not with liblxc's
+ * destroy, which would run the lxc.hook.destroy it may carry.
+ */
+function assertImageConfig(ctx: HandlerContext, dir: string, what: string): void {
+  try {
+    assertStoredConfig(readFileSync(join(dir, 'config'), 'utf8'), {
+      policy: ctx.policy,
+      who: ctx.who,
+      rootfsDirs: [join(dir, 'rootfs')],
+      what,
+    });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 export const create: Handler<'create'> = async (ctx, p) => {
   const config = Object.entries(p.config ?? {});
-  assertConfigAllowed(config, ctx.policy);
+  assertTemplateArgs(p, ctx.policy);
+  assertConfigAllowed(config, ctx.policy, ctx.who);
   const { template, args } = templateFor(ctx, p);
   const target = on(ctx);
   const info = await makeContainer(ctx, target.name, async () => {
@@ -86,6 +112,12 @@ export const create: Handler<'create'> = async (ctx, p) => {
       const release = await ctx.imageLocks.acquire([baseName]);
       try {
         await ctx.lxc({ fn: 'imageBase', lxcpath: ctx.lxcpath, imagesLxcpath, baseName, rootfs, metadata });
+        // Before any copy: lxc-copy would run the base's lxc.hook.clone.
+        assertImageConfig(
+          ctx,
+          join(imagesLxcpath, baseName),
+          `The config of image ${p.local?.metadata ?? ''}`,
+        );
       } finally {
         release();
       }
@@ -93,6 +125,9 @@ export const create: Handler<'create'> = async (ctx, p) => {
     } else {
       await ctx.progress(10, `creating the rootfs with the ${template} template`);
       made = await ctx.lxc({ fn: 'create', ...target, template, args, config });
+      // busybox's config is lxcq's own; download and oci append what their image carries.
+      if (template !== 'busybox')
+        assertImageConfig(ctx, join(ctx.lxcpath, target.name), `The config the ${template} image brought`);
     }
     if (p.start) {
       await ctx.progress(80, 'starting');

@@ -65,6 +65,7 @@ export async function transferTo(
       srcDir: resolveDir(ctx.lxcpath, o.name),
       newName: o.newName,
       ...(o.checkpoint ? { checkpoint: o.checkpoint } : {}),
+      ...(ctx.who.admin ? { admin: true } : {}),
     },
     onProgress: (sent, total) => {
       const now = Date.now();
