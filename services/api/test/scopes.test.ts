@@ -51,7 +51,7 @@ writeFileSync(
 );
 
 let s: Stack;
-let routes: { method: string; path: string; need: Scope | 'public'; operation?: string }[] = [];
+const routes: { method: string; path: string; need: Scope | 'public'; operation?: string }[] = [];
 
 beforeAll(async () => {
   s = await Stack.start({ tokensFile, noWorker: true });
