@@ -485,7 +485,7 @@ export const SETTINGS = {
     defaultText: '(none)',
     parse: text,
     meaning:
-      'Tests only: comma-separated failpoints (`migrate.before-transfer`, `migrate.before-purge`) at which the worker SIGKILLs itself, to put a crash exactly in a window a test proves safe.',
+      'Tests only: comma-separated failpoints (`migrate.before-transfer`, `migrate.before-purge`, `make.before-unmark`) at which the worker SIGKILLs itself, to put a crash exactly in a window a test proves safe.',
   },
   LXCQ_LIBLXC: {
     group: 'worker',

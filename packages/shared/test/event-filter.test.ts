@@ -32,6 +32,8 @@ describe('event filters', () => {
     [{ container: '../x' }],
     [{ host: 'a/b' }],
     [{ job: 'nope' }],
+    [{ job: `x${JOB}` }],
+    [{ job: `${JOB}x` }],
     [{ since: 'yesterday' }],
     [{ since: '12-' }],
     [{ bogus: '1' }],

@@ -233,6 +233,44 @@ describe('container lifecycle through the API', () => {
     await s.http('GET', `/v1/jobs/${a.body.id}/wait?timeout=60`);
   });
 
+  it('a repeated Idempotency-Key on start, exec and stop returns the first job; nothing runs twice', async () => {
+    const made = await s.run('POST', '/v1/containers', {
+      name: 'idem3',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(made.state, JSON.stringify(made.error)).toBe('completed');
+    const twice = async (path: string, body: unknown, key: string): Promise<Job> => {
+      const headers = { 'idempotency-key': key };
+      const a = await s.http<Job>('POST', path, body, { headers });
+      expect(a.status, JSON.stringify(a.body)).toBe(202);
+      // once while the first is queued or running, once after it ended
+      const b = await s.http<Job>('POST', path, body, { headers });
+      expect(b.body.id, `${path} repeated at once`).toBe(a.body.id);
+      const done = await s.wait(a.body.id, 60);
+      expect(done.state, JSON.stringify(done.error)).toBe('completed');
+      const c = await s.http<Job>('POST', path, body, { headers });
+      expect(c.status).toBe(200);
+      expect(c.body.id, `${path} repeated after it ended`).toBe(a.body.id);
+      expect(c.body.state).toBe('completed');
+      return done;
+    };
+    await twice('/v1/containers/idem3/start', undefined, 'idem-start-1');
+    const ran = await twice(
+      '/v1/containers/idem3/exec',
+      { argv: ['sh', '-c', 'echo ran >> /runs'] },
+      'idem-exec-1',
+    );
+    expect(ran.result).toMatchObject({ exitCode: 0 });
+    const count = await s.run('POST', '/v1/containers/idem3/exec', { argv: ['sh', '-c', 'wc -l < /runs'] });
+    expect((count.result as { stdout: string }).stdout.trim()).toBe('1');
+    await twice('/v1/containers/idem3/stop', undefined, 'idem-stop-1');
+    expect(s.lxcState('idem3')).toBe('STOPPED');
+    const jobs = (await s.http<{ jobs: Job[] }>('GET', '/v1/jobs?container=idem3')).body.jobs;
+    expect(jobs.map((j) => j.operation).sort()).toEqual(['create', 'exec', 'exec', 'start', 'stop']);
+    expect((await s.run('DELETE', '/v1/containers/idem3')).state).toBe('completed');
+  });
+
   it('destroy removes the container and its snapshots; a container with snapshots needs withSnapshots', async () => {
     let j = await s.run('DELETE', '/v1/containers/web1');
     expect(j.state).toBe('failed');

@@ -5,6 +5,9 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Queue } from 'bullmq';
+import { Store, keys } from '@lxcq/shared';
+import { unmadeContainers } from './fault/audit.ts';
 import { Stack, TEST_CONFIG, type Job } from './harness.ts';
 
 let s: Stack;
@@ -119,6 +122,83 @@ describe('a worker killed mid-operation', () => {
     const db = (await s.http<Job>('GET', `/v1/jobs/${b.body.id}/wait?timeout=60`)).body;
     expect([da.state, db.state]).toEqual(['completed', 'completed']);
     expect(s.lxcState('k1')).toBe('STOPPED');
+  });
+
+  it("a container's jobs handed out by BullMQ out of submission order still run in it", async () => {
+    const made = await s.run('POST', '/v1/containers', {
+      name: 'ord1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      start: true,
+    });
+    expect(made.state, JSON.stringify(made.error)).toBe('completed');
+    // Paused, the host's queue keeps what it is given; its worker stays up (heartbeats go on).
+    const queue = new Queue(`host.${s.hostId}`, { connection: s.redis, prefix: 'lxcq:bull' });
+    await queue.pause();
+    const a = await s.http<Job>('POST', '/v1/containers/ord1/exec', {
+      argv: ['sh', '-c', 'sleep 1; echo A >> /order'],
+    });
+    const b = await s.http<Job>('POST', '/v1/containers/ord1/exec', {
+      argv: ['sh', '-c', 'cat /order; echo B >> /order'],
+    });
+    // BullMQ's wait list: jobs are pushed on the left and handed out from the right. Put B on the
+    // right, as BullMQ's racing fetches sometimes do: the worker is handed B first.
+    const wait = `lxcq:bull:host.${s.hostId}:wait`;
+    expect(await s.redis.lrange(wait, 0, -1)).toEqual([b.body.id, a.body.id]);
+    await s.redis.multi().del(wait).rpush(wait, a.body.id, b.body.id).exec();
+    await queue.resume();
+    await queue.close();
+    const da = await s.wait(a.body.id, 60);
+    const db = await s.wait(b.body.id, 60);
+    expect([da.state, db.state], JSON.stringify([da.error, db.error])).toEqual(['completed', 'completed']);
+    const at = (j: Job, f: 'startedAt' | 'finishedAt') =>
+      Date.parse((j as unknown as Record<string, string>)[f] ?? '');
+    expect(at(db, 'startedAt')).toBeGreaterThanOrEqual(at(da, 'finishedAt'));
+    // B saw what A wrote: A's effect came first in the container too
+    expect((db.result as { stdout: string }).stdout).toBe('A\n');
+    const order = await s.run('POST', '/v1/containers/ord1/exec', { argv: ['cat', '/order'] });
+    expect((order.result as { stdout: string }).stdout).toBe('A\nB\n');
+    expect((await s.run('DELETE', '/v1/containers/ord1?force=true')).state).toBe('completed');
+  });
+
+  it('a create that ended while its worker was away is removed by the next worker, and the name is free', async () => {
+    // The worker dies with the container made and its creating-marker still there; while it is
+    // away the host watchdog fails the job (LXCQ_HOST_OFFLINE), so no re-run will clean up: the
+    // next worker's start-up sweep must remove the container, not just its marker.
+    await s.stopWorker('SIGTERM');
+    await s.startWorker({ LXCQ_FAILPOINTS: 'make.before-unmark' });
+    const dead = new Promise((r) => s.worker?.once('exit', r));
+    const r = await s.http<Job>('POST', '/v1/containers', {
+      name: 'half1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(r.status).toBe(202);
+    await dead;
+    await s.stopWorker('SIGKILL');
+    const marker = join(s.lxcpath, '.lxcq', 'creating', 'half1');
+    expect(readFileSync(marker, 'utf8')).toBe(r.body.id);
+    expect(s.lxcLs()).toContain('half1');
+    const failed = await s.wait(r.body.id, 60);
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.code).toBe('LXCQ_HOST_OFFLINE');
+    // the audit of the fault suite sees the container the failed job left
+    const store = new Store(s.redis, keys());
+    expect(await unmadeContainers(store, s.lxcpath)).toEqual([
+      `container half1 is on disk, but the create job ${r.body.id} making it ended LXCQ_HOST_OFFLINE (not removed)`,
+    ]);
+    await s.startWorker();
+    expect(existsSync(join(s.lxcpath, 'half1'))).toBe(false);
+    expect(s.lxcLs()).not.toContain('half1');
+    expect(existsSync(marker)).toBe(false);
+    expect(await unmadeContainers(store, s.lxcpath)).toEqual([]);
+    const again = await s.run('POST', '/v1/containers', {
+      name: 'half1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+    });
+    expect(again.state, JSON.stringify(again.error)).toBe('completed');
+    expect((await s.run('DELETE', '/v1/containers/half1')).state).toBe('completed');
   });
 
   it('clone: the copy a killed worker left running is stopped before the clone runs again', async () => {

@@ -3,7 +3,7 @@
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, keys } from '@lxcq/shared';
+import { Store, keys, type StoredJob } from '@lxcq/shared';
 import { startRedis, type RedisServer } from './harness.ts';
 
 let server: RedisServer;
@@ -54,5 +54,38 @@ describe('Store.jobAhead', () => {
     await redis.hset(k.job('d2'), 'state', JSON.stringify('failed'));
     expect(await store.jobAhead({ id: 'e2', locks: ['c3'] })).toBeNull();
     expect(await redis.zrange(k.pending('c3'), '0', '-1')).toEqual(['e2']);
+  });
+});
+
+describe('Store.jobAhead on jobs as the API records them', () => {
+  const submit = async (id: string, container: string) => {
+    const job: StoredJob = {
+      id,
+      operation: 'start',
+      container,
+      host: 'h1',
+      state: 'queued',
+      payload: {},
+      createdAt: new Date().toISOString(),
+      locks: [container],
+      seq: await store.nextSeq(),
+    };
+    await store.createJob(job);
+    return job;
+  };
+
+  it('keeps submission order whatever order the jobs are asked in, until the earlier one ends', async () => {
+    const a = await submit('ord-a', 'ord');
+    const b = await submit('ord-b', 'ord');
+    const other = await submit('ord-x', 'elsewhere');
+    // b is handed out first: a is ahead of it; a itself, and a job of another container, go on
+    expect(await store.jobAhead(b)).toBe(a.id);
+    expect(await store.jobAhead(a)).toBeNull();
+    expect(await store.jobAhead(other)).toBeNull();
+    // running (active) still blocks b; ended lets it through
+    expect(await store.transition(a.id, ['queued'], 'active')).toBe(true);
+    expect(await store.jobAhead(b)).toBe(a.id);
+    expect(await store.finishJob(a, 'completed')).toBe(true);
+    expect(await store.jobAhead(b)).toBeNull();
   });
 });

@@ -5,7 +5,9 @@
  * logs a warning at start when it is.
  *
  * Points: migrate.before-transfer (the container is marked leaving, dumped when live, not sent),
- * migrate.before-purge (the target owns the container; the copy here is not yet removed).
+ * migrate.before-purge (the target owns the container; the copy here is not yet removed),
+ * make.before-unmark (a create, clone or restore-to-new made the container whole; its
+ * creating-marker is not yet removed).
  */
 const active = new Set(
   (process.env.LXCQ_FAILPOINTS ?? '')
@@ -14,7 +16,7 @@ const active = new Set(
     .filter(Boolean),
 );
 
-export const FAILPOINTS = ['migrate.before-transfer', 'migrate.before-purge'] as const;
+export const FAILPOINTS = ['migrate.before-transfer', 'migrate.before-purge', 'make.before-unmark'] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 /** The failpoints this process was started with. */

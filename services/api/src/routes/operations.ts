@@ -46,6 +46,8 @@ function route<N extends OperationName>(
       : {}),
     schema: {
       summary: spec.summary ?? OPERATIONS[spec.operation].summary,
+      // The catalogue operation the route queues: clients (and the scope test) map routes by it.
+      operationId: spec.operation,
       tags: ['operations'],
       params: spec.params ?? NameParams,
       querystring: spec.query ?? WaitQuery,

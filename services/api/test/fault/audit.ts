@@ -1,17 +1,18 @@
 /**
  * What every fault case checks once the dust settles: each accepted job ended definitely (completed,
  * cancelled, or failed with a documented code and a message), nothing accepted was lost, and nothing
- * is left behind: no creating-marker, no half-made container, rootfs, snapshot or checkpoint, no
- * registry record that `lxc-ls` does not show (or the reverse), no name reservation or lock of an
- * ended job, nothing stuck in the host's BullMQ queue, and no helper process (lxc-copy, rsync,
- * lxc-snapshot, criu) of a dead worker still at work on the lxcpath.
+ * is left behind: no creating-marker, no half-made container (nor a whole one whose making job
+ * failed), rootfs, snapshot or checkpoint, no registry record that `lxc-ls` does not show (or the
+ * reverse), no name reservation or lock of an ended job, nothing stuck in the host's BullMQ queue,
+ * and no helper process (lxc-copy, rsync, lxc-snapshot, criu) of a dead worker still at work on the
+ * lxcpath.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Queue } from 'bullmq';
-import { ERROR_CODES, isFinal, type StoredJob } from '@lxcq/shared';
+import { ERROR_CODES, isFinal, type Store, type StoredJob } from '@lxcq/shared';
 import type { FaultStack } from './stack.ts';
 
 export interface Settled {
@@ -142,6 +143,8 @@ export async function findOrphans(
       }
     }
   }
+  // 2b. whole containers that the job making them did not complete (its marker gone, itself not)
+  found.push(...(await unmadeContainers(s.store, lx)));
   // 3. the registry (Redis) against lxc-ls, snapshots included; the inventory may trail a moment
   const deadline = Date.now() + (opts.registryWaitMs ?? 10_000);
   let diff: string[] = [];
@@ -182,6 +185,48 @@ export async function findOrphans(
   }
   // 6. helper processes of a dead worker still working on the lxcpath
   if (opts.checkProcesses !== false) found.push(...helperProcesses(lx));
+  return found;
+}
+
+/** The name a job makes, for the operations that make a container. */
+function madeName(j: StoredJob): string | undefined {
+  if (j.operation === 'create') return j.container;
+  if (j.operation === 'clone' || j.operation === 'rename' || j.operation === 'snapshot.restore') {
+    const n = (j.payload as { newName?: unknown }).newName;
+    return typeof n === 'string' ? n : undefined;
+  }
+  return undefined;
+}
+
+/**
+ * Container directories whose making job did not complete: the last create, clone, rename or
+ * restore-to-new of the name ended failed or cancelled, so nothing of it may stay. A container
+ * whose creating-marker was removed and whose directory was not (a start-up sweep that only
+ * unmarks) is whole, so lxc-ls lists it and the inventory records it: only its job tells.
+ * LXCQ_CONTAINER_EXISTS failures are left out: the directory there was never the job's.
+ */
+export async function unmadeContainers(store: Store, lxcpath: string): Promise<string[]> {
+  const dirs = readdirSync(lxcpath).filter(
+    (n) => !n.startsWith('.') && statSync(join(lxcpath, n)).isDirectory(),
+  );
+  if (dirs.length === 0) return [];
+  const last = new Map<string, StoredJob>();
+  const ids = await store.redis.zrange(store.keys.jobs, '0', '-1');
+  for (let i = 0; i < ids.length; i += 200) {
+    for (const j of await Promise.all(ids.slice(i, i + 200).map((id) => store.getJob(id)))) {
+      const name = j ? madeName(j) : undefined;
+      if (j && name !== undefined && (last.get(name)?.seq ?? -1) < j.seq) last.set(name, j);
+    }
+  }
+  const found: string[] = [];
+  for (const name of dirs) {
+    const j = last.get(name);
+    if (!j || (j.state !== 'failed' && j.state !== 'cancelled')) continue;
+    if (j.error?.code === 'LXCQ_CONTAINER_EXISTS') continue;
+    found.push(
+      `container ${name} is on disk, but the ${j.operation} job ${j.id} making it ended ${outcomeOf(j)} (not removed)`,
+    );
+  }
   return found;
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { LxcqError } from '@lxcq/shared';
 import type { RawContainerInfo } from '../protocol.ts';
 import { on, type HandlerContext } from './context.ts';
+import { failpoint } from '../failpoints.ts';
 import { readMarker, removeMarker, writeMarker } from './markers.ts';
 
 /**
@@ -53,6 +54,7 @@ export async function makeContainer(
     }
     throw err;
   }
+  failpoint('make.before-unmark');
   removeMarker(ctx.lxcpath, name);
   return made;
 }
