@@ -30,6 +30,11 @@ export const ERROR_CODES = {
     meaning:
       'A config key or value is refused by the config-key policy (hooks, host mounts, unconfined AppArmor, capabilities, idmaps...). An admin policy may allow it.',
   },
+  LXCQ_PRIVILEGED_FORBIDDEN: {
+    status: 403,
+    meaning:
+      'A privileged container (privileged: true, no user namespace: root inside is root on the host) needs the admin scope.',
+  },
   LXCQ_NOT_FOUND: { status: 404, meaning: 'No such route.' },
   LXCQ_CONTAINER_NOT_FOUND: { status: 404, meaning: 'No container of that name is known on any host.' },
   LXCQ_SNAPSHOT_NOT_FOUND: { status: 404, meaning: 'The container has no snapshot of that name.' },
@@ -76,6 +81,11 @@ export const ERROR_CODES = {
   LXCQ_IMAGE_NOT_FOUND: {
     status: 422,
     meaning: 'The local image tarball named by the create request does not exist on the host.',
+  },
+  LXCQ_NO_ID_RANGE: {
+    status: 422,
+    meaning:
+      'The host has no subordinate id range for root in /etc/subuid and /etc/subgid, so it cannot make unprivileged containers. Run scripts/setup-host.sh.',
   },
   LXCQ_LXC_ERROR: {
     status: 500,

@@ -14,6 +14,8 @@ export interface RawContainerInfo {
   snapshots?: SnapshotInfo[];
   checkpoints?: string[];
   config?: Record<string, string>;
+  /** No user namespace: the config has no lxc.idmap (set when the container is defined). */
+  privileged?: boolean;
 }
 
 /** What exec answers: liblxc's attach result, exit code and captured output. */
@@ -29,6 +31,8 @@ export type LxcRequest =
   | (On<'create'> & {
       template: string;
       args: string[];
+      /** lxcq's own keys (idmap, includes), set before the template runs (idmap.ts). */
+      security: [string, string][];
       config: [string, string][];
       reply?: RawContainerInfo;
     })
@@ -38,6 +42,7 @@ export type LxcRequest =
       baseName: string;
       rootfs: string;
       metadata: string;
+      security: [string, string][];
       reply?: { created: boolean };
     })
   | (On<'createFromImage'> & {

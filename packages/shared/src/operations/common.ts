@@ -35,6 +35,8 @@ export const ContainerInfo = Type.Object({
   snapshots: Type.Optional(Type.Array(SnapshotInfo)),
   checkpoints: Type.Optional(Type.Array(Type.String())),
   config: Type.Optional(Type.Record(Type.String(), Type.String())),
+  /** Whether the container runs without a user namespace (its config has no lxc.idmap). */
+  privileged: Type.Optional(Type.Boolean()),
   updatedAt: Type.String(),
 });
 export type ContainerInfo = Static<typeof ContainerInfo>;
