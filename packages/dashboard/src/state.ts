@@ -14,6 +14,9 @@ export interface ContainerRow {
   pid?: number;
   ips?: string[];
   snapshots?: number;
+  /** No user namespace: root inside is root on the host (an admin's choice, or made before lxcq
+   * made containers unprivileged). */
+  privileged?: boolean;
   /** The state came from an event: a later read (which may be older) does not overwrite it. */
   live: boolean;
   /** Read from the API at least once (a row made from an event alone may not be registered yet). */
@@ -39,6 +42,7 @@ export function rowOf(c: ContainerInfo): ContainerRow {
     ...(c.pid !== undefined ? { pid: c.pid } : {}),
     ...(c.ips !== undefined ? { ips: c.ips } : {}),
     ...(c.snapshots !== undefined ? { snapshots: c.snapshots.length } : {}),
+    ...(c.privileged !== undefined ? { privileged: c.privileged } : {}),
     live: false,
     detailed: true,
   };
