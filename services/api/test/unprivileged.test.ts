@@ -41,7 +41,7 @@ beforeAll(async () => {
     start: true,
   });
   expect(j.state, JSON.stringify(j.error)).toBe('completed');
-});
+}, 300_000);
 afterAll(async () => {
   await s?.close();
   if (image) removeLocalImage(image);
