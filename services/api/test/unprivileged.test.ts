@@ -108,15 +108,16 @@ describe('a default container, as root inside it', () => {
 
   it('cannot set a cgroup v1 release_agent nor open host-wide sysctls for writing', async () => {
     // Writing release_agent's own value back, and `: >>` (opens for writing, writes nothing): a
-    // refusal proves the point, a success would change nothing.
+    // refusal proves the point, a success would change nothing. Each in a subshell: a failed
+    // redirection of `:` (a special built-in) ends a POSIX shell.
     const r = await sh(
       'u1',
       'mkdir -p /tmp/cg /tmp/p; mount -t cgroup -o memory cgroup /tmp/cg; ' +
-        'v=$(cat /tmp/cg/release_agent) && printf "%s\\n" "$v" > /tmp/cg/release_agent; echo "cgroup=$?"; ' +
-        ': >> /proc/sys/kernel/core_pattern; echo "sysctl=$?"; ' +
-        'mount -o remount,rw /proc/sys; : >> /proc/sys/kernel/core_pattern; echo "remounted=$?"; ' +
-        'mount -t proc proc /tmp/p && : >> /tmp/p/sys/kernel/core_pattern; echo "newproc=$?"; ' +
-        ': >> /tmp/p/sysrq-trigger; echo "sysrq=$?"',
+        '(v=$(cat /tmp/cg/release_agent) && printf "%s\\n" "$v" > /tmp/cg/release_agent); echo "cgroup=$?"; ' +
+        '(: >> /proc/sys/kernel/core_pattern); echo "sysctl=$?"; ' +
+        'mount -o remount,rw /proc/sys; (: >> /proc/sys/kernel/core_pattern); echo "remounted=$?"; ' +
+        'mount -t proc proc /tmp/p && (: >> /tmp/p/sys/kernel/core_pattern); echo "newproc=$?"; ' +
+        '(: >> /tmp/p/sysrq-trigger); echo "sysrq=$?"',
     );
     for (const what of ['cgroup', 'sysctl', 'remounted', 'newproc', 'sysrq'])
       expect(r.stdout, `${what}: ${r.stdout}${r.stderr}`).toMatch(new RegExp(`^${what}=[1-9]\\d*$`, 'm'));
