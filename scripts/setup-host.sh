@@ -9,13 +9,14 @@
 #   2. CRIU 4 for checkpoint/restore/live migration (apt where the distro has a working criu >= 4,
 #      else Debian 13's criu unpacked into a private prefix; a failure here only warns)
 #   3. an isolated bridge lxcbr0 (10.0.3.1/24, no NAT, no DHCP) when the host has none
+#  3b. a subordinate uid/gid range for root in /etc/subuid and /etc/subgid (unprivileged containers)
 #   4. Node.js >= 20.19 and pnpm 10
 #   5. `pnpm install --frozen-lockfile` in this repository, then the web dashboard's bundle (the API serves it)
 #
 # Knobs (environment):
 #   LXCQ_SETUP_APT=0           skip step 1            LXCQ_SETUP_CRIU=0    skip step 2
 #   LXCQ_SETUP_BRIDGE=0        skip step 3            LXCQ_SETUP_NODE=0    skip step 4
-#   LXCQ_SETUP_PNPM_INSTALL=0  skip step 5
+#   LXCQ_SETUP_PNPM_INSTALL=0  skip step 5          LXCQ_SETUP_IDMAP=0   skip step 3b
 #   LXCQ_SETUP_TEST_PACKAGES=0 leave out the packages only the tests need (zsh, chromium)
 #   LXCQ_APT_UPDATE=1          always run apt-get update
 #   LXCQ_CRIU_PREFIX           private CRIU prefix (default /opt/lxcq/criu)
@@ -508,6 +509,45 @@ if [[ "${LXCQ_SETUP_BRIDGE:-1}" != 0 ]]; then
   }
 else
   step "3/5 bridge: skipped (LXCQ_SETUP_BRIDGE=0)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# 3b. subordinate ids for unprivileged containers
+# lxcq gives every new container lxc.idmap from root's subordinate range: root in the container is
+# uid IDMAP_START on the host, an id that owns nothing outside the container's rootfs. The range
+# is LXD's default (1000000, a billion ids): room for many 65536-id maps, and no clash with the
+# users a distribution makes (useradd picks ranges from 100000 up, 65536 each). The worker reads
+# root's line from these files; a host without one refuses to create unprivileged containers.
+IDMAP_START=1000000
+IDMAP_COUNT=1000000000
+setup_idmap() {
+  local f line
+  for f in /etc/subuid /etc/subgid; do
+    [[ -e $f ]] || { install -m 0644 -o root -g root /dev/null "$f" || return 1; }
+    line="$(grep -E '^(root|0):' "$f" | head -1 || true)"
+    if [[ -n $line ]]; then
+      local start="${line#*:}" count
+      count="${start#*:}" start="${start%%:*}"
+      if [[ $count -ge 65536 ]]; then
+        say "$f: root already has $start:$count (left as it is)"
+        continue
+      fi
+      warn "$f: root's range $start:$count is smaller than one container's 65536 ids; adding root:$IDMAP_START:$IDMAP_COUNT after it"
+    fi
+    if awk -F: -v s="$IDMAP_START" -v c="$IDMAP_COUNT" '$1 != "root" && $1 != "0" && $2 < s + c && s < $2 + $3 { found = 1 } END { exit !found }' "$f"; then
+      warn "$f: another entry overlaps $IDMAP_START..$((IDMAP_START + IDMAP_COUNT - 1)); adding root's range anyway (containers' ids would be shared with that user's)"
+    fi
+    echo "root:$IDMAP_START:$IDMAP_COUNT" >>"$f" || return 1
+    say "$f: added root:$IDMAP_START:$IDMAP_COUNT"
+  done
+  ok "root's subordinate ids: uid $(grep -E '^(root|0):' /etc/subuid | head -1 | cut -d: -f2-), gid $(grep -E '^(root|0):' /etc/subgid | head -1 | cut -d: -f2-)"
+  note idmap "root:$(grep -E '^(root|0):' /etc/subuid | head -1 | cut -d: -f2-) in /etc/subuid and /etc/subgid"
+}
+if [[ "${LXCQ_SETUP_IDMAP:-1}" != 0 ]]; then
+  step "3b/5 subordinate ids for unprivileged containers (/etc/subuid, /etc/subgid)"
+  setup_idmap || die "could not write root's range to /etc/subuid and /etc/subgid"
+else
+  step "3b/5 subordinate ids: skipped (LXCQ_SETUP_IDMAP=0)"
 fi
 
 # ---------------------------------------------------------------------------------------------

@@ -101,7 +101,18 @@ export function ContainersPanel({ view, store }: { view: View; store: Store }) {
               const running = STOPPABLE.includes(r.state);
               return (
                 <tr key={r.name} data-container={r.name}>
-                  <td class="name">{r.name}</td>
+                  <td class="name">
+                    {r.name}
+                    {r.privileged && (
+                      <span
+                        class="pill privileged"
+                        data-privileged="true"
+                        title="Privileged: no user namespace, its root is root on the host"
+                      >
+                        privileged
+                      </span>
+                    )}
+                  </td>
                   <td>
                     <span class={`pill state-${r.state.toLowerCase()}`} data-state={r.state}>
                       {r.state}

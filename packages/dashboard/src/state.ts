@@ -16,6 +16,9 @@ export interface ContainerRow {
   snapshots?: number;
   /** Why the container cannot be used (see ContainerInfo.broken). */
   broken?: string;
+  /** No user namespace: root inside is root on the host (an admin's choice, or made before lxcq
+   * made containers unprivileged). */
+  privileged?: boolean;
   /** The state came from an event: a later read (which may be older) does not overwrite it. */
   live: boolean;
   /** Read from the API at least once (a row made from an event alone may not be registered yet). */
@@ -42,6 +45,7 @@ export function rowOf(c: ContainerInfo): ContainerRow {
     ...(c.broken !== undefined ? { broken: c.broken } : {}),
     ...(c.ips !== undefined ? { ips: c.ips } : {}),
     ...(c.snapshots !== undefined ? { snapshots: c.snapshots.length } : {}),
+    ...(c.privileged !== undefined ? { privileged: c.privileged } : {}),
     live: false,
     detailed: true,
   };

@@ -5,6 +5,9 @@ import {
   chownSync,
   closeSync,
   existsSync,
+  lchownSync,
+  mkdirSync,
+  readdirSync,
   fstatSync,
   fsyncSync,
   mkdtempSync,
@@ -1242,6 +1245,7 @@ export class Container implements Disposable {
   checkpoint(dir: string, opts: { stop?: boolean; verbose?: boolean } = {}): void {
     this.requireCriu('checkpoint');
     this.requireRunning('checkpoint');
+    this.imagesDirForRoot(dir, true);
     if (!this.call('checkpoint', dir, opts.stop ?? false, opts.verbose ?? false)) {
       throw this.error(
         'LXC_CHECKPOINT_FAILED',
@@ -1249,6 +1253,38 @@ export class Container implements Disposable {
         `dump to '${dir}' failed${criuLogHint(dir, 'dump.log')}`,
       );
     }
+  }
+
+  /** The host uid and gid of the container's root (lxc.idmap's entries for id 0); null without a
+   * user namespace. */
+  mappedRoot(): { uid: number; gid: number } | null {
+    let uid: number | null = null;
+    let gid: number | null = null;
+    for (const line of this.getConfigItem('lxc.idmap').split('\n')) {
+      const m = /^\s*([ug])\s+0\s+(\d+)\s+\d+\s*$/.exec(line);
+      if (m?.[1] === 'u') uid = Number(m[2]);
+      else if (m?.[1] === 'g') gid = Number(m[2]);
+    }
+    return uid === null || gid === null ? null : { uid, gid };
+  }
+
+  /** An unprivileged container's CRIU images directory must be its root's: liblxc runs parts of
+   * the dump and restore inside the user namespace ("Unable to open tty-info.img: Permission
+   * denied" otherwise). Made for a dump; handed over with every image in it for a restore
+   * (images unpacked on another host are root's). Searchable by others (0711, not listable):
+   * a restored task may open an image before its user namespace's map is written, as nobody
+   * ("Unable to open timens-0.img: Permission denied", about one restore in two here). What
+   * keeps other host users out is the container's directory above it (0770, its root's). */
+  private imagesDirForRoot(dir: string, create: boolean): void {
+    const root = this.mappedRoot();
+    if (root === null) return;
+    if (create) mkdirSync(dir, { recursive: true, mode: 0o711 });
+    if (!existsSync(dir)) return;
+    chownSync(dir, root.uid, root.gid);
+    chmodSync(dir, 0o711);
+    if (create) return;
+    for (const f of readdirSync(dir, { recursive: true, encoding: 'utf8' }))
+      lchownSync(join(dir, f), root.uid, root.gid);
   }
 
   private requireStopped(operation: string): void {
@@ -1273,6 +1309,7 @@ export class Container implements Disposable {
     this.requireCriu('restore');
     this.requireStopped('restore');
     this.requireRootfs('restore');
+    this.imagesDirForRoot(dir, false);
     const args = ['-r', '-D', dir, '-n', this.name, '-P', this.lxcpath, '-d'];
     if (opts.verbose) args.push('-v');
     this.runTool('restore', 'LXC_RESTORE_FAILED', 'lxc-checkpoint', args, undefined, () =>
@@ -1284,6 +1321,7 @@ export class Container implements Disposable {
   restoreInProcess(dir: string, opts: { verbose?: boolean } = {}): void {
     this.requireCriu('restore');
     this.requireStopped('restore');
+    this.imagesDirForRoot(dir, false);
     if (!this.call('restore', dir, opts.verbose ?? false)) {
       throw this.error(
         'LXC_RESTORE_FAILED',
@@ -1316,6 +1354,8 @@ export class Container implements Disposable {
     if (cmd === 'restore') this.requireStopped('migrate');
     else if (cmd === 'feature-check') this.requireDefined('migrate');
     else this.requireRunning('migrate');
+    if (cmd === 'dump' || cmd === 'pre-dump') this.imagesDirForRoot(opts.directory, true);
+    else if (cmd === 'restore') this.imagesDirForRoot(opts.directory, false);
     if (cmd === 'pre-dump' || (cmd === 'dump' && opts.predumpDir)) {
       memTrackCache ??= this.criuFeaturesSupported(FEATURE_MEM_TRACK);
       if (!memTrackCache) {

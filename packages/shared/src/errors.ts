@@ -30,6 +30,11 @@ export const ERROR_CODES = {
     meaning:
       'A config item, a cleared key or a template argument is refused by the config policy (an allow-list: docs/config-policy.md); details.refused names each key and why. Raw keys (hooks, includes, idmaps, capabilities...) need an admin token and a host that allows them (LXCQ_CONFIG_POLICY).',
   },
+  LXCQ_PRIVILEGED_FORBIDDEN: {
+    status: 403,
+    meaning:
+      'A privileged container (privileged: true, no user namespace: root inside is root on the host) needs the admin scope.',
+  },
   LXCQ_NOT_FOUND: { status: 404, meaning: 'No such route.' },
   LXCQ_CONTAINER_NOT_FOUND: { status: 404, meaning: 'No container of that name is known on any host.' },
   LXCQ_SNAPSHOT_NOT_FOUND: { status: 404, meaning: 'The container has no snapshot of that name.' },
@@ -86,6 +91,11 @@ export const ERROR_CODES = {
   LXCQ_IMAGE_NOT_FOUND: {
     status: 422,
     meaning: 'The local image tarball named by the create request does not exist on the host.',
+  },
+  LXCQ_NO_ID_RANGE: {
+    status: 422,
+    meaning:
+      'The host has no subordinate id range for root in /etc/subuid and /etc/subgid, so it cannot make unprivileged containers. Run scripts/setup-host.sh.',
   },
   LXCQ_LXC_ERROR: {
     status: 500,

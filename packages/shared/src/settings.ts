@@ -569,6 +569,13 @@ export const SETTINGS = {
     default: '1',
     meaning: '`0` skips the bridge step.',
   },
+  LXCQ_SETUP_IDMAP: {
+    group: 'tools',
+    usedBy: ['setup'],
+    default: '1',
+    meaning:
+      '`0` skips the step that gives root a subordinate id range (`root:1000000:1000000000` in /etc/subuid and /etc/subgid) for unprivileged containers.',
+  },
   LXCQ_SETUP_TEST_PACKAGES: {
     group: 'tools',
     usedBy: ['setup'],

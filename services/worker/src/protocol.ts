@@ -16,6 +16,8 @@ export interface RawContainerInfo {
   config?: Record<string, string>;
   /** Why the container cannot be used (its config is unloadable or has no rootfs). */
   broken?: string;
+  /** No user namespace: the config has no lxc.idmap (set when the container is defined). */
+  privileged?: boolean;
 }
 
 /** What exec answers: liblxc's attach result, exit code and captured output. */
@@ -31,6 +33,8 @@ export type LxcRequest =
   | (On<'create'> & {
       template: string;
       args: string[];
+      /** lxcq's own keys (idmap, includes), set before the template runs (idmap.ts). */
+      security: [string, string][];
       config: [string, string][];
       reply?: RawContainerInfo;
     })
@@ -40,6 +44,7 @@ export type LxcRequest =
       baseName: string;
       rootfs: string;
       metadata: string;
+      security: [string, string][];
       reply?: { created: boolean };
     })
   | (On<'createFromImage'> & {

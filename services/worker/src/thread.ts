@@ -29,6 +29,7 @@ import {
 
 type Limits = PayloadOf<'limits.set'>;
 import { toolEnv, toolLogDir } from './leftovers.ts';
+import { isPrivilegedConfig, letContainerRootsThrough } from './idmap.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
@@ -149,7 +150,12 @@ function notFound(name: string): never {
 function describe(c: Container, withConfig = false): RawContainerInfo {
   if (!c.defined) return { name: c.name, defined: false, state: 'STOPPED' };
   const state = c.state;
-  const info: RawContainerInfo = { name: c.name, defined: true, state };
+  const info: RawContainerInfo = {
+    name: c.name,
+    defined: true,
+    state,
+    privileged: isPrivilegedConfig(c.getConfigItem('lxc.idmap')),
+  };
   const broken = brokenReason(c);
   if (broken) info.broken = broken;
   if (state !== 'STOPPED') {
@@ -333,6 +339,25 @@ export function dependentClones(lxcpath: string, name: string): string[] {
   return out;
 }
 
+/** The busybox template's read-only binds of the host's library directories. */
+const HOST_LIB_BIND =
+  /^\s*lxc\.mount\.entry\s*=\s*\/(usr\/)?lib(64)?\s+(usr\/)?lib(64)?\s+none\s+ro,bind\s+0\s+0\s*$/;
+
+/**
+ * Removes the busybox template's binds of the host's /lib, /usr/lib, /lib64 and /usr/lib64 from a
+ * saved config. They serve a dynamically linked busybox; lxcq's is busybox-static (the template
+ * copies `which busybox`), so they only expose host files and break CRIU restore ("mnt: Can't
+ * bind-mount ... usr/lib") of unprivileged containers.
+ */
+export function dropHostLibBinds(configFile: string): void {
+  const text = readFileSync(configFile, 'utf8');
+  const kept = text
+    .split('\n')
+    .filter((l) => !HOST_LIB_BIND.test(l))
+    .join('\n');
+  if (kept !== text) writeFileSync(configFile, kept);
+}
+
 const FREEZE_TIMEOUT_MS = 30_000;
 
 type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
@@ -355,19 +380,32 @@ const impl: Impl = {
       throw Object.assign(new Error(`Container ${r.name} already exists on this host.`), {
         code: 'LXCQ_CONTAINER_EXISTS',
       });
+    for (const [k, v] of r.security) c.setConfigItem(k, v);
     c.create(r.template, r.args);
-    for (const [k, v] of r.config) c.setConfigItem(k, v);
-    if (r.config.length > 0) c.saveConfig();
-    return describe(c);
+    if (r.template !== 'busybox') {
+      for (const [k, v] of r.config) c.setConfigItem(k, v);
+      if (r.config.length > 0) c.saveConfig();
+      return describe(c);
+    }
+    // The saved file, not this handle's memory, lost the template's host binds: a fresh handle.
+    dropHostLibBinds(c.configFileName());
+    using made = open(r);
+    for (const [k, v] of r.config) made.setConfigItem(k, v);
+    if (r.config.length > 0) made.saveConfig();
+    return describe(made);
   },
   imageBase: (r) => {
     // The image is unpacked once (liblxc's local template) into a stopped base container; every
     // container made from it is a copy of that base, which costs a file copy instead of an xz
     // decompression and the template's forks. The caller serialises work on one base.
-    mkdirSync(r.imagesLxcpath, { recursive: true, mode: 0o700 });
+    mkdirSync(r.imagesLxcpath, { recursive: true, mode: 0o711 });
+    // Base containers are unprivileged too; their mapped root must reach their rootfs.
+    letContainerRootsThrough(dirname(r.imagesLxcpath));
+    letContainerRootsThrough(r.imagesLxcpath);
     using base = Container.open(r.baseName, r.imagesLxcpath);
     if (base.defined) return { created: false };
     try {
+      for (const [k, v] of r.security) base.setConfigItem(k, v);
       base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
     } catch (err) {
       rmSync(join(r.imagesLxcpath, r.baseName), { recursive: true, force: true });

@@ -51,6 +51,7 @@ import {
   removeSnapshotIntent,
 } from './handlers/markers.ts';
 import { activeFailpoints } from './failpoints.ts';
+import { letContainerRootsThrough } from './idmap.ts';
 import { killLeftoverTools, toolLogDir } from './leftovers.ts';
 import { checkpointDir } from './paths.ts';
 import { StateMonitor } from './monitor.ts';
@@ -150,6 +151,7 @@ export class LxcqWorker {
     if (killed.length > 0)
       this.log.warn({ pids: killed }, 'stopped helper processes a previous worker left running');
     rmSync(toolLogDir(this.config.lxcpath), { recursive: true, force: true });
+    if (existsSync(this.config.lxcpath)) letContainerRootsThrough(this.config.lxcpath);
     await this.sweepMarkers();
     await this.settleMoves();
     await this.startTransferServer();
@@ -542,6 +544,7 @@ export class LxcqWorker {
     if (raw.checkpoints !== undefined) info.checkpoints = raw.checkpoints;
     if (raw.config !== undefined) info.config = raw.config;
     if (raw.broken !== undefined) info.broken = raw.broken;
+    if (raw.privileged !== undefined) info.privileged = raw.privileged;
     return info;
   }
 

@@ -313,6 +313,7 @@ server, wrong token), exec: the command's own exit code.`,
         .default('busybox'),
     )
     .option('--start', 'start it once created')
+    .option('--privileged', 'admin only: no user namespace (its root is root on the host)')
     .option('--config <key=value>', 'a config item (repeatable)', keyValue)
     .option('--host <host>', 'create it on this host (default: the one with the most room)')
     .option('--dist <dist>', 'download template: distribution (debian, alpine, ...)')
@@ -328,6 +329,7 @@ server, wrong token), exec: the command's own exit code.`,
         o: JobOpts & {
           template: 'busybox' | 'download' | 'local' | 'oci';
           start?: boolean;
+          privileged?: boolean;
           config?: Record<string, string>;
           host?: string;
           dist?: string;
@@ -341,6 +343,7 @@ server, wrong token), exec: the command's own exit code.`,
       ) => {
         const req: CreateRequest = { name, template: o.template };
         if (o.start) req.start = true;
+        if (o.privileged) req.privileged = true;
         if (o.config) req.config = o.config;
         if (o.host !== undefined) req.host = o.host;
         if (o.template === 'download') {

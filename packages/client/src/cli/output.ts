@@ -81,6 +81,14 @@ export function containerDetails(c: ContainerInfo): string {
     ['ips', c.ips?.length ? c.ips.join(', ') : '-'],
     ['snapshots', c.snapshots?.length ? c.snapshots.map((s) => s.name).join(', ') : '-'],
     ['checkpoints', c.checkpoints?.length ? c.checkpoints.join(', ') : '-'],
+    [
+      'privileged',
+      c.privileged === undefined
+        ? '-'
+        : c.privileged
+          ? 'yes (no user namespace: its root is root on the host)'
+          : 'no (user namespace)',
+    ],
     ['updated', c.updatedAt],
   ];
   return keyValues(pairs);

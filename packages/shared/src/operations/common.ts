@@ -38,6 +38,8 @@ export const ContainerInfo = Type.Object({
   /** Set when the container cannot be used, saying why and what to do (its config is unloadable or
    * names no rootfs); lxcq refuses to start it. */
   broken: Type.Optional(Type.String()),
+  /** Whether the container runs without a user namespace (its config has no lxc.idmap). */
+  privileged: Type.Optional(Type.Boolean()),
   updatedAt: Type.String(),
 });
 export type ContainerInfo = Static<typeof ContainerInfo>;

@@ -37,6 +37,11 @@ export const create = defineOperation({
     oci: Type.Optional(object({ url: Type.String({ pattern: '^(docker|oci):[^\\s]{1,512}$' }) })),
     config: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }))),
     start: Type.Optional(Type.Boolean()),
+    /**
+     * Admin only: a container without a user namespace (root inside is root on the host). By
+     * default every container is unprivileged (lxc.idmap from the host's subordinate range).
+     */
+    privileged: Type.Optional(Type.Boolean()),
   }),
   result: ContainerInfo,
   needsContainer: false,

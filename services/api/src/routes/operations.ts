@@ -25,6 +25,8 @@ function route<N extends OperationName>(
     query?: TSchema;
     params?: TSchema;
     summary?: string;
+    /** Refuses what the route's scope allows but this body asks more of (an admin-only field). */
+    authorizeBody?: (req: FastifyRequest, body: Record<string, unknown>) => void;
     toPayload: (
       body: Record<string, unknown>,
       params: Params,
@@ -61,6 +63,7 @@ function route<N extends OperationName>(
       if (key !== undefined && (typeof key !== 'string' || !IDEMPOTENCY_RE.test(key))) {
         throw new LxcqError('LXCQ_BAD_REQUEST', 'Idempotency-Key must be 1-128 printable ASCII characters.');
       }
+      spec.authorizeBody?.(req, (req.body ?? {}) as Record<string, unknown>);
       const { container, payload, host } = spec.toPayload(
         (req.body ?? {}) as Record<string, unknown>,
         params,
@@ -103,6 +106,16 @@ export function operationRoutes(app: FastifyInstance, ctx: ApiContext): void {
     operation: 'create',
     body: createBody,
     params: Type.Object({}),
+    authorizeBody: (req, b) => {
+      if (b.privileged !== true) return;
+      const token = ctx.tokens.authorize(req, 'operate');
+      if (!scopeSatisfies(token.scopes, 'admin'))
+        throw new LxcqError(
+          'LXCQ_PRIVILEGED_FORBIDDEN',
+          `A privileged container (no user namespace: its root is root on the host) needs the admin scope; token ${token.name} has ${token.scopes.join(', ')}. Leave privileged out for an unprivileged container.`,
+          { details: { need: 'admin', have: token.scopes } },
+        );
+    },
     toPayload: (b) => {
       const { name, host, ...payload } = b as { name: string; host?: string } & PayloadOf<'create'>;
       return { container: name, payload, host };

@@ -11,6 +11,7 @@ import {
 } from '@lxcq/shared';
 import { on, type Handler, type HandlerContext } from './context.ts';
 import { makeContainer } from './making.ts';
+import { hostIdRange, securityConfig } from '../idmap.ts';
 
 /** The template and its arguments for a create request; image files must be in imagesDir. */
 export function templateFor(
@@ -67,12 +68,14 @@ export function templateFor(
  * The cached base container of an image: named by the tarballs' paths, sizes and times, so a
  * replaced tarball gets a fresh base (the old one stays until removed by hand).
  */
-export function imageKey(rootfs: string, metadata: string): string {
+export function imageKey(rootfs: string, metadata: string, security: [string, string][] = []): string {
   const h = createHash('sha256');
   for (const f of [rootfs, metadata]) {
     const st = statSync(f);
     h.update(`${f}\0${st.size}\0${st.mtimeMs}\0`);
   }
+  // A privileged and an unprivileged container cannot share a base: its rootfs's owners differ.
+  for (const [k, v] of security) h.update(`${k}=${v}\0`);
   return `img-${h.digest('hex').slice(0, 16)}`;
 }
 
@@ -100,18 +103,27 @@ export const create: Handler<'create'> = async (ctx, p) => {
   assertTemplateArgs(p, ctx.policy);
   assertConfigAllowed(config, ctx.policy, ctx.who);
   const { template, args } = templateFor(ctx, p);
+  const security = securityConfig(p.privileged ?? false, hostIdRange(), ctx.host);
   const target = on(ctx);
   const info = await makeContainer(ctx, target.name, async () => {
     let made: RawContainerInfo;
     if (template === 'local') {
       const [rootfs, metadata] = [args[1], args[3]] as [string, string];
-      const baseName = imageKey(rootfs, metadata);
+      const baseName = imageKey(rootfs, metadata, security);
       await ctx.progress(10, `copying the cached image ${p.local?.rootfs ?? ''}`);
       const imagesLxcpath = join(ctx.lxcpath, '.lxcq', 'images');
       // Only unpacking the base is serialised; copies of it are made in parallel.
       const release = await ctx.imageLocks.acquire([baseName]);
       try {
-        await ctx.lxc({ fn: 'imageBase', lxcpath: ctx.lxcpath, imagesLxcpath, baseName, rootfs, metadata });
+        await ctx.lxc({
+          fn: 'imageBase',
+          lxcpath: ctx.lxcpath,
+          imagesLxcpath,
+          baseName,
+          rootfs,
+          metadata,
+          security,
+        });
         // Before any copy: lxc-copy would run the base's lxc.hook.clone.
         assertImageConfig(
           ctx,
@@ -124,7 +136,7 @@ export const create: Handler<'create'> = async (ctx, p) => {
       made = await ctx.lxc({ fn: 'createFromImage', ...target, imagesLxcpath, baseName, config });
     } else {
       await ctx.progress(10, `creating the rootfs with the ${template} template`);
-      made = await ctx.lxc({ fn: 'create', ...target, template, args, config });
+      made = await ctx.lxc({ fn: 'create', ...target, template, args, security, config });
       // busybox's config is lxcq's own; download and oci append what their image carries.
       if (template !== 'busybox')
         assertImageConfig(ctx, join(ctx.lxcpath, target.name), `The config the ${template} image brought`);
