@@ -23,6 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { toolEnv } from '@lxcq/lxc-ffi/host';
 import {
   LxcqError,
   assertName,
@@ -302,6 +303,7 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
     // -p: modes exactly as packed (no umask); as root, owners too.
     const unpack = spawn('tar', ['-C', dir, ...TAR_FLAGS, '-xpf', '-'], {
       stdio: ['pipe', 'ignore', 'pipe'],
+      env: toolEnv(),
     });
     unpack.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const bad = (err: unknown) => {
@@ -419,6 +421,7 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
     let stderr = '';
     const pack = spawn('tar', ['-C', grant.srcDir, ...TAR_FLAGS, '--sparse', '-cpf', '-', '.'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: toolEnv(),
     });
     pack.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     pack.stdout.on('data', (chunk: Buffer) => {
