@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import {
   OPERATIONS,
+  eventResult,
   Store,
   LxcqError,
   isFinal,
@@ -739,7 +740,13 @@ export class LxcqWorker {
         const result = await this.runHandler({ ...job, attempts: attempt, startedAt }, attempt, log, touched);
         await this.settle(touched, job.id, log);
         await this.store.finishJob(job, 'completed', { result });
-        await this.store.addEvent('job.completed', { operation: job.operation, result }, refs);
+        // The stream is readable by every read token (and kept for days): an exec's output stays
+        // in the job record, readable with the operate scope.
+        await this.store.addEvent(
+          'job.completed',
+          { operation: job.operation, result: eventResult(job.operation, result) },
+          refs,
+        );
         const seconds = (performance.now() - t0) / 1000;
         this.metrics.jobEnded(job.operation, 'completed', seconds);
         log.info({ ms: Math.round(seconds * 1000) }, 'job completed');
