@@ -99,6 +99,23 @@ function fail(res: ServerResponse, err: unknown): void {
   send(res, status, { error: e.toJSON() });
 }
 
+/** How long a refused upload is read (and thrown away) after the answer, so its sender reads it. */
+const REFUSED_DRAIN_MS = 2000;
+
+/**
+ * Answers an upload refused before its body was read (a wrong token, a name taken): the answer
+ * first, then the rest of the body is read and dropped for a moment before the connection is cut.
+ * Closed at once (or with `Connection: close`), the sender, still writing, gets a reset or a
+ * broken pipe before it has read the answer, and cannot say why.
+ */
+function refuseUpload(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  fail(res, err);
+  req.resume();
+  const cut = setTimeout(() => req.destroy(), REFUSED_DRAIN_MS);
+  cut.unref();
+  req.once('close', () => clearTimeout(cut));
+}
+
 /**
  * Rewrites a received config: every path under the source's container directory now lives under
  * the target's, and a clone takes its new name as hostname.
@@ -168,9 +185,8 @@ export class TransferServer {
         },
         'transfer refused or failed',
       );
-      fail(res, err);
-      // Whatever is still coming is not wanted.
-      if (!req.complete) req.destroy();
+      if (req.complete) fail(res, err);
+      else refuseUpload(req, res, err);
     } finally {
       this.active.delete(req);
     }
@@ -410,13 +426,17 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
         new Error(`the target stopped answering (nothing for ${idleMs} ms: link down or host hung)`),
       ),
     );
-    req.on('error', (error) => end({ error }));
+    // An answer before the whole archive was sent is a refusal (a wrong token, the name taken):
+    // the target closes the connection after it, so the write errors that follow are not the cause.
+    let answer: { status: number; body: string } | null = null;
+    req.on('error', (error) => end(answer ?? { error }));
     req.on('response', (res) => {
-      let body = '';
+      const got = (answer = { status: res.statusCode ?? 0, body: '' });
+      if (got.status !== 200 && pack.exitCode === null) pack.kill('SIGKILL');
       res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => end({ status: res.statusCode ?? 0, body }));
-      res.on('error', (error) => end({ error }));
+      res.on('data', (d: string) => (got.body += d));
+      res.on('end', () => end(got));
+      res.on('error', (error) => end(got.status !== 200 ? got : { error }));
     });
     let stderr = '';
     const pack = spawn('tar', ['-C', grant.srcDir, ...TAR_FLAGS, '--sparse', '-cpf', '-', '.'], {
