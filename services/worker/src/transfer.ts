@@ -1,7 +1,9 @@
 /**
  * Worker-to-worker container transfer (migrate, cross-host clone). The source worker streams a
  * tar of the container's directory straight to the target worker's transfer server in one
- * `PUT /receive/<name>`; the target checks the one-time token, unpacks into a staging directory,
+ * `PUT /receive/<name>` over mutual TLS, each side accepting only the certificate the host
+ * registry holds for the other host (tls-identity.ts); the target checks the one-time token and
+ * that the sender is the grant's source host, unpacks into a staging directory,
  * verifies size and sha256 (HTTP trailers), rewrites the config's paths, renames the directory
  * into place, restores it with CRIU when live, registers it and answers its info. Nothing big
  * goes through Redis: only the token and the transfer's outcome.
@@ -18,8 +20,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -30,6 +34,7 @@ import {
   toLxcqError,
   type ContainerInfo,
   type ErrorBody,
+  type HostInfo,
   type Keys,
 } from '@lxcq/shared';
 import { SpanKind } from '@opentelemetry/api';
@@ -37,6 +42,7 @@ import { extractTrace, inSpan, injectTrace } from '@lxcq/telemetry';
 import { removeMarker, writeMarker } from './handlers/markers.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcPool } from './pool.ts';
+import { certFingerprint, type TransferIdentity } from './tls-identity.ts';
 
 export type TransferMode = 'migrate' | 'live' | 'clone';
 
@@ -66,6 +72,8 @@ const AFTER_UPLOAD_MS = 120_000;
 /** What the transfer server needs of its worker. */
 export interface ReceiverDeps {
   hostId: string;
+  /** This worker's TLS key and certificate. */
+  identity: TransferIdentity;
   lxcpath: string;
   redis: Redis;
   keys: Keys;
@@ -95,7 +103,14 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function fail(res: ServerResponse, err: unknown): void {
   const e = toLxcqError(err);
-  const status = e.code === 'LXCQ_UNAUTHORIZED' ? 401 : e.code === 'LXCQ_CONTAINER_EXISTS' ? 409 : 422;
+  const status =
+    e.code === 'LXCQ_UNAUTHORIZED'
+      ? 401
+      : e.code === 'LXCQ_TRANSFER_UNTRUSTED'
+        ? 403
+        : e.code === 'LXCQ_CONTAINER_EXISTS'
+          ? 409
+          : 422;
   send(res, status, { error: e.toJSON() });
 }
 
@@ -137,7 +152,13 @@ export class TransferServer {
 
   /** Listens; answers the address it is bound to (host:port). */
   async listen(bind: { host: string; port: number }): Promise<string> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const { key, cert } = this.deps.identity;
+    // Mutual TLS: a client certificate is asked for, and checked against the registry once the
+    // grant names the sending host (verifyPeer); no CA would know these self-signed ones.
+    const server = createServer(
+      { key, cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
+      (req, res) => void this.handle(req, res),
+    );
     // A stream of a whole rootfs may take long; a stalled one is cut by the idle timeout.
     server.requestTimeout = 0;
     server.timeout = this.deps.idleMs ?? 60_000;
@@ -166,6 +187,7 @@ export class TransferServer {
     let grant: TransferGrant | null = null;
     try {
       const g = (grant = await this.authorize(req, decodeURIComponent(m[1])));
+      await this.verifyPeer(req, g);
       // The receive is part of the source's job: same trace (its traceparent), same job id in the log.
       const reply = await inSpan(
         `transfer receive ${g.mode}`,
@@ -201,6 +223,21 @@ export class TransferServer {
     if (grant.to !== this.deps.hostId || grant.newName !== name)
       throw new LxcqError('LXCQ_UNAUTHORIZED', 'The transfer token is for another host or container.');
     return grant;
+  }
+
+  /** The sender must hold the certificate the registry publishes for the grant's source host. */
+  private async verifyPeer(req: IncomingMessage, grant: TransferGrant): Promise<void> {
+    const peer = (req.socket as TLSSocket).getPeerCertificate();
+    const raw = await this.deps.redis.hget(this.deps.keys.host(grant.from), 'info');
+    const want = raw ? (JSON.parse(raw) as HostInfo).transferFingerprint : undefined;
+    const got = peer.raw ? certFingerprint(peer.raw) : undefined;
+    if (!want || got !== want)
+      throw new LxcqError(
+        'LXCQ_TRANSFER_UNTRUSTED',
+        got
+          ? `The sender's certificate (sha256 ${got}) is not the one host ${grant.from} registered${want ? ` (${want})` : ' (none)'}.`
+          : `The sender showed no client certificate; host ${grant.from}'s is required.`,
+      );
   }
 
   private async receive(req: IncomingMessage, grant: TransferGrant): Promise<ReceiveReply> {
@@ -380,6 +417,10 @@ export interface SendOptions {
   keys: Keys;
   /** The target's transfer address (host:port) from its host record. */
   address: string;
+  /** This worker's TLS key and certificate (its client certificate). */
+  identity: TransferIdentity;
+  /** The target's certificate and its fingerprint, from its host record: the only ones accepted. */
+  peer: { cert: string; fingerprint: string };
   grant: Omit<TransferGrant, 'id'>;
   /** The transfer's id (its outcome key); a new one when absent. */
   id?: string;
@@ -401,7 +442,10 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
   const total = treeSize(grant.srcDir);
   let bytes = 0;
   const hash = createHash('sha256');
-  const url = new URL(`http://${o.address}/receive/${encodeURIComponent(grant.newName)}`);
+  const url = new URL(`https://${o.address}/receive/${encodeURIComponent(grant.newName)}`);
+  // Set once the target proved it holds the registered certificate: an error before that is a
+  // refused identity (or no connection), and nothing was sent.
+  let secured = false;
   const result = await new Promise<{ status: number; body: string } | { error: Error }>((done) => {
     let settled = false;
     const end = (v: { status: number; body: string } | { error: Error }) => {
@@ -411,6 +455,21 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
       }
     };
     const req = request(url, {
+      // The target's own certificate as the only CA: a handshake with any other fails inside
+      // TLS, before the token or a byte of the container leaves this host.
+      key: o.identity.key,
+      cert: o.identity.cert,
+      ca: o.peer.cert,
+      minVersion: 'TLSv1.3',
+      checkServerIdentity: (_host, c) =>
+        certFingerprint(c.raw) === o.peer.fingerprint
+          ? undefined
+          : Object.assign(
+              new Error(`certificate sha256 ${certFingerprint(c.raw)} is not the registered one`),
+              {
+                code: 'ERR_LXCQ_PIN',
+              },
+            ),
       method: 'PUT',
       headers: {
         authorization: `Bearer ${token}`,
@@ -420,6 +479,7 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
         trailer: 'x-lxcq-size, x-lxcq-sha256',
       },
     });
+    req.on('socket', (sock) => (sock as TLSSocket).once('secureConnect', () => (secured = true)));
     const idleMs = o.idleMs ?? 60_000;
     req.setTimeout(idleMs, () =>
       req.destroy(
@@ -472,7 +532,12 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
     return { ok: true, reply: JSON.parse(result.body) as ReceiveReply, bytes };
   }
   let error: ErrorBody;
-  if ('error' in result) {
+  if ('error' in result && !secured && untrusted(result.error)) {
+    error = {
+      code: 'LXCQ_TRANSFER_UNTRUSTED',
+      message: `The transfer server at ${o.address} did not prove to be host ${grant.to} (its registered certificate, sha256 ${o.peer.fingerprint}): ${result.error.message}. Nothing was sent.`,
+    };
+  } else if ('error' in result) {
     error = { code: 'LXCQ_INTERNAL', message: `Transfer to ${grant.to} broke off: ${result.error.message}` };
   } else {
     try {
@@ -484,6 +549,12 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
   // The token may still be unused (the target never got that far): it must not serve anyone else.
   await o.redis.del(o.keys.transferToken(token));
   return { ok: false, error, bytes, outcome: await decide(o.redis, o.keys, id), id };
+}
+
+/** A TLS handshake that failed on the peer's certificate (not a refused or cut connection). */
+function untrusted(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_LXCQ_PIN|ERR_SSL|ERR_TLS/.test(code);
 }
 
 /**

@@ -59,6 +59,7 @@ import { WorkerMetrics } from './metrics.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
 import { TransferServer, decide, type TransferGrant } from './transfer.ts';
+import { identityDir, loadOrCreateIdentity, type TransferIdentity } from './tls-identity.ts';
 
 const payloadCheckers = Object.fromEntries(
   Object.entries(OPERATIONS).map(([name, def]) => [name, Compile(def.payload)]),
@@ -108,6 +109,8 @@ export class LxcqWorker {
   private readonly jobOn = new Map<string, string>();
   private readonly exitStatus = new Map<string, number>();
   private transfer?: TransferServer;
+  /** This worker's TLS key and certificate for transfers, made at its first start. */
+  private identity?: TransferIdentity;
   /** Where other workers reach this worker's transfer server. */
   private transferAddress?: string;
   readonly metrics: WorkerMetrics;
@@ -319,7 +322,12 @@ export class LxcqWorker {
   /** The server other workers stream containers to (migrate, cross-host clone). */
   private async startTransferServer(): Promise<void> {
     rmSync(join(this.config.lxcpath, '.lxcq', 'incoming'), { recursive: true, force: true });
+    const identity = (this.identity = await loadOrCreateIdentity(
+      identityDir(this.config.lxcpath),
+      this.config.hostId,
+    ));
     this.transfer = new TransferServer({
+      identity,
       hostId: this.config.hostId,
       lxcpath: this.config.lxcpath,
       redis: this.redis,
@@ -332,7 +340,10 @@ export class LxcqWorker {
     });
     const bound = await this.transfer.listen(this.config.transferBind);
     this.transferAddress = this.config.transferAdvertise ?? bound;
-    this.log.info({ bound, advertised: this.transferAddress }, 'transfer server listening');
+    this.log.info(
+      { bound, advertised: this.transferAddress, fingerprint: identity.fingerprint },
+      'transfer server listening (TLS)',
+    );
   }
 
   /** Prometheus metrics on LXCQ_METRICS_BIND (off when unset). */
@@ -496,6 +507,11 @@ export class LxcqWorker {
     }
   }
 
+  private transferIdentity(): TransferIdentity {
+    if (!this.identity) throw new LxcqError('LXCQ_INTERNAL', 'The transfer server has not started yet.');
+    return this.identity;
+  }
+
   private async heartbeat(): Promise<void> {
     const containers = this.containerCount;
     const info: HostInfo = {
@@ -506,6 +522,9 @@ export class LxcqWorker {
       startedAt: this.startedAt,
       lxcpath: this.config.lxcpath,
       ...(this.transferAddress ? { transfer: this.transferAddress } : {}),
+      ...(this.identity
+        ? { transferCert: this.identity.cert, transferFingerprint: this.identity.fingerprint }
+        : {}),
       ...(this.metricsAddress ? { metrics: this.metricsAddress } : {}),
       capabilities: {
         liblxcVersion: this.hostInfo?.liblxcVersion ?? 'unknown',
@@ -804,6 +823,7 @@ export class LxcqWorker {
       keys: this.keys,
       hostOfflineMs: this.config.hostOfflineMs,
       transferIdleMs: this.config.transferIdleMs,
+      transferIdentity: this.transferIdentity(),
       log,
       touched,
       imageLocks: this.imageLocks,
