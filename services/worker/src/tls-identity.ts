@@ -8,9 +8,6 @@
 import { X509Certificate, createHash, webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-// @peculiar/x509 resolves its ASN.1 codecs through tsyringe, which needs the Reflect metadata API.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
 
 export interface TransferIdentity {
   /** PKCS#8 private key, PEM. */
@@ -41,6 +38,10 @@ export async function loadOrCreateIdentity(dir: string, hostId: string): Promise
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
+  // Loaded only to make a certificate (once per host): a worker restart does not pay for it.
+  // @peculiar/x509 resolves its ASN.1 codecs through tsyringe, which needs the Reflect metadata API.
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
   const notBefore = new Date(Date.now() - 60_000);
