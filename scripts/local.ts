@@ -18,12 +18,26 @@
 // this user instead of root), LXCQ_STOP_TIMEOUT (30), LXCQ_START_TIMEOUT (90), and LXCQ_CONFIG_FILE
 // (a file of these settings; the environment wins). Every setting is checked first (one table:
 // packages/shared/src/settings.ts, docs/configuration.md). Every variable of this process's
-// environment, with the file's settings merged in, is passed on to the API and the worker.
+// environment, with the file's settings merged in, is passed on to the API and the worker, but
+// for the secrets: the token and the Redis URL (its password) reach them in files of their own
+// under $LXCQ_DATA_DIR/secrets (LXCQ_TOKEN_FILE, LXCQ_REDIS_URL_FILE; 0600, owned by the process
+// that reads it), never in an environment, which whatever they start would inherit (a
+// container's exec, CRIU, the lxc-* tools).
 
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -55,8 +69,11 @@ function sleep(ms: number): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // configuration: the environment over LXCQ_CONFIG_FILE, every value checked by the settings table
 
+// Checks every setting's value too (setting() below cannot throw), and takes the secrets out of
+// this process's environment: `settings` holds them, process.env no more.
+let settings: NodeJS.ProcessEnv = {};
 try {
-  applyConfigFile(process.env); // checks every setting's value too: setting() below cannot throw
+  settings = applyConfigFile(process.env);
 } catch (err) {
   if (err instanceof ConfigError) fail(err.message);
   throw err;
@@ -96,7 +113,7 @@ try {
 
 /** LXCQ_TOKEN, else the token saved in $LXCQ_DATA_DIR/token, else a new one saved there (0600). */
 function adminToken(): { token: string; source: string } {
-  const fromEnv = process.env.LXCQ_TOKEN;
+  const fromEnv = settings.LXCQ_TOKEN;
   if (fromEnv) return { token: fromEnv, source: 'LXCQ_TOKEN' };
   const file = path.join(dataDir, 'token');
   if (existsSync(file)) {
@@ -361,9 +378,47 @@ function userIds(user: string): { uid: number; gid: number } {
   }
 }
 
-function service(name: string, entry: string, env: NodeJS.ProcessEnv, user?: string): Child {
-  const options: SpawnOptions = { cwd: REPO, env };
-  if (user) Object.assign(options, userIds(user));
+/**
+ * Writes `secrets` (setting name -> value) as files for one service under
+ * $LXCQ_DATA_DIR/secrets/<service>/, a directory only its user reaches, each file 0600 and owned by
+ * that user; answers the `<NAME>_FILE` settings naming them.
+ */
+function secretFiles(
+  service: string,
+  secrets: Record<'LXCQ_TOKEN' | 'LXCQ_REDIS_URL', string | undefined>,
+  ids?: { uid: number; gid: number },
+): Record<string, string> {
+  const top = path.join(dataDir, 'secrets');
+  mkdirSync(top, { recursive: true, mode: 0o711 });
+  chmodSync(top, 0o711); // each service reaches its own directory, lists none
+  const dir = path.join(top, service);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  if (ids) chownSync(dir, ids.uid, ids.gid);
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(secrets)) {
+    if (!value) continue;
+    const file = path.join(dir, name === 'LXCQ_TOKEN' ? 'token' : 'redis-url');
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${value}\n`, { mode: 0o600 });
+    chmodSync(tmp, 0o600);
+    if (ids) chownSync(tmp, ids.uid, ids.gid);
+    renameSync(tmp, file);
+    out[`${name}_FILE`] = file;
+  }
+  return out;
+}
+
+function service(
+  name: string,
+  entry: string,
+  env: NodeJS.ProcessEnv,
+  secrets: Record<'LXCQ_TOKEN' | 'LXCQ_REDIS_URL', string | undefined>,
+  user?: string,
+): Child {
+  const ids = user ? userIds(user) : undefined;
+  const options: SpawnOptions = { cwd: REPO, env: { ...env, ...secretFiles(name, secrets, ids) } };
+  if (ids) Object.assign(options, ids);
   // `node --import tsx <file>`: tsx's loader in the service's own process (and its worker threads)
   return watch(new Child(name, process.execPath, ['--import', 'tsx', entry], options));
 }
@@ -386,23 +441,24 @@ async function httpStatus(url: string, headers: Record<string, string> = {}): Pr
 
 async function main(): Promise<void> {
   log(`repo ${REPO}, data ${dataDir}, host id ${hostId}, lxcpath ${lxcpath}`);
-  let redisUrl = process.env.LXCQ_REDIS_URL;
+  let redisUrl = settings.LXCQ_REDIS_URL;
   const ownRedis = !redisUrl;
   if (!redisUrl) redisUrl = await startRedis();
   else log('using LXCQ_REDIS_URL (no Redis of its own)');
 
+  // process.env holds no secret any more (applyConfigFile): they go in files, per service.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    LXCQ_REDIS_URL: redisUrl,
     LXCQ_PORT: String(port),
     LXCQ_HOST_BIND: bind,
-    LXCQ_TOKEN: token,
     LXCQ_HOST_ID: hostId,
     LXCQ_LXCPATH: lxcpath,
     LXCQ_DATA_DIR: dataDir,
   };
-  api = service('api', API_ENTRY, env, process.env.LXCQ_API_USER || undefined);
-  worker = service('worker', WORKER_ENTRY, env);
+  const apiUser = process.env.LXCQ_API_USER || undefined;
+  api = service('api', API_ENTRY, env, { LXCQ_TOKEN: token, LXCQ_REDIS_URL: redisUrl }, apiUser);
+  // The worker needs no API token: only the Redis its API uses.
+  worker = service('worker', WORKER_ENTRY, env, { LXCQ_TOKEN: undefined, LXCQ_REDIS_URL: redisUrl });
 
   const base = `http://${connectHost(bind)}:${port}`;
   const deadline = Date.now() + startTimeoutMs;

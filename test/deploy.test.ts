@@ -311,6 +311,32 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
       const want = `"lxcpath":"${lxcpath}"`;
       for (let i = 0; i < 300 && !worker.log().includes(want); i++) await sleep(100);
       expect(worker.log()).toContain(want);
+
+      // No secret of the config file reaches a container: exec env in a real one shows no
+      // LXCQ_* setting, no token and no Redis password (the worker reads them from the file).
+      const call = async (method: string, path: string, body: unknown) =>
+        (await (
+          await fetch(`${base}${path}`, {
+            method,
+            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+            body: JSON.stringify(body),
+          })
+        ).json()) as { state: string; result?: { stdout?: string } };
+      const made = await call('POST', '/v1/containers?wait=120', {
+        name: 'envcheck',
+        template: 'busybox',
+        config: { 'lxc.net.0.type': 'empty' },
+        host: hostId,
+        start: true,
+      });
+      expect(made.state, JSON.stringify(made)).toBe('completed');
+      const ran = await call('POST', '/v1/containers/envcheck/exec?wait=60', { argv: ['env'] });
+      expect(ran.state, JSON.stringify(ran)).toBe('completed');
+      const env = (ran.result?.stdout ?? '').split('\n').filter(Boolean);
+      expect(env.some((e) => e.startsWith('PATH='))).toBe(true);
+      expect(env.filter((e) => e.startsWith('LXCQ_'))).toEqual([]);
+      expect(env.join('\n')).not.toContain(token);
+      expect(env.join('\n')).not.toContain(redisPassword);
     } finally {
       // Stopped whatever happened above: a unit left running as its user would fail the purge test.
       expect(await stop(worker.child)).toBe(0);

@@ -25,7 +25,7 @@ import { threadId } from 'node:worker_threads';
 import koffi from 'koffi';
 import { LxcError } from './errors.ts';
 import type { LxcErrorCode } from './errors.ts';
-import { criuStatus, lxcTool, readdirSafe } from './host.ts';
+import { criuStatus, lxcTool, readdirSafe, toolEnv } from './host.ts';
 import {
   Arena,
   BdevSpecsStruct,
@@ -107,8 +107,12 @@ export interface ExecOptions {
   gid?: number;
   /** Kill the command (and its descendants) after this many ms. */
   timeoutMs?: number;
-  /** Start from an empty environment (plus `env`). */
-  clearEnv?: boolean;
+  /**
+   * Run with this process's environment (liblxc's LXC_ATTACH_KEEP_ENV). By default the command
+   * starts from an empty one (LXC_ATTACH_CLEAR_ENV: liblxc sets PATH and `container=lxc`) plus
+   * `env`: whatever this process holds in its environment must not reach a container.
+   */
+  keepEnv?: boolean;
   /** Keep at most this many bytes of stdout and of stderr (default 1 MiB). */
   maxOutputBytes?: number;
 }
@@ -564,7 +568,7 @@ export class Container implements Disposable {
     const exe = lxcTool(tool, this.lxcBinDir);
     let r: ReturnType<typeof spawnSync>;
     try {
-      r = spawnSync(exe, full, { stdio: ['ignore', out, out], timeout: 120_000 });
+      r = spawnSync(exe, full, { stdio: ['ignore', out, out], timeout: 120_000, env: toolEnv() });
     } finally {
       closeSync(out);
     }
@@ -946,7 +950,7 @@ export class Container implements Disposable {
 
   private attachOptions(
     arena: Arena,
-    o: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; clearEnv?: boolean },
+    o: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; keepEnv?: boolean },
     fds: { stdin: number; stdout: number; stderr: number },
   ): Ptr {
     const env = o.env ? Object.entries(o.env).map(([k, v]) => `${k}=${v}`) : null;
@@ -957,7 +961,7 @@ export class Container implements Disposable {
       initial_cwd: arena.str(o.cwd),
       uid: o.uid ?? 0xffffffff,
       gid: o.gid ?? 0xffffffff,
-      env_policy: o.clearEnv ? LXC_ATTACH_CLEAR_ENV : LXC_ATTACH_KEEP_ENV,
+      env_policy: o.keepEnv ? LXC_ATTACH_KEEP_ENV : LXC_ATTACH_CLEAR_ENV,
       extra_env_vars: arena.strArray(env),
       extra_keep_env: NULL,
       stdin_fd: fds.stdin,
@@ -1056,7 +1060,7 @@ export class Container implements Disposable {
       cwd?: string;
       uid?: number;
       gid?: number;
-      clearEnv?: boolean;
+      keepEnv?: boolean;
       stdinFd?: number;
       stdoutFd?: number;
       stderrFd?: number;

@@ -21,6 +21,25 @@ export function which(
   return null;
 }
 
+/**
+ * Names a host tool (an lxc-* tool, CRIU, tar, rsync) may take from this process's environment:
+ * where programs are, the locale and time zone. Everything else stays behind: a service's
+ * environment can hold secrets (tokens, a Redis password), and a tool passes its environment on
+ * to what it starts (lxc-start to hooks, lxc-copy to rsync, liblxc to CRIU).
+ */
+const TOOL_ENV_NAMES = /^(PATH|HOME|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR)$/;
+
+/** A scrubbed environment for a host tool: the allowed names of `from`, plus `extra`. */
+export function toolEnv(
+  extra: Record<string, string> = {},
+  from: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(from)) if (v !== undefined && TOOL_ENV_NAMES.test(k)) env[k] = v;
+  env['PATH'] ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  return { ...env, ...extra };
+}
+
 /** Path of an lxc-* tool: $LXCQ_LXC_BINDIR, then $PATH. */
 export function lxcTool(tool: string, binDir?: string): string {
   const dir = binDir ?? process.env['LXCQ_LXC_BINDIR'];
@@ -92,7 +111,7 @@ export function criuStatus(refresh = false): CriuStatus {
     };
     return criuCache;
   }
-  const r = spawnSync(path, ['check'], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(path, ['check'], { encoding: 'utf8', timeout: 30_000, env: toolEnv() });
   const out = `${r.stdout}${r.stderr}`.trim();
   if (r.status === 0) criuCache = { available: true, path, reason: out || 'criu check passed' };
   else

@@ -139,13 +139,13 @@ describe('lifecycle (busybox, real liblxc)', () => {
     expect(cut.truncated).toBe(true);
   });
 
-  it('exec with clearEnv, uid and gid', () => {
+  it("exec with a clean environment by default (keepEnv to pass this process's), uid and gid", () => {
     process.env['LXCQ_MARK'] = 'host';
     try {
-      expect(c.exec({ argv: ['sh', '-c', 'echo "[$LXCQ_MARK]"'] }).stdout).toBe('[host]\n');
-      expect(
-        c.exec({ argv: ['sh', '-c', 'echo "[$LXCQ_MARK][$A]"'], clearEnv: true, env: { A: '1' } }).stdout,
-      ).toBe('[][1]\n');
+      expect(c.exec({ argv: ['sh', '-c', 'echo "[$LXCQ_MARK][$A]"'], env: { A: '1' } }).stdout).toBe(
+        '[][1]\n',
+      );
+      expect(c.exec({ argv: ['sh', '-c', 'echo "[$LXCQ_MARK]"'], keepEnv: true }).stdout).toBe('[host]\n');
     } finally {
       delete process.env['LXCQ_MARK'];
     }

@@ -158,8 +158,64 @@ export function readConfigFile(
 }
 
 /**
+ * Secrets that can come from a file of their own (`<NAME>_FILE`: the path of a file holding just
+ * the value), so that no environment holds them: what a process holds in its environment, every
+ * process it starts inherits.
+ */
+export const SECRET_FILES = {
+  LXCQ_TOKEN: 'LXCQ_TOKEN_FILE',
+  LXCQ_REDIS_URL: 'LXCQ_REDIS_URL_FILE',
+} as const satisfies Partial<Record<SettingName, SettingName>>;
+type SecretWithFile = keyof typeof SECRET_FILES;
+
+/** The other name of a secret/file pair (LXCQ_TOKEN <-> LXCQ_TOKEN_FILE), or undefined. */
+function pairedName(name: string): string | undefined {
+  for (const [secret, file] of Object.entries(SECRET_FILES)) {
+    if (name === secret) return file;
+    if (name === file) return secret;
+  }
+  return undefined;
+}
+
+/**
+ * Reads a `<NAME>_FILE` secret: one line, the value. The file must not be world-readable, nor
+ * writable by group or others; a root process wants the Redis URL's owned by root (one that others
+ * can change would point the root worker at their Redis, and its queue).
+ */
+export function readSecretFile(
+  name: string,
+  path: string,
+  source: ConfigFileSource = fsConfigSource,
+): string {
+  let file: { text: string; uid: number; mode: number };
+  try {
+    file = source.read(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why =
+      err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message;
+    throw new ConfigError(`${name} ${path}: ${why}.`);
+  }
+  const mode = file.mode.toString(8).padStart(4, '0');
+  if ((file.mode & 0o027) !== 0)
+    throw new ConfigError(
+      `${name} ${path} is readable by others or writable by its group (mode ${mode}): chmod 0600 ${path} (0640 for a group that must read it).`,
+    );
+  if (source.uid === 0 && file.uid !== 0 && name === SECRET_FILES.LXCQ_REDIS_URL)
+    throw new ConfigError(
+      `${name} ${path} is owned by uid ${file.uid}: the root worker must not take its Redis from a file others can change (chown root ${path}).`,
+    );
+  const value = file.text.replace(/\r?\n$/, '');
+  if (value === '' || /[\r\n\0]/.test(value))
+    throw new ConfigError(`${name} ${path} must hold the value on one line (nothing else).`);
+  return value;
+}
+
+/**
  * The environment a process runs with: `env` plus every setting of `LXCQ_CONFIG_FILE` that `env`
- * does not set (non-empty). Refuses unknown `LXCQ_*` names in either, and a bad file. Pure: `env`
+ * does not set (non-empty), and each secret of SECRET_FILES read from its `<NAME>_FILE` when it is
+ * not given itself. A secret and its file count as one setting: one given in `env` wins over
+ * either in the config file. Refuses unknown `LXCQ_*` names in either, and a bad file. Pure: `env`
  * is not changed.
  */
 export function resolveSettings(
@@ -177,11 +233,19 @@ export function resolveSettings(
     for (const [name, { value, line }] of readConfigFile(path, source)) {
       if (name === 'LXCQ_CONFIG_FILE')
         throw new ConfigError(`${path} line ${line}: a config file cannot name another one.`);
+      const paired = pairedName(name);
+      if (paired && env[paired]) continue;
       if (merged[name] === undefined || merged[name] === '') {
         merged[name] = value;
         origin.set(name, `${path} line ${line}`);
       }
     }
+  }
+  for (const [secret, fileName] of Object.entries(SECRET_FILES) as [SecretWithFile, SettingName][]) {
+    const file = merged[fileName];
+    if (!file || merged[secret]) continue;
+    merged[secret] = readSecretFile(fileName, file, source);
+    origin.set(secret, `${fileName} ${file}`);
   }
   // Every value is checked here, where its origin is known, so a message says where to fix it.
   for (const name of Object.keys(SETTINGS) as SettingName[]) {
@@ -205,13 +269,30 @@ function checked(env: NodeJS.ProcessEnv, name: SettingName, from: () => string):
   return raw;
 }
 
+/** The secret settings (tokens, a Redis URL that may hold a password) among `env`'s names. */
+export function secretsOf(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of SECRET_NAMES) {
+    const v = env[name];
+    if (v) out[name] = v;
+  }
+  return out;
+}
+
 /**
- * For a process's entry point: merges the config file into `process.env` (so that code reading
- * `process.env` directly, liblxc's binding and thread pools included, sees the file's settings)
- * and returns it.
+ * For a process's entry point, before it starts any thread or process: answers every setting
+ * (the environment, the config file, the secret files), and leaves in `env` (`process.env`) the
+ * config file's ordinary settings (code reading `process.env` directly, liblxc's binding and the
+ * thread pool included, sees them) but no secret at all: a secret given in the environment is
+ * removed from it, one from a file is not put in. Whatever this process starts then inherits no
+ * token and no Redis password: a container's `exec`, a template script, a hook, CRIU, lxc-* tools.
  */
 export function applyConfigFile(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const merged = resolveSettings(env);
-  for (const [name, value] of Object.entries(merged)) if (env[name] !== value) env[name] = value;
-  return env;
+  const secret = new Set<string>(SECRET_NAMES);
+  for (const [name, value] of Object.entries(merged)) {
+    if (secret.has(name)) delete env[name];
+    else if (env[name] !== value) env[name] = value;
+  }
+  return merged;
 }

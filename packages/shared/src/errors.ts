@@ -25,6 +25,11 @@ export const ERROR_CODES = {
     status: 403,
     meaning: 'The token lacks the scope the route needs (read, operate or admin).',
   },
+  LXCQ_TRANSFER_UNTRUSTED: {
+    status: 403,
+    meaning:
+      'A migration or cross-host clone met a worker whose TLS certificate is not the one the host registry holds for that host (an impostor, or a host that lost its key); nothing was sent or taken, the container stays on its source.',
+  },
   LXCQ_CONFIG_FORBIDDEN: {
     status: 403,
     meaning:

@@ -172,7 +172,15 @@ export const SETTINGS = {
     parse: redisUrl,
     secret: true,
     meaning:
-      'The Redis holding queues, job records, events and the host and container registry: `redis://[:password@]host:port[/db]`, `rediss://` for TLS, the path of a unix socket, or Redis Sentinel as `redis-sentinel://[:password@]host:port[,host:port...]/<master name>[?db=N&sentinelPassword=...]`. Every API and worker of one installation uses the same one.',
+      'The Redis holding queues, job records, events and the host and container registry: `redis://[:password@]host:port[/db]`, `rediss://` for TLS, the path of a unix socket, or Redis Sentinel as `redis-sentinel://[:password@]host:port[,host:port...]/<master name>[?db=N&sentinelPassword=...]`. Every API and worker of one installation uses the same one. Given in the environment, a process removes it from its environment at start (so nothing it starts inherits it); `LXCQ_REDIS_URL_FILE` or the config file keep it out of any environment.',
+  },
+  LXCQ_REDIS_URL_FILE: {
+    group: 'general',
+    usedBy: ['api', 'worker'],
+    defaultText: '(none)',
+    parse: absolutePath,
+    meaning:
+      'A file holding `LXCQ_REDIS_URL` (the value on one line), used when `LXCQ_REDIS_URL` is not set: mode 0600 (0640 for a group that must read it), owned by root for the worker. `run.sh` hands the URL of its own Redis to the API and the worker this way.',
   },
   LXCQ_PREFIX: {
     group: 'general',
@@ -289,7 +297,15 @@ export const SETTINGS = {
     parse: text,
     secret: true,
     meaning:
-      'The admin token (16 or more characters). The API needs it or `LXCQ_TOKENS_FILE`. The `lxcq` CLI also reads it.',
+      'The admin token (16 or more characters). The API needs it (or `LXCQ_TOKEN_FILE`) or `LXCQ_TOKENS_FILE`. The `lxcq` CLI also reads it. Given in the environment, the API removes it from its environment at start.',
+  },
+  LXCQ_TOKEN_FILE: {
+    group: 'api',
+    usedBy: ['api'],
+    defaultText: '(none)',
+    parse: absolutePath,
+    meaning:
+      "A file holding `LXCQ_TOKEN` (the value on one line), used when `LXCQ_TOKEN` is not set: mode 0600, owned by the API's user. `run.sh` hands the token to the API this way.",
   },
   LXCQ_TOKENS_FILE: {
     group: 'api',

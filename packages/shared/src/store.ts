@@ -43,6 +43,10 @@ export interface HostInfo {
   lxcpath: string;
   /** Where other workers reach this worker's transfer server (migrate, cross-host clone): host:port. */
   transfer?: string;
+  /** The transfer server's self-signed certificate (PEM): the only one a peer accepts from this host. */
+  transferCert?: string;
+  /** sha256 of that certificate (DER), lowercase hex. */
+  transferFingerprint?: string;
   /** Where this worker serves Prometheus metrics (host:port), when LXCQ_METRICS_BIND is set. */
   metrics?: string;
   capabilities: {

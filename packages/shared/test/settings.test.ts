@@ -16,6 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   ConfigError,
   SETTINGS,
+  applyConfigFile,
   closestSetting,
   isKnownSetting,
   parseConfigFile,
@@ -293,5 +294,69 @@ describe('resolveSettings: the environment over the file', () => {
     chmodSync(readable, 0o640);
     expect(statSync(readable).mode & 0o777).toBe(0o640);
     expect(resolveSettings({ LXCQ_CONFIG_FILE: readable }).LXCQ_TOKEN).toBe('secret-secret-secret');
+  });
+});
+
+describe('secrets: from files of their own, and never left in the environment', () => {
+  it('reads LXCQ_TOKEN_FILE and LXCQ_REDIS_URL_FILE (one line) when the secret itself is not set', () => {
+    const token = conf('token', 'from-a-file-0123456789\n', 0o600);
+    const url = conf('redis-url', 'redis://:pw@127.0.0.1:6379\n', 0o600);
+    const env = resolveSettings({ LXCQ_TOKEN_FILE: token, LXCQ_REDIS_URL_FILE: url });
+    expect(env.LXCQ_TOKEN).toBe('from-a-file-0123456789');
+    expect(env.LXCQ_REDIS_URL).toBe('redis://:pw@127.0.0.1:6379');
+    // the secret given itself wins over its file
+    expect(resolveSettings({ LXCQ_TOKEN_FILE: token, LXCQ_TOKEN: 'given-given-given-1' }).LXCQ_TOKEN).toBe(
+      'given-given-given-1',
+    );
+    // a secret and its file count as one setting: the environment's file wins over the config file's secret
+    const file = conf('with-token.conf', 'LXCQ_TOKEN=from-the-config-0123456789\n');
+    expect(resolveSettings({ LXCQ_CONFIG_FILE: file, LXCQ_TOKEN_FILE: token }).LXCQ_TOKEN).toBe(
+      'from-a-file-0123456789',
+    );
+  });
+
+  it('refuses a secret file others can read, one others can change, a missing one, and more than a line', () => {
+    const open = conf('open-token', 'x'.repeat(20), 0o644);
+    expect(configError(() => resolveSettings({ LXCQ_TOKEN_FILE: open }))).toBe(
+      `LXCQ_TOKEN_FILE ${open} is readable by others or writable by its group (mode 0644): chmod 0600 ${open} (0640 for a group that must read it).`,
+    );
+    const url = conf('foreign-url', 'redis://:secretpw@127.0.0.1:6379', 0o600);
+    chownSync(url, 1234, 0);
+    const message = configError(() => resolveSettings({ LXCQ_REDIS_URL_FILE: url }));
+    expect(message).toContain(
+      'is owned by uid 1234: the root worker must not take its Redis from a file others can change',
+    );
+    expect(message).not.toContain('secretpw');
+    expect(configError(() => resolveSettings({ LXCQ_TOKEN_FILE: join(dir, 'none') }))).toBe(
+      `LXCQ_TOKEN_FILE ${join(dir, 'none')}: no such file.`,
+    );
+    const two = conf('two-lines', 'a-token-0123456789\nmore\n', 0o600);
+    expect(configError(() => resolveSettings({ LXCQ_TOKEN_FILE: two }))).toContain(
+      'must hold the value on one line',
+    );
+  });
+
+  it('applyConfigFile answers every setting but leaves no secret in the environment it is given', () => {
+    const file = conf('apply.conf', 'LXCQ_THREADS=3\nLXCQ_METRICS_TOKEN=metrics-metrics-metrics\n');
+    const url = conf('apply-url', 'redis://:pw2@127.0.0.1:6379\n', 0o600);
+    const env: NodeJS.ProcessEnv = {
+      LXCQ_CONFIG_FILE: file,
+      LXCQ_TOKEN: 'in-the-environment-0123',
+      LXCQ_REDIS_URL_FILE: url,
+      PATH: '/bin',
+    };
+    const settings = applyConfigFile(env);
+    expect(settings).toMatchObject({
+      LXCQ_TOKEN: 'in-the-environment-0123',
+      LXCQ_REDIS_URL: 'redis://:pw2@127.0.0.1:6379',
+      LXCQ_METRICS_TOKEN: 'metrics-metrics-metrics',
+      LXCQ_THREADS: '3',
+    });
+    expect(env).toEqual({
+      LXCQ_CONFIG_FILE: file,
+      LXCQ_REDIS_URL_FILE: url,
+      LXCQ_THREADS: '3',
+      PATH: '/bin',
+    });
   });
 });

@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyBaseLogger } from 'fastify';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   LxcqError,
@@ -10,6 +10,7 @@ import {
   keys as makeKeys,
   redisClient,
   stopStep,
+  withholdConfidential,
   type Scope,
   type StoredJob,
 } from '@lxcq/shared';
@@ -111,9 +112,9 @@ export async function buildApp(
     tokens: new Tokens(config.tokens),
     events: null,
     observer,
-    publicJob: (job: StoredJob) => {
+    publicJob: (job: StoredJob, req: { headers: IncomingHttpHeaders }) => {
       const { locks: _l, seq: _s, admin: _a, ...rest } = job;
-      return rest;
+      return ctx.tokens.mayRead(req, 'operate') ? rest : withholdConfidential(rest);
     },
   };
 

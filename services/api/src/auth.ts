@@ -49,6 +49,22 @@ export class Tokens {
     this.authorize(req, 'read');
   }
 
+  /**
+   * Whether the request's token has `scope` (for what a route shows, after authorize() let it in).
+   * Answered once per request object: a job list asks for every job.
+   */
+  mayRead(req: { headers: IncomingHttpHeaders }, scope: Scope): boolean {
+    let seen = this.scopesOf.get(req);
+    if (!seen) {
+      const token = Tokens.fromRequest(req);
+      seen = (token ? this.find(token)?.scopes : undefined) ?? [];
+      this.scopesOf.set(req, seen);
+    }
+    return scopeSatisfies(seen, scope);
+  }
+
+  private readonly scopesOf = new WeakMap<object, readonly Scope[]>();
+
   authorize(req: { headers: IncomingHttpHeaders }, need: Scope): TokenEntry {
     const token = Tokens.fromRequest(req);
     if (!token)

@@ -19,6 +19,8 @@ export interface SuperviseOptions {
   restartDelayMs?: number;
   /** Bound on each process's own clean stop before it is killed. */
   stopTimeoutMs?: number;
+  /** Added to each process's environment (the secrets, which each removes from it at start). */
+  env?: Record<string, string>;
 }
 
 /** Exit code of an API process that refused its configuration: replacing it would not help. */
@@ -81,11 +83,11 @@ export function superviseApi(opts: SuperviseOptions): void {
     }
     log.error({ pid: w.process.pid, code, signal }, 'an API process died; starting another');
     setTimeout(() => {
-      if (!stopping) cluster.fork();
+      if (!stopping) cluster.fork(opts.env);
     }, restartDelayMs);
   });
 
-  for (let i = 0; i < processes; i++) cluster.fork();
+  for (let i = 0; i < processes; i++) cluster.fork(opts.env);
   log.info({ processes }, 'API supervisor started');
   stopOnSignals(() => stopAll(0), log);
 }

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Redis } from 'ioredis';
 import type { Keys, Store, StoredJob } from '@lxcq/shared';
 import type { Tokens } from './auth.ts';
@@ -5,6 +6,8 @@ import type { ApiConfig } from './config.ts';
 import type { EventHub } from './events.ts';
 import type { JobService } from './jobs.ts';
 import type { RequestObserver } from './observe.ts';
+
+export type PublicJob = Omit<StoredJob, 'locks' | 'seq'> & { withheld?: string[] };
 
 /** What every route handler needs, built once in app.ts (no module-level singletons). */
 export interface ApiContext {
@@ -18,6 +21,10 @@ export interface ApiContext {
   events: EventHub | null;
   /** Per-request metrics and trace spans (the route handlers pass a request's span to its job). */
   observer: RequestObserver;
-  /** A job as clients see it: the stored record without internal fields. */
-  publicJob(job: StoredJob): Omit<StoredJob, 'locks' | 'seq'>;
+  /**
+   * A job as the client of `req` sees it: the stored record without internal fields, and, for a
+   * token without the operate scope, without the operation's confidential fields (an exec's argv,
+   * env and output), which `withheld` then names.
+   */
+  publicJob(job: StoredJob, req: { headers: IncomingHttpHeaders }): PublicJob;
 }

@@ -7,6 +7,7 @@ import {
   LxcqError,
   Store,
   compareCursors,
+  eventResult,
   matchesFilter,
   parseEventFilter,
   redisClient,
@@ -94,7 +95,22 @@ export function textFrame(json: string): Buffer {
   return buf;
 }
 
-function outgoing(id: string, ev: LxcqEvent): Outgoing {
+function outgoing(id: string, raw: LxcqEvent): Outgoing {
+  // Workers leave an exec's output out of the stream; an event written before they did (or by an
+  // older worker) is cut here, so no subscriber gets it either way.
+  const ev =
+    raw.type === 'job.completed'
+      ? {
+          ...raw,
+          data: {
+            ...(raw as LxcqEvent<'job.completed'>).data,
+            result: eventResult(
+              (raw as LxcqEvent<'job.completed'>).data.operation,
+              (raw as LxcqEvent<'job.completed'>).data.result,
+            ),
+          },
+        }
+      : raw;
   return { id, ev, frame: textFrame(JSON.stringify(ev)) };
 }
 
@@ -113,8 +129,9 @@ export class EventHub {
     maxPayload: 4096,
     // Frames are pre-built and written straight to the sockets (see textFrame): no extensions.
     perMessageDeflate: false,
-    handleProtocols: (protocols) =>
-      protocols.has(PROTOCOL) ? PROTOCOL : ([...protocols].find((p) => p.startsWith('bearer.')) ?? false),
+    // Only ever lxcq.v1: the chosen subprotocol is echoed in the answer, and `bearer.<token>`
+    // would put the token there (in proxies' and browsers' logs of the handshake).
+    handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
   });
   private head = '0-0';
   private running = false;
@@ -276,6 +293,13 @@ export class EventHub {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     let filter: EventFilter;
     try {
+      const offered = req.headers['sec-websocket-protocol'];
+      if (typeof offered === 'string' && !offered.split(',').some((p) => p.trim() === PROTOCOL))
+        // A browser fails a handshake whose answer names none of the subprotocols it offered.
+        throw new LxcqError(
+          'LXCQ_BAD_REQUEST',
+          `Offer the WebSocket subprotocol ${PROTOCOL} (next to bearer.<token>): the server answers with it, never with the token.`,
+        );
       this.tokens.authorize(req, 'read');
       const url = new URL(req.url ?? '/', 'http://x');
       const q: Record<string, string> = {};

@@ -26,6 +26,8 @@ export const JobSchema = Type.Object(
     finishedAt: Type.Optional(Type.String()),
     attempts: Type.Optional(Type.Integer()),
     requestId: Type.Optional(Type.String()),
+    /** Fields left out because the token lacks the operate scope (`payload.argv`, `result.stdout`, ...). */
+    withheld: Type.Optional(Type.Array(Type.String())),
   },
   { $id: 'Job' },
 );

@@ -2,7 +2,7 @@
 // LXCQ_CONFIG_FILE (docs/configuration.md). A bad setting stops it with exit status 2 and the reason.
 import cluster from 'node:cluster';
 import { pino } from 'pino';
-import { applyConfigFile, setting, stopOnSignals } from '@lxcq/shared';
+import { applyConfigFile, secretsOf, setting, stopOnSignals } from '@lxcq/shared';
 import { startTracing } from '@lxcq/telemetry';
 import { buildApp } from './app.ts';
 import { sha256 } from './auth.ts';
@@ -34,17 +34,20 @@ async function main(): Promise<void> {
   await built.app.listen({ port: config.port, host: config.bind });
 }
 
-function processes(): number {
+/** How many API processes, and the secrets the supervisor hands its own processes (never to
+ * anything else: applyConfigFile took them out of this process's environment). */
+function processes(): { n: number; secrets: Record<string, string> } {
   try {
-    return setting(applyConfigFile(process.env), 'LXCQ_API_PROCESSES');
+    const settings = applyConfigFile(process.env);
+    return { n: setting(settings, 'LXCQ_API_PROCESSES'), secrets: secretsOf(settings) };
   } catch (e) {
     log.fatal((e as Error).message);
     process.exit(CONFIG_EXIT_CODE);
   }
 }
 
-const n = cluster.isPrimary ? processes() : 1;
-if (n > 1) superviseApi({ processes: n, log });
+const { n, secrets } = cluster.isPrimary ? processes() : { n: 1, secrets: {} };
+if (n > 1) superviseApi({ processes: n, log, env: secrets });
 else
   main().catch((err: unknown) => {
     log.fatal({ err }, 'api failed to start');

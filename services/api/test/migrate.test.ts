@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -341,12 +342,21 @@ describe('migrate', () => {
     const addr = (JSON.parse(raw ?? '{}') as { transfer?: string }).transfer;
     expect(addr).toMatch(/^127\.0\.0\.1:\d+$/);
     for (const auth of [`Bearer ${randomBytes(32).toString('hex')}`, '']) {
-      const res = await fetch(`http://${addr}/receive/intruder`, {
-        method: 'PUT',
-        headers: auth ? { authorization: auth } : {},
-        body: randomBytes(4096),
+      // TLS (trusting anything: an intruder), no client certificate
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(`https://${addr}/receive/intruder`, {
+          method: 'PUT',
+          rejectUnauthorized: false,
+          headers: auth ? { authorization: auth } : {},
+        });
+        req.on('response', (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end(randomBytes(4096));
       });
-      expect(res.status).toBe(401);
+      expect(status).toBe(401);
     }
     expect(ls('h2')).not.toContain('intruder');
     expect(existsSync(join(lxcpaths.get('h2') as string, 'intruder'))).toBe(false);

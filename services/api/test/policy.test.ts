@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keys } from '@lxcq/shared';
 import { sendContainer } from '../../worker/src/transfer.ts';
+import { loadOrCreateIdentity, type TransferIdentity } from '../../worker/src/tls-identity.ts';
 import { Stack, TEST_CONFIG, type Job } from './harness.ts';
 import { buildLocalImage, removeLocalImage, type LocalImage } from './local-image.ts';
 
@@ -211,12 +212,31 @@ describe("an image's config", () => {
 
 describe('the transfer receiver', () => {
   let transferAddress = '';
+  let sender: TransferIdentity;
+  let peer: { cert: string; fingerprint: string };
   beforeAll(async () => {
     const info = JSON.parse((await s.redis.hget(`lxcq:host:${s.hostId}`, 'info')) ?? '{}') as {
       transfer?: string;
     };
     transferAddress = info.transfer ?? '';
     expect(transferAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+    // The sender is a registered host with its own certificate, as a real source worker is: the
+    // receiver's TLS pinning lets it through, so what is tested is the policy behind it.
+    sender = await loadOrCreateIdentity(join(dir, 'tls-elsewhere'), 'elsewhere');
+    await s.redis.hset(
+      'lxcq:host:elsewhere',
+      'info',
+      JSON.stringify({ id: 'elsewhere', transferCert: sender.cert, transferFingerprint: sender.fingerprint }),
+    );
+    const target = JSON.parse((await s.redis.hget(`lxcq:host:${s.hostId}`, 'info')) ?? '{}') as {
+      transferCert?: string;
+      transferFingerprint?: string;
+    };
+    peer = { cert: target.transferCert ?? '', fingerprint: target.transferFingerprint ?? '' };
+    expect(peer.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+  });
+  afterAll(async () => {
+    await s.redis.del('lxcq:host:elsewhere');
   });
 
   /** A container directory as another host would send it: config, rootfs and nothing else. */
@@ -236,6 +256,8 @@ describe('the transfer receiver', () => {
       redis: s.redis,
       keys: keys('lxcq'),
       address: transferAddress,
+      identity: sender,
+      peer,
       grant: {
         job: `test-${name}`,
         mode: 'clone',

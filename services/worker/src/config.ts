@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import { toolEnv } from '@lxcq/lxc-ffi/host';
 import { FAILPOINTS } from './failpoints.ts';
 import {
   ConfigError,
@@ -50,7 +51,10 @@ export interface WorkerConfig {
 
 function defaultLxcpath(): string {
   try {
-    return execFileSync('lxc-config', ['lxc.lxcpath'], { encoding: 'utf8' }).trim() || '/var/lib/lxc';
+    return (
+      execFileSync('lxc-config', ['lxc.lxcpath'], { encoding: 'utf8', env: toolEnv() }).trim() ||
+      '/var/lib/lxc'
+    );
   } catch {
     return '/var/lib/lxc';
   }

@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { toolEnv as scrubbedEnv } from '@lxcq/lxc-ffi/host';
 
 /**
  * Helper processes a dead worker left running. liblxc's own tools (lxc-copy, lxc-snapshot,
@@ -16,9 +17,9 @@ export function toolLogDir(lxcpath: string): string {
   return join(lxcpath, '.lxcq', 'tool-logs');
 }
 
-/** The environment for a helper tool working on `lxcpath`. */
+/** The environment for a helper tool working on `lxcpath`: scrubbed (no secret), plus the mark. */
 export function toolEnv(lxcpath: string): NodeJS.ProcessEnv {
-  return { ...process.env, [TOOL_ENV]: lxcpath };
+  return scrubbedEnv({ [TOOL_ENV]: lxcpath });
 }
 
 /** Pids of processes (other than this one) started as helpers on `lxcpath`. */

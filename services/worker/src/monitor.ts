@@ -50,6 +50,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { promisify } from 'node:util';
 import koffi from 'koffi';
+import { toolEnv } from '@lxcq/lxc-ffi/host';
 import { CONTAINER_STATES, type ContainerState } from '@lxcq/shared';
 
 const execFileP = promisify(execFile);
@@ -203,7 +204,11 @@ async function findMonitord(): Promise<string> {
 export async function countMonitorClients(name: Buffer): Promise<number | undefined> {
   let out: string;
   try {
-    ({ stdout: out } = await execFileP('ss', ['-x', '-a', '-n'], { timeout: 5000, maxBuffer: 64 << 20 }));
+    ({ stdout: out } = await execFileP('ss', ['-x', '-a', '-n'], {
+      timeout: 5000,
+      maxBuffer: 64 << 20,
+      env: toolEnv(),
+    }));
   } catch {
     return undefined;
   }
@@ -350,6 +355,7 @@ async function spawnMonitord(
   const child = spawn(path, [lxcpath, '3'], {
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     detached: true,
+    env: toolEnv(),
   });
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();

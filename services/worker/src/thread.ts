@@ -493,7 +493,11 @@ const impl: Impl = {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     if (res.error || res.status !== 0) {
-      spawnSync('lxc-unfreeze', ['-n', r.name, '-P', r.lxcpath], { timeout: 30_000, stdio: 'ignore' });
+      spawnSync('lxc-unfreeze', ['-n', r.name, '-P', r.lxcpath], {
+        timeout: 30_000,
+        stdio: 'ignore',
+        env: toolEnv(r.lxcpath),
+      });
       const timedOut = (res.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
       throw Object.assign(
         new Error(

@@ -1,7 +1,9 @@
 /**
  * Worker-to-worker container transfer (migrate, cross-host clone). The source worker streams a
  * tar of the container's directory straight to the target worker's transfer server in one
- * `PUT /receive/<name>`; the target checks the one-time token, unpacks into a staging directory,
+ * `PUT /receive/<name>` over mutual TLS, each side accepting only the certificate the host
+ * registry holds for the other host (tls-identity.ts); the target checks the one-time token and
+ * that the sender is the grant's source host, unpacks into a staging directory,
  * verifies size and sha256 (HTTP trailers), rewrites the config's paths, renames the directory
  * into place, restores it with CRIU when live, registers it and answers its info. Nothing big
  * goes through Redis: only the token and the transfer's outcome.
@@ -18,11 +20,14 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { join, resolve } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { toolEnv } from '@lxcq/lxc-ffi/host';
 import {
   LxcqError,
   assertName,
@@ -31,6 +36,7 @@ import {
   type ConfigPolicy,
   type ContainerInfo,
   type ErrorBody,
+  type HostInfo,
   type Keys,
 } from '@lxcq/shared';
 import { SpanKind } from '@opentelemetry/api';
@@ -38,6 +44,7 @@ import { extractTrace, inSpan, injectTrace } from '@lxcq/telemetry';
 import { removeMarker, writeMarker } from './handlers/markers.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcPool } from './pool.ts';
+import { certFingerprint, type TransferIdentity } from './tls-identity.ts';
 
 export type TransferMode = 'migrate' | 'live' | 'clone';
 
@@ -69,6 +76,8 @@ const AFTER_UPLOAD_MS = 120_000;
 /** What the transfer server needs of its worker. */
 export interface ReceiverDeps {
   hostId: string;
+  /** This worker's TLS key and certificate. */
+  identity: TransferIdentity;
   lxcpath: string;
   redis: Redis;
   keys: Keys;
@@ -103,12 +112,29 @@ function fail(res: ServerResponse, err: unknown): void {
   const status =
     e.code === 'LXCQ_UNAUTHORIZED'
       ? 401
-      : e.code === 'LXCQ_CONTAINER_EXISTS'
-        ? 409
-        : e.code === 'LXCQ_CONFIG_FORBIDDEN'
-          ? 403
+      : e.code === 'LXCQ_TRANSFER_UNTRUSTED' || e.code === 'LXCQ_CONFIG_FORBIDDEN'
+        ? 403
+        : e.code === 'LXCQ_CONTAINER_EXISTS'
+          ? 409
           : 422;
   send(res, status, { error: e.toJSON() });
+}
+
+/** How long a refused upload is read (and thrown away) after the answer, so its sender reads it. */
+const REFUSED_DRAIN_MS = 2000;
+
+/**
+ * Answers an upload refused before its body was read (a wrong token, a name taken): the answer
+ * first, then the rest of the body is read and dropped for a moment before the connection is cut.
+ * Closed at once (or with `Connection: close`), the sender, still writing, gets a reset or a
+ * broken pipe before it has read the answer, and cannot say why.
+ */
+function refuseUpload(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+  fail(res, err);
+  req.resume();
+  const cut = setTimeout(() => req.destroy(), REFUSED_DRAIN_MS);
+  cut.unref();
+  req.once('close', () => clearTimeout(cut));
 }
 
 /**
@@ -183,7 +209,13 @@ export class TransferServer {
 
   /** Listens; answers the address it is bound to (host:port). */
   async listen(bind: { host: string; port: number }): Promise<string> {
-    const server = createServer((req, res) => void this.handle(req, res));
+    const { key, cert } = this.deps.identity;
+    // Mutual TLS: a client certificate is asked for, and checked against the registry once the
+    // grant names the sending host (verifyPeer); no CA would know these self-signed ones.
+    const server = createServer(
+      { key, cert, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.3' },
+      (req, res) => void this.handle(req, res),
+    );
     // A stream of a whole rootfs may take long; a stalled one is cut by the idle timeout.
     server.requestTimeout = 0;
     server.timeout = this.deps.idleMs ?? 60_000;
@@ -212,6 +244,7 @@ export class TransferServer {
     let grant: TransferGrant | null = null;
     try {
       const g = (grant = await this.authorize(req, decodeURIComponent(m[1])));
+      await this.verifyPeer(req, g);
       // The receive is part of the source's job: same trace (its traceparent), same job id in the log.
       const reply = await inSpan(
         `transfer receive ${g.mode}`,
@@ -231,9 +264,8 @@ export class TransferServer {
         },
         'transfer refused or failed',
       );
-      fail(res, err);
-      // Whatever is still coming is not wanted.
-      if (!req.complete) req.destroy();
+      if (req.complete) fail(res, err);
+      else refuseUpload(req, res, err);
     } finally {
       this.active.delete(req);
     }
@@ -248,6 +280,21 @@ export class TransferServer {
     if (grant.to !== this.deps.hostId || grant.newName !== name)
       throw new LxcqError('LXCQ_UNAUTHORIZED', 'The transfer token is for another host or container.');
     return grant;
+  }
+
+  /** The sender must hold the certificate the registry publishes for the grant's source host. */
+  private async verifyPeer(req: IncomingMessage, grant: TransferGrant): Promise<void> {
+    const peer = (req.socket as TLSSocket).getPeerCertificate();
+    const raw = await this.deps.redis.hget(this.deps.keys.host(grant.from), 'info');
+    const want = raw ? (JSON.parse(raw) as HostInfo).transferFingerprint : undefined;
+    const got = peer.raw ? certFingerprint(peer.raw) : undefined;
+    if (!want || got !== want)
+      throw new LxcqError(
+        'LXCQ_TRANSFER_UNTRUSTED',
+        got
+          ? `The sender's certificate (sha256 ${got}) is not the one host ${grant.from} registered${want ? ` (${want})` : ' (none)'}.`
+          : `The sender showed no client certificate; host ${grant.from}'s is required.`,
+      );
   }
 
   private async receive(req: IncomingMessage, grant: TransferGrant): Promise<ReceiveReply> {
@@ -367,6 +414,7 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
     // -p: modes exactly as packed (no umask); as root, owners too.
     const unpack = spawn('tar', ['-C', dir, ...TAR_FLAGS, '-xpf', '-'], {
       stdio: ['pipe', 'ignore', 'pipe'],
+      env: toolEnv(),
     });
     unpack.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     const bad = (err: unknown) => {
@@ -427,6 +475,10 @@ export interface SendOptions {
   keys: Keys;
   /** The target's transfer address (host:port) from its host record. */
   address: string;
+  /** This worker's TLS key and certificate (its client certificate). */
+  identity: TransferIdentity;
+  /** The target's certificate and its fingerprint, from its host record: the only ones accepted. */
+  peer: { cert: string; fingerprint: string };
   grant: Omit<TransferGrant, 'id'>;
   /** The transfer's id (its outcome key); a new one when absent. */
   id?: string;
@@ -448,7 +500,10 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
   const total = treeSize(grant.srcDir);
   let bytes = 0;
   const hash = createHash('sha256');
-  const url = new URL(`http://${o.address}/receive/${encodeURIComponent(grant.newName)}`);
+  const url = new URL(`https://${o.address}/receive/${encodeURIComponent(grant.newName)}`);
+  // Set once the target proved it holds the registered certificate: an error before that is a
+  // refused identity (or no connection), and nothing was sent.
+  let secured = false;
   const result = await new Promise<{ status: number; body: string } | { error: Error }>((done) => {
     let settled = false;
     const end = (v: { status: number; body: string } | { error: Error }) => {
@@ -458,6 +513,21 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
       }
     };
     const req = request(url, {
+      // The target's own certificate as the only CA: a handshake with any other fails inside
+      // TLS, before the token or a byte of the container leaves this host.
+      key: o.identity.key,
+      cert: o.identity.cert,
+      ca: o.peer.cert,
+      minVersion: 'TLSv1.3',
+      checkServerIdentity: (_host, c) =>
+        certFingerprint(c.raw) === o.peer.fingerprint
+          ? undefined
+          : Object.assign(
+              new Error(`certificate sha256 ${certFingerprint(c.raw)} is not the registered one`),
+              {
+                code: 'ERR_LXCQ_PIN',
+              },
+            ),
       method: 'PUT',
       headers: {
         authorization: `Bearer ${token}`,
@@ -467,23 +537,29 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
         trailer: 'x-lxcq-size, x-lxcq-sha256',
       },
     });
+    req.on('socket', (sock) => (sock as TLSSocket).once('secureConnect', () => (secured = true)));
     const idleMs = o.idleMs ?? 60_000;
     req.setTimeout(idleMs, () =>
       req.destroy(
         new Error(`the target stopped answering (nothing for ${idleMs} ms: link down or host hung)`),
       ),
     );
-    req.on('error', (error) => end({ error }));
+    // An answer before the whole archive was sent is a refusal (a wrong token, the name taken):
+    // the target closes the connection after it, so the write errors that follow are not the cause.
+    let answer: { status: number; body: string } | null = null;
+    req.on('error', (error) => end(answer ?? { error }));
     req.on('response', (res) => {
-      let body = '';
+      const got = (answer = { status: res.statusCode ?? 0, body: '' });
+      if (got.status !== 200 && pack.exitCode === null) pack.kill('SIGKILL');
       res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => end({ status: res.statusCode ?? 0, body }));
-      res.on('error', (error) => end({ error }));
+      res.on('data', (d: string) => (got.body += d));
+      res.on('end', () => end(got));
+      res.on('error', (error) => end(got.status !== 200 ? got : { error }));
     });
     let stderr = '';
     const pack = spawn('tar', ['-C', grant.srcDir, ...TAR_FLAGS, '--sparse', '-cpf', '-', '.'], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: toolEnv(),
     });
     pack.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
     pack.stdout.on('data', (chunk: Buffer) => {
@@ -514,7 +590,12 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
     return { ok: true, reply: JSON.parse(result.body) as ReceiveReply, bytes };
   }
   let error: ErrorBody;
-  if ('error' in result) {
+  if ('error' in result && !secured && untrusted(result.error)) {
+    error = {
+      code: 'LXCQ_TRANSFER_UNTRUSTED',
+      message: `The transfer server at ${o.address} did not prove to be host ${grant.to} (its registered certificate, sha256 ${o.peer.fingerprint}): ${result.error.message}. Nothing was sent.`,
+    };
+  } else if ('error' in result) {
     error = { code: 'LXCQ_INTERNAL', message: `Transfer to ${grant.to} broke off: ${result.error.message}` };
   } else {
     try {
@@ -526,6 +607,12 @@ export async function sendContainer(o: SendOptions): Promise<SendResult> {
   // The token may still be unused (the target never got that far): it must not serve anyone else.
   await o.redis.del(o.keys.transferToken(token));
   return { ok: false, error, bytes, outcome: await decide(o.redis, o.keys, id), id };
+}
+
+/** A TLS handshake that failed on the peer's certificate (not a refused or cut connection). */
+function untrusted(err: Error): boolean {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_LXCQ_PIN|ERR_SSL|ERR_TLS/.test(code);
 }
 
 /**

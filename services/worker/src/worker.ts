@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import {
   OPERATIONS,
+  eventResult,
   Store,
   LxcqError,
   isFinal,
@@ -59,6 +60,7 @@ import { WorkerMetrics } from './metrics.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
 import { TransferServer, decide, type TransferGrant } from './transfer.ts';
+import { identityDir, loadOrCreateIdentity, type TransferIdentity } from './tls-identity.ts';
 
 const payloadCheckers = Object.fromEntries(
   Object.entries(OPERATIONS).map(([name, def]) => [name, Compile(def.payload)]),
@@ -108,6 +110,8 @@ export class LxcqWorker {
   private readonly jobOn = new Map<string, string>();
   private readonly exitStatus = new Map<string, number>();
   private transfer?: TransferServer;
+  /** This worker's TLS key and certificate for transfers, made at its first start. */
+  private identity?: TransferIdentity;
   /** Where other workers reach this worker's transfer server. */
   private transferAddress?: string;
   readonly metrics: WorkerMetrics;
@@ -320,7 +324,12 @@ export class LxcqWorker {
   /** The server other workers stream containers to (migrate, cross-host clone). */
   private async startTransferServer(): Promise<void> {
     rmSync(join(this.config.lxcpath, '.lxcq', 'incoming'), { recursive: true, force: true });
+    const identity = (this.identity = await loadOrCreateIdentity(
+      identityDir(this.config.lxcpath),
+      this.config.hostId,
+    ));
     this.transfer = new TransferServer({
+      identity,
       hostId: this.config.hostId,
       lxcpath: this.config.lxcpath,
       redis: this.redis,
@@ -334,7 +343,10 @@ export class LxcqWorker {
     });
     const bound = await this.transfer.listen(this.config.transferBind);
     this.transferAddress = this.config.transferAdvertise ?? bound;
-    this.log.info({ bound, advertised: this.transferAddress }, 'transfer server listening');
+    this.log.info(
+      { bound, advertised: this.transferAddress, fingerprint: identity.fingerprint },
+      'transfer server listening (TLS)',
+    );
   }
 
   /** Prometheus metrics on LXCQ_METRICS_BIND (off when unset). */
@@ -498,6 +510,11 @@ export class LxcqWorker {
     }
   }
 
+  private transferIdentity(): TransferIdentity {
+    if (!this.identity) throw new LxcqError('LXCQ_INTERNAL', 'The transfer server has not started yet.');
+    return this.identity;
+  }
+
   private async heartbeat(): Promise<void> {
     const containers = this.containerCount;
     const info: HostInfo = {
@@ -508,6 +525,9 @@ export class LxcqWorker {
       startedAt: this.startedAt,
       lxcpath: this.config.lxcpath,
       ...(this.transferAddress ? { transfer: this.transferAddress } : {}),
+      ...(this.identity
+        ? { transferCert: this.identity.cert, transferFingerprint: this.identity.fingerprint }
+        : {}),
       ...(this.metricsAddress ? { metrics: this.metricsAddress } : {}),
       capabilities: {
         liblxcVersion: this.hostInfo?.liblxcVersion ?? 'unknown',
@@ -748,7 +768,13 @@ export class LxcqWorker {
         const result = await this.runHandler({ ...job, attempts: attempt, startedAt }, attempt, log, touched);
         await this.settle(touched, job.id, log);
         await this.store.finishJob(job, 'completed', { result });
-        await this.store.addEvent('job.completed', { operation: job.operation, result }, refs);
+        // The stream is readable by every read token (and kept for days): an exec's output stays
+        // in the job record, readable with the operate scope.
+        await this.store.addEvent(
+          'job.completed',
+          { operation: job.operation, result: eventResult(job.operation, result) },
+          refs,
+        );
         const seconds = (performance.now() - t0) / 1000;
         this.metrics.jobEnded(job.operation, 'completed', seconds);
         log.info({ ms: Math.round(seconds * 1000) }, 'job completed');
@@ -807,6 +833,7 @@ export class LxcqWorker {
       keys: this.keys,
       hostOfflineMs: this.config.hostOfflineMs,
       transferIdleMs: this.config.transferIdleMs,
+      transferIdentity: this.transferIdentity(),
       log,
       touched,
       imageLocks: this.imageLocks,

@@ -72,9 +72,16 @@ export interface OperationDef<
    * already have run, so such a job fails with LXCQ_WORKER_LOST instead of running it twice.
    */
   rerunnable: boolean;
+  /**
+   * Fields of the payload and of the result only tokens with the operate scope may read (an
+   * exec's argv, env and output can hold anything, secrets included): a read token gets the job
+   * without them, and the shared event stream never carries the result's.
+   */
+  confidential: { payload: readonly string[]; result: readonly string[] };
 }
 
-type Defaulted = 'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented' | 'rerunnable';
+type Defaulted =
+  'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented' | 'rerunnable' | 'confidential';
 
 export function defineOperation<N extends string, P extends TSchema, R extends TSchema>(
   def: Omit<OperationDef<N, P, R>, Defaulted> & Partial<Pick<OperationDef<N, P, R>, Defaulted>>,
@@ -85,6 +92,7 @@ export function defineOperation<N extends string, P extends TSchema, R extends T
     cancellableWhileRunning: false,
     implemented: true,
     rerunnable: true,
+    confidential: { payload: [], result: [] },
     ...def,
   };
 }

@@ -26,4 +26,5 @@ export const exec = defineOperation({
     truncated: Type.Optional(Type.Boolean()),
   }),
   rerunnable: false,
+  confidential: { payload: ['argv', 'env'], result: ['stdout', 'stderr'] },
 });

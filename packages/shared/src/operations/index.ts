@@ -1,4 +1,5 @@
 import type { Static } from 'typebox';
+import type { OperationDef } from './common.ts';
 import { checkpoint } from './checkpoint.ts';
 import { clone } from './clone.ts';
 import { configClear } from './config-clear.ts';
@@ -58,6 +59,44 @@ export function isOperationName(name: unknown): name is OperationName {
 export function locksOf<N extends OperationName>(op: N, container: string, payload: PayloadOf<N>): string[] {
   const def = OPERATIONS[op] as unknown as { locks: (c: string, p: PayloadOf<N>) => string[] };
   return [...new Set(def.locks(container, payload))].sort();
+}
+
+/** What of a job a token without the operate scope may not read (see OperationDef.confidential). */
+function confidentialOf(op: string): OperationDef['confidential'] {
+  return isOperationName(op) ? OPERATIONS[op].confidential : { payload: [], result: [] };
+}
+
+/** A job's result as the shared event stream carries it: without its confidential fields. */
+export function eventResult(op: string, result: unknown): unknown {
+  const hidden = confidentialOf(op).result;
+  if (hidden.length === 0 || typeof result !== 'object' || result === null) return result;
+  return Object.fromEntries(Object.entries(result).filter(([k]) => !hidden.includes(k)));
+}
+
+/**
+ * A job as a token without the operate scope sees it: the confidential fields of its payload and
+ * result left out and named in `withheld` (`payload.argv`, `result.stdout`, ...).
+ */
+export function withholdConfidential<
+  J extends { operation: string; payload: Record<string, unknown>; result?: unknown },
+>(job: J): J & { withheld?: string[] } {
+  const c = confidentialOf(job.operation);
+  const withheld: string[] = [];
+  const strip = (obj: Record<string, unknown>, keys: readonly string[], where: string) =>
+    Object.fromEntries(
+      Object.entries(obj).filter(([k]) => {
+        if (!keys.includes(k)) return true;
+        withheld.push(`${where}.${k}`);
+        return false;
+      }),
+    );
+  const payload = strip(job.payload, c.payload, 'payload');
+  const result =
+    typeof job.result === 'object' && job.result !== null
+      ? strip(job.result as Record<string, unknown>, c.result, 'result')
+      : job.result;
+  if (withheld.length === 0) return job;
+  return { ...job, payload, ...(job.result !== undefined ? { result } : {}), withheld };
 }
 
 export * from './common.ts';

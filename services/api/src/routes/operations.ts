@@ -83,7 +83,7 @@ function route<N extends OperationName>(
       const waitSec = Math.min(query.wait ?? 0, ctx.config.maxWaitSec);
       const out = waitSec > 0 ? await ctx.jobs.wait(job.id, waitSec * 1000) : job;
       const ended = out.state === 'completed' || out.state === 'failed' || out.state === 'cancelled';
-      return reply.status(ended ? 200 : 202).send(ctx.publicJob(out));
+      return reply.status(ended ? 200 : 202).send(ctx.publicJob(out, req));
     },
   });
 }

@@ -195,7 +195,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
         cursor?: string;
       };
       const page = await ctx.store.listJobs({ ...q, limit: q.limit ?? 50 });
-      return { jobs: page.jobs.map((j) => ctx.publicJob(j)), next: page.next };
+      return { jobs: page.jobs.map((j) => ctx.publicJob(j, req)), next: page.next };
     },
   );
   app.get(
@@ -204,7 +204,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       config: { scope: 'read' },
       schema: { tags: ['jobs'], params: IdParams, response: { 200: JobSchema, ...err } },
     },
-    async (req) => ctx.publicJob(await ctx.jobs.get((req.params as { id: string }).id)),
+    async (req) => ctx.publicJob(await ctx.jobs.get((req.params as { id: string }).id), req),
   );
   app.get(
     '/v1/jobs/:id/wait',
@@ -227,7 +227,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
         Math.min(timeout ?? 30, ctx.config.maxWaitSec) * 1000,
       );
       const ended = job.state === 'completed' || job.state === 'failed' || job.state === 'cancelled';
-      return reply.status(ended ? 200 : 202).send(ctx.publicJob(job));
+      return reply.status(ended ? 200 : 202).send(ctx.publicJob(job, req));
     },
   );
   app.get(
@@ -252,6 +252,6 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       config: { scope: 'operate' },
       schema: { tags: ['jobs'], params: IdParams, response: { 200: JobSchema, ...err } },
     },
-    async (req) => ctx.publicJob(await ctx.jobs.cancel((req.params as { id: string }).id)),
+    async (req) => ctx.publicJob(await ctx.jobs.cancel((req.params as { id: string }).id), req),
   );
 }

@@ -14,6 +14,7 @@ import type {
 import type { NameLocks } from '../locks.ts';
 import type { LxcPool } from '../pool.ts';
 import type { RawContainerInfo } from '../protocol.ts';
+import type { TransferIdentity } from '../tls-identity.ts';
 
 /** What a handler gets: the job, its host's lxcpath, the thread pool, and ways to report. */
 export interface HandlerContext {
@@ -36,6 +37,8 @@ export interface HandlerContext {
   hostOfflineMs: number;
   /** Cut a transfer whose connection is silent this long. */
   transferIdleMs: number;
+  /** This worker's TLS key and certificate for transfers (tls-identity.ts). */
+  transferIdentity: TransferIdentity;
   log: Logger;
   progress(percent: number, stage: string): Promise<void>;
   /** The record of a container as the API shows it, from a fresh look through liblxc. */

@@ -7,7 +7,7 @@ export async function targetHost(
   ctx: HandlerContext,
   id: string,
   opts: { criu?: boolean },
-): Promise<HostInfo & { transfer: string }> {
+): Promise<TransferTarget> {
   if (id === ctx.host)
     throw new LxcqError('LXCQ_VALIDATION', `The container is on host ${id} already; pick another host.`);
   const h = await ctx.store.getHost(id, ctx.hostOfflineMs);
@@ -16,10 +16,10 @@ export async function targetHost(
     throw new LxcqError('LXCQ_HOST_OFFLINE', `Host ${id} is offline (last seen ${h.lastSeen}).`);
   if (h.status === 'draining')
     throw new LxcqError('LXCQ_HOST_DRAINING', `Host ${id} is draining and takes no new containers.`);
-  if (!h.transfer)
+  if (!h.transfer || !h.transferCert || !h.transferFingerprint)
     throw new LxcqError(
       'LXCQ_NOT_IMPLEMENTED',
-      `Host ${id} runs a worker without a transfer server; upgrade it to move containers there.`,
+      `Host ${id} runs a worker without a TLS transfer server; upgrade it to move containers there.`,
     );
   if (opts.criu) {
     const here = await ctx.lxc({ fn: 'hostInfo', lxcpath: ctx.lxcpath });
@@ -34,8 +34,20 @@ export async function targetHost(
         `Host ${id} cannot restore a live migration: ${h.capabilities.criuMessage ?? 'no CRIU'}.`,
       );
   }
-  return { ...h, transfer: h.transfer };
+  return {
+    ...h,
+    transfer: h.transfer,
+    transferCert: h.transferCert,
+    transferFingerprint: h.transferFingerprint,
+  };
 }
+
+/** A host that can take a container: its transfer address and the certificate it must show. */
+export type TransferTarget = HostInfo & {
+  transfer: string;
+  transferCert: string;
+  transferFingerprint: string;
+};
 
 /**
  * Streams a container's directory to `to` and has it registered there. On failure, tells what
@@ -43,7 +55,7 @@ export async function targetHost(
  */
 export async function transferTo(
   ctx: HandlerContext,
-  to: HostInfo & { transfer: string },
+  to: TransferTarget,
   o: { id?: string; name: string; newName: string; mode: TransferMode; checkpoint?: string },
 ): Promise<
   | { ok: true; reply: ReceiveReply; bytes: number }
@@ -54,6 +66,8 @@ export async function transferTo(
     redis: ctx.redis,
     keys: ctx.keys,
     address: to.transfer,
+    identity: ctx.transferIdentity,
+    peer: { cert: to.transferCert, fingerprint: to.transferFingerprint },
     idleMs: ctx.transferIdleMs,
     ...(o.id ? { id: o.id } : {}),
     grant: {
