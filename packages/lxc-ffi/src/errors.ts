@@ -30,7 +30,8 @@ export const LXC_ERROR_CODES = {
   LXC_CONFIG_FAILED: { retryable: false, meaning: 'a config member failed (unknown key, bad value, I/O)' },
   LXC_CONFIG_BROKEN: {
     retryable: false,
-    meaning: "the container's config is unusable (no lxc.rootfs.path): starting it would run on the host's root",
+    meaning:
+      "the container's config is unusable (no lxc.rootfs.path): starting it would run on the host's root",
   },
   LXC_CGROUP_FAILED: { retryable: false, meaning: 'get/set_cgroup_item failed' },
   LXC_NETWORK_FAILED: {

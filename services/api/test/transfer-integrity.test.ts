@@ -5,10 +5,11 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack, TEST_CONFIG } from './harness.ts';
+import { identityDir, loadOrCreateIdentity } from '../../worker/src/tls-identity.ts';
 
 let s: Stack;
 let h2 = '';
@@ -49,8 +50,13 @@ describe('transfer integrity', () => {
     expect(at).toBeGreaterThan(100);
     const altered = Buffer.from(archive);
     altered[at] = (altered[at] as number) ^ 0x20;
-    const addr = (JSON.parse((await s.redis.hget('lxcq:host:h2', 'info')) ?? '{}') as { transfer: string })
-      .transfer;
+    const h2info = JSON.parse((await s.redis.hget('lxcq:host:h2', 'info')) ?? '{}') as {
+      transfer: string;
+      transferCert: string;
+    };
+    const addr = h2info.transfer;
+    // Sent as h1 sends it: over TLS with h1's own certificate, the one its host record pins.
+    const h1 = await loadOrCreateIdentity(identityDir(s.lxcpath), 'h1');
 
     /** Uploads `body` to h2 under a new one-time grant, with the original's length and sha256. */
     const upload = async (body: Buffer, mode: 'migrate' | 'clone', newName: string) => {
@@ -67,8 +73,12 @@ describe('transfer integrity', () => {
       };
       await s.redis.set(`lxcq:xfer:token:${token}`, JSON.stringify(grant), 'EX', 60);
       const res = await new Promise<{ status: number; body: string }>((ok, ko) => {
-        const req = request(`http://${addr}/receive/${newName}`, {
+        const req = request(`https://${addr}/receive/${newName}`, {
           method: 'PUT',
+          key: h1.key,
+          cert: h1.cert,
+          ca: h2info.transferCert,
+          checkServerIdentity: () => undefined,
           headers: {
             authorization: `Bearer ${token}`,
             'transfer-encoding': 'chunked',
