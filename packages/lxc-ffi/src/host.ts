@@ -1,7 +1,20 @@
 // Host facts the binding needs: liblxc's CLI tools, the container's monitor process, CRIU.
-import { spawnSync } from 'node:child_process';
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** Finds an executable in $PATH (plus sbin dirs, which root's PATH may lack). */
 export function which(
@@ -78,8 +91,70 @@ export interface CriuStatus {
 
 let criuCache: CriuStatus | undefined;
 
-/** Whether CRIU can checkpoint here: the binary exists and `criu check` passes. Cached per
- * thread; `refresh` re-runs the check. */
+/** The process the socket probe dumps; scripts/setup-host.sh runs the same one. */
+export const CRIU_PROBE = fileURLToPath(new URL('../criu-probe.pl', import.meta.url));
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Dumps a process holding a unix and a TCP socket on loopback (criu-probe.pl): `criu check`
+ * passes where every socket dump fails (criu 4.1.1 on Linux >= 6.16: "Can't get 1:34 opt"), so
+ * only a dump tells whether this criu can checkpoint an ordinary container. Returns null when the
+ * dump worked, else why not.
+ */
+export function criuSocketProbe(criu: string): string | null {
+  const perl = which('perl');
+  if (!perl) return 'no perl to run the socket probe (criu-probe.pl)';
+  const dir = mkdtempSync(join(tmpdir(), 'lxcq-criu-probe-'));
+  const err = openSync(join(dir, 'probe.err'), 'w');
+  const child = spawn(perl, [CRIU_PROBE, dir], { stdio: ['ignore', 'ignore', err], detached: true });
+  closeSync(err);
+  child.on('error', () => undefined);
+  child.unref();
+  try {
+    for (let i = 0; i < 100 && !existsSync(join(dir, 'ready')); i++) {
+      if (child.exitCode !== null) break;
+      sleepSync(50);
+    }
+    if (!existsSync(join(dir, 'ready')) || child.pid === undefined)
+      return `the socket probe did not start: ${readFileSync(join(dir, 'probe.err'), 'utf8').slice(0, 300)}`;
+    mkdirSync(join(dir, 'img'));
+    // bounded: criu 4.1.1 hung here after failing a socket dump
+    const r = spawnSync(criu, ['dump', '-t', String(child.pid), '-D', join(dir, 'img'), '-o', 'dump.log'], {
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    if (r.status === 0) return null;
+    let log = '';
+    try {
+      log = readFileSync(join(dir, 'img', 'dump.log'), 'utf8');
+    } catch {
+      // no log: the status says it
+    }
+    const errors = log
+      .split('\n')
+      .filter((l) => /Error|Can't/.test(l) && !l.includes('RLIMIT_NOFILE'))
+      .slice(0, 2)
+      .map((l) => l.replace(/^\([\d. ]*\)\s*/, '').replace(/^Error \([^)]*\):\s*/, ''));
+    const why =
+      errors.length > 0
+        ? errors.join('; ')
+        : `criu dump exited with ${r.status ?? r.signal ?? r.error?.message}`;
+    return r.error ? `${why} (and criu hung afterwards)` : why;
+  } finally {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // the dump ended it
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Whether CRIU can checkpoint here: the binary exists, `criu check` passes and it can dump a
+ * process holding sockets (criuSocketProbe). Cached per thread; `refresh` runs both again. */
 export function criuStatus(refresh = false): CriuStatus {
   if (criuCache && !refresh) return criuCache;
   const path = which('criu');
@@ -88,19 +163,35 @@ export function criuStatus(refresh = false): CriuStatus {
       available: false,
       path: null,
       reason:
-        'criu is not installed (no `criu` in PATH, /usr/sbin or /sbin); install criu >= 3.18 (Debian 13 / Ubuntu 24.04 package `criu`)',
+        'criu is not installed (no `criu` in PATH, /usr/sbin or /sbin); install criu >= 4.2 (scripts/setup-host.sh; Debian sid / Ubuntu 25.10 package `criu`)',
     };
     return criuCache;
   }
   const r = spawnSync(path, ['check'], { encoding: 'utf8', timeout: 30_000 });
   const out = `${r.stdout}${r.stderr}`.trim();
-  if (r.status === 0) criuCache = { available: true, path, reason: out || 'criu check passed' };
-  else
+  if (r.status !== 0) {
     criuCache = {
       available: false,
       path,
       reason: `\`criu check\` failed (status ${r.status}): ${out.slice(-500)}`,
     };
+    return criuCache;
+  }
+  const version =
+    /Version:\s*(\S+)/.exec(spawnSync(path, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '?';
+  const probe = criuSocketProbe(path);
+  criuCache =
+    probe === null
+      ? {
+          available: true,
+          path,
+          reason: `criu ${version}: \`criu check\` passed and it dumped a process holding a unix and a TCP socket`,
+        }
+      : {
+          available: false,
+          path,
+          reason: `criu ${version} passes \`criu check\` but cannot dump a socket on this kernel (${probe}); scripts/setup-host.sh installs one that can`,
+        };
   return criuCache;
 }
 
