@@ -252,6 +252,8 @@ export function describeEvent(ev: LxcqEvent): string {
     case 'container.renamed':
     case 'container.moved':
       return `${String(d.from)} → ${String(d.to)}`;
+    case 'container.cold-started':
+      return `started afresh after a failed move, checkpoint ${String(d.checkpoint)} kept`;
     case 'job.queued':
       return `${String(d.operation)} queued${Number(d.queuePosition) > 0 ? ` (position ${String(d.queuePosition)})` : ''}`;
     case 'job.active':

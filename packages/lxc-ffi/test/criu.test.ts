@@ -22,7 +22,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FEATURE_LAZY_PAGES, FEATURE_MEM_TRACK, LxcError, criuStatus, monitorMemory } from '../src/index.ts';
+import {
+  CRIU_PROBE_PROGRAM,
+  FEATURE_LAZY_PAGES,
+  FEATURE_MEM_TRACK,
+  LxcError,
+  criuStatus,
+  monitorMemory,
+} from '../src/index.ts';
 import type { Container } from '../src/index.ts';
 import { cleanupLxcpath, createBusybox, makeLxcpath, processesUnder } from './helpers.ts';
 
@@ -259,6 +266,10 @@ describe('CRIU status: a dump of a process holding sockets, not only `criu check
       });
     expect(leftovers).toEqual([]);
     expect(readdirSync(tmpdir()).filter((f) => f.startsWith('lxcq-criu-probe-'))).toEqual([]);
+  });
+
+  it('the worker probes with the same program as the set-up (criu-probe.pl)', () => {
+    expect(CRIU_PROBE_PROGRAM).toBe(readFileSync(join(REPO, 'packages/lxc-ffi/criu-probe.pl'), 'utf8'));
   });
 });
 

@@ -23,6 +23,12 @@ export interface EventDataMap {
   'container.renamed': { from: string; to: string };
   /** A container moved to another host. */
   'container.moved': { from: string; to: string };
+  /**
+   * A live move failed after the dump and the source could not restore the checkpoint either:
+   * the container was started again on its source (a cold start: its processes began anew) and
+   * the checkpoint was kept.
+   */
+  'container.cold-started': { checkpoint: string; reason: string };
   /** A job was accepted and waits for its host. */
   'job.queued': { operation: string; queuePosition: number };
   /** A worker began the job. */
@@ -50,6 +56,7 @@ export const EVENT_TYPES = [
   'container.destroyed',
   'container.renamed',
   'container.moved',
+  'container.cold-started',
   'job.queued',
   'job.active',
   'job.progress',

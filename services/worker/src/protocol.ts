@@ -4,6 +4,7 @@
  */
 import type { ExecResult } from '@lxcq/lxc-ffi';
 import type { ContainerState, ErrorBody, PayloadOf, SnapshotInfo } from '@lxcq/shared';
+import type { MigrationBlocker } from './migratable.ts';
 
 export interface RawContainerInfo {
   name: string;
@@ -14,6 +15,7 @@ export interface RawContainerInfo {
   snapshots?: SnapshotInfo[];
   checkpoints?: string[];
   config?: Record<string, string>;
+  migrationBlockers?: MigrationBlocker[];
 }
 
 /** What exec answers: liblxc's attach result, exit code and captured output. */

@@ -18,6 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
+import { applyMigratableDefaults, migrationBlockers } from './migratable.ts';
 import {
   toLxcqError,
   type ContainerState,
@@ -102,6 +103,7 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
         .sort()
     : [];
   if (withConfig) info.config = savedConfig(c);
+  info.migrationBlockers = migrationBlockers(c);
   return info;
 }
 
@@ -272,6 +274,7 @@ const impl: Impl = {
         code: 'LXCQ_CONTAINER_EXISTS',
       });
     c.create(r.template, r.args);
+    applyMigratableDefaults(c);
     for (const [k, v] of r.config) c.setConfigItem(k, v);
     if (r.config.length > 0) c.saveConfig();
     return describe(c);
@@ -303,6 +306,7 @@ const impl: Impl = {
     }
     lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r);
     using made = Container.open(r.name, r.lxcpath);
+    applyMigratableDefaults(made);
     for (const [k, v] of r.config) made.setConfigItem(k, v);
     made.saveConfig();
     return describe(made);

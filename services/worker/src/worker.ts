@@ -540,6 +540,8 @@ export class LxcqWorker {
     if (raw.snapshots !== undefined) info.snapshots = raw.snapshots;
     if (raw.checkpoints !== undefined) info.checkpoints = raw.checkpoints;
     if (raw.config !== undefined) info.config = raw.config;
+    if (raw.migrationBlockers !== undefined)
+      info.liveMigration = { possible: raw.migrationBlockers.length === 0, blockers: raw.migrationBlockers };
     return info;
   }
 

@@ -169,6 +169,9 @@ export function eventLine(e: EventOf): string {
     case 'container.moved':
       what = `${e.data.from} -> ${e.data.to}`;
       break;
+    case 'container.cold-started':
+      what = `started afresh, checkpoint ${e.data.checkpoint} kept: ${e.data.reason}`;
+      break;
     case 'job.queued':
       what = `${e.data.operation} (queue position ${e.data.queuePosition})`;
       break;
