@@ -10,10 +10,13 @@ import {
   closeSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
+  statSync,
+  writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { release, tmpdir } from 'node:os';
+import { delimiter, dirname, join } from 'node:path';
 
 /** Finds an executable in $PATH (plus sbin dirs, which root's PATH may lack). */
 export function which(
@@ -185,6 +188,38 @@ export function criuSocketProbe(criu: string): string | null {
   }
 }
 
+/** Where a probe's verdict is kept across worker restarts: /run is emptied by a reboot. */
+const PROBE_CACHE = '/run/lxcq/criu-probe.json';
+
+/**
+ * The socket probe's verdict, from the cache when the same criu (path, version, the file's size
+ * and time) ran it on the same kernel: the probe costs a second or more, and a worker that
+ * restarts must be back on its heartbeat quickly. `refresh` probes again.
+ */
+function cachedProbe(path: string, version: string, refresh: boolean): string | null {
+  let key = '';
+  try {
+    const st = statSync(path);
+    key = JSON.stringify([path, version, st.size, st.mtimeMs, release()]);
+    if (!refresh) {
+      const c = JSON.parse(readFileSync(PROBE_CACHE, 'utf8')) as { key?: string; why?: string | null };
+      if (c.key === key && (c.why === null || typeof c.why === 'string')) return c.why;
+    }
+  } catch {
+    // no cache yet, or an unreadable one: probe
+  }
+  const why = criuSocketProbe(path);
+  if (key !== '')
+    try {
+      mkdirSync(dirname(PROBE_CACHE), { recursive: true, mode: 0o755 });
+      writeFileSync(`${PROBE_CACHE}.${process.pid}`, JSON.stringify({ key, why }));
+      renameSync(`${PROBE_CACHE}.${process.pid}`, PROBE_CACHE);
+    } catch {
+      // not root or no /run: probe again next time
+    }
+  return why;
+}
+
 /** Whether CRIU can checkpoint here: the binary exists, `criu check` passes and it can dump a
  * process holding sockets (criuSocketProbe). Cached per thread; `refresh` runs both again. */
 export function criuStatus(refresh = false): CriuStatus {
@@ -211,7 +246,7 @@ export function criuStatus(refresh = false): CriuStatus {
   }
   const version =
     /Version:\s*(\S+)/.exec(spawnSync(path, ['--version'], { encoding: 'utf8' }).stdout ?? '')?.[1] ?? '?';
-  const probe = criuSocketProbe(path);
+  const probe = cachedProbe(path, version, refresh);
   criuCache =
     probe === null
       ? {
