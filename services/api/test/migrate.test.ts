@@ -106,7 +106,7 @@ beforeAll(async () => {
   lxcpaths.set('h4', await s.addHost('h4', { LXCQ_TRANSFER_BIND: `${NS_IP}:0` }, { netns: NS }));
   const hosts = await s.http<{ id: string; capabilities: { criu: boolean } }[]>('GET', '/v1/hosts');
   hostsCriu = hosts.body.every((h) => h.capabilities.criu);
-}, 120_000);
+}, 300_000);
 afterAll(async () => {
   await s?.close();
   removeNetns();
