@@ -7,7 +7,8 @@
 # a second run only checks and reports. What it does, in order:
 #   1. apt packages lxcq needs (apt-get update first, only when something is missing)
 #   2. CRIU 4 for checkpoint/restore/live migration (apt where the distro has a working criu >= 4,
-#      else Debian 13's criu unpacked into a private prefix; a failure here only warns)
+#      else Debian 13's criu unpacked into a private prefix, else Debian sid's when 13's cannot dump
+#      a socket on this kernel; a failure here only warns)
 #   3. an isolated bridge lxcbr0 (10.0.3.1/24, no NAT, no DHCP) when the host has none
 #  3b. a subordinate uid/gid range for root in /etc/subuid and /etc/subgid (unprivileged containers)
 #   4. Node.js >= 20.19 and pnpm 10
@@ -23,6 +24,7 @@
 #   LXCQ_CRIU_REINSTALL=1      fetch the private CRIU again even if one is installed
 #   LXCQ_CRIU_MIRROR           Debian mirror for the private CRIU (default http://deb.debian.org/debian)
 #   LXCQ_CRIU_SUITE            Debian suite for the private CRIU (default trixie)
+#   LXCQ_CRIU_FALLBACK_SUITE   newer suite tried when that CRIU cannot dump a socket (default sid)
 #   LXCQ_BRIDGE                bridge name (default lxcbr0, the name in LXC's default config)
 set -Eeuo pipefail
 shopt -s nullglob
@@ -31,6 +33,9 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CRIU_PREFIX="${LXCQ_CRIU_PREFIX:-/opt/lxcq/criu}"
 CRIU_MIRROR="${LXCQ_CRIU_MIRROR:-http://deb.debian.org/debian}"
 CRIU_SUITE="${LXCQ_CRIU_SUITE:-trixie}"
+CRIU_FALLBACK_SUITE="${LXCQ_CRIU_FALLBACK_SUITE:-sid}"
+CRIU_PROBE="$REPO_ROOT/packages/lxc-ffi/criu-probe.pl"
+CRIU_VERDICT=/var/lib/lxcq/criu-probe
 CRIU_WRAPPER=/usr/local/sbin/criu
 CRIU_MARK='# lxcq criu wrapper'
 BRIDGE="${LXCQ_BRIDGE:-lxcbr0}"
@@ -228,7 +233,7 @@ criu_private_loader() { # the prefix's dynamic loader, relative to the prefix
   done
   return 1
 }
-criu_write_wrapper() { # $1 = private | absolute path of the system's criu
+criu_write_wrapper() { # $1 = private | absolute path of the system's criu; $2 = suite when private
   local exec_line real
   if [[ $1 == private ]]; then
     local loader
@@ -236,7 +241,7 @@ criu_write_wrapper() { # $1 = private | absolute path of the system's criu
     # The prefix's own loader: Debian 13's criu needs glibc 2.38+. --library-path (not
     # LD_LIBRARY_PATH) keeps the programs criu runs (ip6tables-restore, ...) on the host's libraries.
     exec_line="exec \"$CRIU_PREFIX/$loader\" --library-path \"$CRIU_PREFIX/usr/lib/$CRIU_TRIPLET\" \"$CRIU_PREFIX/usr/sbin/criu\" \"\$@\""
-    real="$CRIU_PREFIX/usr/sbin/criu (Debian $CRIU_SUITE's, private prefix)"
+    real="$CRIU_PREFIX/usr/sbin/criu (Debian ${2:-$CRIU_SUITE}'s, private prefix)"
   else
     exec_line="exec \"$1\" \"\$@\""
     real="$1"
@@ -290,17 +295,74 @@ criu_cleanup_config() {
     warn "mntns-compat-mode in /etc/criu/*.conf makes criu refuse dump and check; remove it (lxcq's wrapper adds it to restore)"
   fi
 }
-# returns 0: working criu >= 4; 2: criu >= 4 installed but `criu check` fails here; 1: none
+# What `criu check` misses: since Linux 6.16 getsockopt(SO_PASSCRED/SO_PASSSEC) fails on sockets
+# other than unix and netlink, and criu 4.1.1 reads both on every socket, so it cannot dump any
+# container with a network socket while `criu check` says "Looks good." (criu fixed it after 4.1.1).
+# The probe proves a dump: a process (criu-probe.pl) holding a unix and a TCP socket on loopback,
+# dumped into a temp dir, then killed by its pid. The worker runs the same probe (criuStatus).
+CRIU_PROBE_WHY=''
+CRIU_REJECTED=''
+criu_probe() {
+  local dir pid rc=0 i
+  CRIU_PROBE_WHY=''
+  command -v perl >/dev/null || {
+    CRIU_PROBE_WHY="no perl to run the socket probe"
+    return 1
+  }
+  dir="$(mktemp -d /tmp/lxcq-criu-probe.XXXXXX)" || return 1
+  mkdir "$dir/img"
+  perl "$CRIU_PROBE" "$dir" </dev/null >/dev/null 2>"$dir/probe.err" &
+  pid=$!
+  # the dump ends it with SIGKILL: disowned, bash prints no "Killed" notice about it
+  disown "$pid"
+  for i in $(seq 50); do
+    [[ -e $dir/ready ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ ! -e $dir/ready ]]; then
+    CRIU_PROBE_WHY="the probe process did not start: $(head -c 300 "$dir/probe.err")"
+    kill "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    return 1
+  fi
+  # a criu that fails a socket dump can hang afterwards (4.1.1 did here): bounded
+  timeout 15 criu dump -t "$pid" -D "$dir/img" -o dump.log >/dev/null 2>&1 || rc=$?
+  kill "$pid" 2>/dev/null || true
+  if [[ $rc -ne 0 ]]; then
+    CRIU_PROBE_WHY="$(grep -E 'Error|Can.t' "$dir/img/dump.log" 2>/dev/null | grep -v RLIMIT_NOFILE | head -n 2 | sed 's/^([0-9. ]*) //; s/^Error ([^)]*): //' | paste -sd ';' -)"
+    [[ -n $CRIU_PROBE_WHY ]] || CRIU_PROBE_WHY="criu dump exited with status $rc"
+    [[ $rc -eq 124 ]] && CRIU_PROBE_WHY="$CRIU_PROBE_WHY (and criu hung afterwards)"
+  fi
+  rm -rf "$dir"
+  return "$rc"
+}
+criu_record() { # $1 = ok | fail, $2 = words: the worker reports the set-up's verdict beside its own
+  mkdir -p "$(dirname "$CRIU_VERDICT")" &&
+    printf '%s %s criu %s: %s\n' "$1" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(criu_version_of criu || echo '?')" "$2" >"$CRIU_VERDICT"
+}
+# returns 0: working criu >= 4 (check and socket dump); 2: criu >= 4 installed but it fails `criu
+# check` or the socket dump here; 1: none
 criu_try() {
   local cur
   hash -r
   cur="$(criu_version_of criu || true)"
   [[ -n $cur ]] && dpkg --compare-versions "$cur" ge 4 || return 1
-  if criu_check; then
-    CRIU_STATUS="criu $cur, 'criu check': Looks good. ($(criu_where))"
+  if ! criu_check; then
+    CRIU_STATUS="criu $cur installed ($(criu_where)) but 'criu check' fails on this host"
+    criu_record fail "$CRIU_STATUS"
+    return 2
+  fi
+  if criu_probe; then
+    CRIU_STATUS="criu $cur, 'criu check': Looks good, and it dumped a process holding a unix and a TCP socket ($(criu_where))"
+    say "socket probe: criu $cur dumped a unix and a TCP socket"
+    criu_record ok "$CRIU_STATUS"
     return 0
   fi
-  CRIU_STATUS="criu $cur installed ($(criu_where)) but 'criu check' fails on this host"
+  say "socket probe: criu $cur passes 'criu check' but cannot dump a socket on kernel $(uname -r): $CRIU_PROBE_WHY"
+  CRIU_STATUS="criu $cur installed ($(criu_where)) but cannot dump a socket on this kernel: $CRIU_PROBE_WHY"
+  CRIU_REJECTED="${CRIU_REJECTED:+$CRIU_REJECTED; }criu $cur ($(criu_real || true)) passed 'criu check' but could not dump a socket: $CRIU_PROBE_WHY"
+  criu_record fail "$CRIU_STATUS"
   return 2
 }
 
@@ -323,14 +385,15 @@ criu_from_apt() {
   criu_write_wrapper /usr/sbin/criu
 }
 
-criu_private() { # Debian $CRIU_SUITE's criu and its libraries, unpacked into $CRIU_PREFIX
+criu_private() { # $1 = suite: Debian's criu and its libraries, unpacked into $CRIU_PREFIX
+  local suite=$1
   [[ -n $CRIU_TRIPLET ]] || {
     say "no private CRIU for architecture $ARCH"
     return 1
   }
   local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
   if [[ ! -r $keyring ]]; then
-    say "installing debian-archive-keyring (to verify Debian $CRIU_SUITE's packages)"
+    say "installing debian-archive-keyring (to verify Debian $suite's packages)"
     apt_update
     apt-get "${APT_OPTS[@]}" install --no-install-recommends debian-archive-keyring >/dev/null 2>&1 || {
       say "could not install debian-archive-keyring"
@@ -342,7 +405,7 @@ criu_private() { # Debian $CRIU_SUITE's criu and its libraries, unpacked into $C
   # A separate apt configuration: own sources list, lists dir, cache and an empty dpkg status, so the
   # system's apt state (sources, lists, pins, installed packages) is neither read nor changed.
   mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/root" || return 1
-  echo "deb [signed-by=$keyring] $CRIU_MIRROR $CRIU_SUITE main" >"$work/sources.list"
+  echo "deb [signed-by=$keyring] $CRIU_MIRROR $suite main" >"$work/sources.list"
   local opts=(
     -o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
     -o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
@@ -350,7 +413,7 @@ criu_private() { # Debian $CRIU_SUITE's criu and its libraries, unpacked into $C
     -o "APT::Architecture=$ARCH" -o "APT::Architectures=$ARCH"
     -o APT::Sandbox::User=root -o Debug::NoLocking=1
   )
-  say "fetching Debian $CRIU_SUITE's package index into $work (separate apt state)"
+  say "fetching Debian $suite's package index into $work (separate apt state)"
   if ! apt-get "${opts[@]}" -q update >"$work/update.log" 2>&1; then
     tail -n 8 "$work/update.log" | sed 's/^/      /' >&2
     rm -rf "$work"
@@ -361,7 +424,7 @@ criu_private() { # Debian $CRIU_SUITE's criu and its libraries, unpacked into $C
   pkgs="$(apt-cache "${opts[@]}" depends --recurse --no-recommends --no-suggests --no-conflicts \
     --no-breaks --no-replaces --no-enhances criu 2>/dev/null | { grep -v '^[[:space:]<]' || true; } | sort -u | tr '\n' ' ')"
   if [[ " $pkgs " != *" criu "* || " $pkgs " != *" libc6 "* ]]; then
-    say "Debian $CRIU_SUITE has no criu for $ARCH"
+    say "Debian $suite has no criu for $ARCH"
     rm -rf "$work"
     return 1
   fi
@@ -396,55 +459,86 @@ criu_private() { # Debian $CRIU_SUITE's criu and its libraries, unpacked into $C
     say "the unpacked criu does not run"
     return 1
   }
-  criu_write_wrapper private || return 1
+  criu_write_wrapper private "$suite" || return 1
   say "installed criu $version in $CRIU_PREFIX ($(du -sh "$CRIU_PREFIX" | cut -f1)), wrapper $CRIU_WRAPPER"
 }
 
+criu_suites() { # the suites to fetch a private criu from, in order, after $1 (none: all)
+  local s seen=0
+  [[ -n $1 ]] || seen=1
+  for s in "$CRIU_SUITE" "$CRIU_FALLBACK_SUITE"; do
+    if [[ $s == "$1" ]]; then
+      seen=1
+    elif [[ $seen -eq 1 && -n $s ]]; then
+      printf '%s\n' "$s"
+    fi
+  done | awk '!x[$0]++'
+}
+criu_private_suite() { # the suite of the installed private criu, from the wrapper's "# real:" line
+  criu_real | sed -n "s/.*(Debian \(.*\)'s, private prefix)$/\1/p"
+}
+
 setup_criu() {
-  local rc real sys cur=''
+  local rc real sys cur='' after='' suite
   criu_cleanup_config
   real=''
   if criu_is_ours; then real="$(criu_real)"; fi
   if [[ "${LXCQ_CRIU_REINSTALL:-0}" != 1 && -n $real ]]; then
     # Installed by an earlier run: rewrite the wrapper (cheap) and check. A private criu that fails
-    # its check is not fetched again on every run (LXCQ_CRIU_REINSTALL=1 does that).
+    # is not fetched again on every run: only a later suite is tried (LXCQ_CRIU_REINSTALL=1 fetches
+    # them all again).
     if [[ $real == "$CRIU_PREFIX/"* ]] && criu_private_loader >/dev/null && [[ -x $CRIU_PREFIX/usr/sbin/criu ]]; then
-      say "private criu in $CRIU_PREFIX already installed"
-      criu_write_wrapper private || return 1
-      criu_try
-      return
-    fi
-    if [[ -x $real ]]; then
+      after="$(criu_private_suite)"
+      after="${after:-$CRIU_SUITE}"
+      say "private criu from Debian $after in $CRIU_PREFIX already installed"
+      criu_write_wrapper private "$after" || return 1
+      rc=0
+      criu_try || rc=$?
+      [[ $rc -eq 0 ]] && return 0
+      [[ -n "$(criu_suites "$after")" ]] || return "$rc"
+    elif [[ -x $real ]]; then
       criu_write_wrapper "$real" || return 1
       rc=0
       criu_try || rc=$?
       [[ $rc -eq 0 ]] && return 0
     fi
   fi
-  # a criu >= 4 already on the machine (the distribution's or the admin's)
-  if sys="$(criu_system_path)"; then
-    cur="$(criu_version_of "$sys" || true)"
-    if [[ -n $cur ]] && dpkg --compare-versions "$cur" ge 4; then
-      say "using the installed criu $cur ($sys)"
-      criu_write_wrapper "$sys" || return 1
+  if [[ -z $after ]]; then
+    # a criu >= 4 already on the machine (the distribution's or the admin's)
+    if sys="$(criu_system_path)"; then
+      cur="$(criu_version_of "$sys" || true)"
+      if [[ -n $cur ]] && dpkg --compare-versions "$cur" ge 4; then
+        say "using the installed criu $cur ($sys)"
+        criu_write_wrapper "$sys" || return 1
+        rc=0
+        criu_try || rc=$?
+        [[ $rc -eq 0 ]] && return 0
+        say "it does not pass 'criu check' and the socket probe"
+      elif [[ -n $cur ]]; then
+        say "the installed criu $cur ($sys) is too old for lxcq (needs >= 4)"
+      fi
+    fi
+    # the distribution's package, when it is criu >= 4 and nothing was installed already
+    if [[ -z $cur ]] && criu_from_apt; then
       rc=0
       criu_try || rc=$?
       [[ $rc -eq 0 ]] && return 0
-      say "it does not pass 'criu check'"
-    elif [[ -n $cur ]]; then
-      say "the installed criu $cur ($sys) is too old for lxcq (needs >= 4)"
+      say "the distribution's criu does not pass 'criu check' and the socket probe"
     fi
   fi
-  # the distribution's package, when it is criu >= 4 and nothing was installed already
-  if [[ -z $cur ]] && criu_from_apt; then
+  rc=1
+  for suite in $(criu_suites "$after"); do
+    say "getting criu from Debian $suite into $CRIU_PREFIX (no system package is installed or changed)"
+    criu_private "$suite" || continue
     rc=0
     criu_try || rc=$?
-    [[ $rc -eq 0 ]] && return 0
-    say "the distribution's criu does not pass 'criu check'"
-  fi
-  say "getting criu from Debian $CRIU_SUITE into $CRIU_PREFIX (no system package is installed or changed)"
-  criu_private || return 1
-  criu_try
+    if [[ $rc -eq 0 ]]; then
+      CRIU_STATUS="$CRIU_STATUS; chose Debian $suite's${CRIU_REJECTED:+ because $CRIU_REJECTED}"
+      criu_record ok "$CRIU_STATUS"
+      return 0
+    fi
+  done
+  return "$rc"
 }
 
 if [[ "${LXCQ_SETUP_CRIU:-1}" != 0 ]]; then
@@ -456,6 +550,7 @@ if [[ "${LXCQ_SETUP_CRIU:-1}" != 0 ]]; then
     2) warn "$CRIU_STATUS: lxcq will refuse checkpoint/restore/live migration on this host with a clear error code; everything else works." ;;
     *)
       CRIU_STATUS="no working criu >= 4"
+      criu_record fail "$CRIU_STATUS" || true
       warn "could not install CRIU >= 4: lxcq will refuse checkpoint/restore/live migration on this host with a clear error code; everything else works."
       ;;
   esac

@@ -268,6 +268,8 @@ export function describeEvent(ev: LxcqEvent): string {
       return `${String(d.from)} → ${String(d.to)}`;
     case 'container.broken':
       return `broken: ${String(d.reason)}`;
+    case 'container.cold-started':
+      return `started afresh after a failed move, checkpoint ${String(d.checkpoint)} kept`;
     case 'job.queued':
       return `${String(d.operation)} queued${Number(d.queuePosition) > 0 ? ` (position ${String(d.queuePosition)})` : ''}`;
     case 'job.active':

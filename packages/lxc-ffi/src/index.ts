@@ -28,7 +28,7 @@ export { LxcLoadError, MIN_LIBLXC_VERSION, loadLibraries } from './load.ts';
 export type { LoadOptions } from './load.ts';
 export { RawLxc, defaultRaw, MEMBER_NAMES, FEATURE_MEM_TRACK, FEATURE_LAZY_PAGES } from './raw.ts';
 export type { MemberName } from './raw.ts';
-export { criuStatus, findMonitorPid, monitorMemory, toolEnv } from './host.ts';
+export { CRIU_PROBE_PROGRAM, criuStatus, findMonitorPid, monitorMemory, toolEnv } from './host.ts';
 export type { CriuStatus } from './host.ts';
 
 /** Every module-level function takes an optional binding (default: this thread's). */

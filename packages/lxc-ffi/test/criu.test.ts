@@ -23,7 +23,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FEATURE_LAZY_PAGES, FEATURE_MEM_TRACK, LxcError, criuStatus, monitorMemory } from '../src/index.ts';
+import {
+  CRIU_PROBE_PROGRAM,
+  FEATURE_LAZY_PAGES,
+  FEATURE_MEM_TRACK,
+  LxcError,
+  criuStatus,
+  monitorMemory,
+} from '../src/index.ts';
 import type { Container } from '../src/index.ts';
 import {
   cleanupLxcpath,
@@ -216,6 +223,61 @@ describe('CRIU not usable', () => {
       ).toBe(true);
     else if (!criu.available)
       console.warn(`CRIU is not usable on this host, only the refusal was tested: ${criu.reason}`);
+  });
+});
+
+describe('CRIU status: a dump of a process holding sockets, not only `criu check`', () => {
+  it('a criu that passes `criu check` but cannot dump a socket is not usable, and says why', () => {
+    // Stands for criu 4.1.1 on Linux >= 6.16: "Looks good." from check, every socket dump fails.
+    const fake = mkdtempSync(join(tmpdir(), 'lxcq-socketless-criu-'));
+    writeFileSync(
+      join(fake, 'criu'),
+      [
+        '#!/bin/sh',
+        'case "$1" in',
+        '  check) echo "Looks good."; exit 0 ;;',
+        '  --version) echo "Version: 4.1.1"; exit 0 ;;',
+        '  dump) while [ $# -gt 0 ]; do [ "$1" = -D ] && d=$2; shift; done',
+        '    echo "(00.065179) Error (criu/sockets.c:628): sockets: Can\'t get 1:34 opt: Operation not supported" >"$d/dump.log"',
+        '    exit 1 ;;',
+        'esac',
+        'exit 1',
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    const path = process.env['PATH'];
+    process.env['PATH'] = `${fake}:${path ?? ''}`;
+    try {
+      const s = criuStatus(true);
+      expect(s.path).toBe(join(fake, 'criu'));
+      expect(s.available).toBe(false);
+      expect(s.reason).toContain('criu 4.1.1 passes `criu check` but cannot dump a socket');
+      expect(s.reason).toContain("sockets: Can't get 1:34 opt: Operation not supported");
+    } finally {
+      process.env['PATH'] = path;
+      rmSync(fake, { recursive: true, force: true });
+    }
+    // the real one again (cached for the rest of this file)
+    const real = criuStatus(true);
+    expect(real.available).toBe(criu.available);
+    if (real.available) expect(real.reason).toContain('dumped a process holding a unix and a TCP socket');
+    // the probe leaves nothing behind: no probe process, no temp dir
+    const leftovers = readdirSync('/proc')
+      .filter((e) => /^\d+$/.test(e))
+      .filter((e) => {
+        try {
+          return readFileSync(`/proc/${e}/cmdline`, 'latin1').includes('criu-probe.pl');
+        } catch {
+          return false;
+        }
+      });
+    expect(leftovers).toEqual([]);
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith('lxcq-criu-probe-'))).toEqual([]);
+  });
+
+  it('the worker probes with the same program as the set-up (criu-probe.pl)', () => {
+    expect(CRIU_PROBE_PROGRAM).toBe(readFileSync(join(REPO, 'packages/lxc-ffi/criu-probe.pl'), 'utf8'));
   });
 });
 

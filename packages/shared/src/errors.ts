@@ -88,6 +88,11 @@ export const ERROR_CODES = {
     meaning:
       "The container's host has no working CRIU, so checkpoint, restore and live migration are refused. Install CRIU 4 (scripts/setup-host.sh).",
   },
+  LXCQ_NOT_MIGRATABLE: {
+    status: 422,
+    meaning:
+      "The container's config stands in the way of a live move (or a checkpoint): host ttys, AppArmor keys on a kernel without AppArmor, a host device or a host bind mount. Refused before anything stops; details.blockers names each, and GET /v1/containers/:name shows them as liveMigration.",
+  },
   LXCQ_TEMPLATE_FAILED: {
     status: 422,
     meaning:

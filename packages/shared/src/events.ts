@@ -26,6 +26,12 @@ export interface EventDataMap {
   /** The host found a container it cannot use (its config is unloadable or names no rootfs);
    * `reason` says why and what to do. lxcq refuses to start it until it is repaired. */
   'container.broken': { reason: string };
+  /**
+   * A live move failed after the dump and the source could not restore the checkpoint either:
+   * the container was started again on its source (a cold start: its processes began anew) and
+   * the checkpoint was kept.
+   */
+  'container.cold-started': { checkpoint: string; reason: string };
   /** A job was accepted and waits for its host. */
   'job.queued': { operation: string; queuePosition: number };
   /** A worker began the job. */
@@ -54,6 +60,7 @@ export const EVENT_TYPES = [
   'container.renamed',
   'container.moved',
   'container.broken',
+  'container.cold-started',
   'job.queued',
   'job.active',
   'job.progress',

@@ -653,6 +653,13 @@ export const SETTINGS = {
     default: 'trixie',
     meaning: 'Debian suite for the private CRIU.',
   },
+  LXCQ_CRIU_FALLBACK_SUITE: {
+    group: 'tools',
+    usedBy: ['setup'],
+    default: 'sid',
+    meaning:
+      'Newer Debian suite the set-up takes CRIU from when the first one cannot dump a process holding a unix and a TCP socket on this kernel (criu 4.1.1 cannot on Linux >= 6.16).',
+  },
   LXCQ_TEST_SKIP_SETUP: {
     group: 'tools',
     usedBy: ['test'],

@@ -43,6 +43,36 @@ export interface BuiltApp {
 }
 
 /** Builds the API (routes, auth, errors, docs) without listening; server.ts listens. */
+/**
+ * The route schemas are JSON Schema (draft 7: `exclusiveMinimum: 0` is a number, as Fastify's
+ * validator wants), but an OpenAPI 3.0 document must say `minimum: 0, exclusiveMinimum: true`;
+ * code generators that follow 3.0 break on the number. Rewrites the published document only.
+ */
+export function openApi30<T>(doc: T): T {
+  const walk = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(walk);
+    if (v === null || typeof v !== 'object') return v;
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) out[k] = walk(x);
+    for (const [ex, bound] of [
+      ['exclusiveMinimum', 'minimum'],
+      ['exclusiveMaximum', 'maximum'],
+    ] as const) {
+      const n = out[ex];
+      if (typeof n !== 'number') continue;
+      const other = out[bound];
+      // keep the tighter bound: an inclusive one at or past the exclusive one wins
+      if (typeof other === 'number' && (bound === 'minimum' ? other > n : other < n)) delete out[ex];
+      else {
+        out[bound] = n;
+        out[ex] = true;
+      }
+    }
+    return out;
+  };
+  return walk(doc) as T;
+}
+
 export async function buildApp(
   config: ApiConfig,
   opts: { logger?: FastifyBaseLogger | boolean } = {},
@@ -149,6 +179,7 @@ export async function buildApp(
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
+    transformObject: (doc) => ('openapiObject' in doc ? openApi30(doc.openapiObject) : doc.swaggerObject),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   readRoutes(app, ctx);

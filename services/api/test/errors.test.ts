@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { ERROR_CODES, Store, keys } from '@lxcq/shared';
+import { Validator } from '@seriousme/openapi-schema-validator';
 import { pino } from 'pino';
 import { buildApp } from '../src/app.ts';
 import { sha256 } from '../src/auth.ts';
@@ -259,6 +260,21 @@ describe('requests refused before routing still get an lxcq error', () => {
     );
     // and it still serves
     expect((await s.http('GET', '/v1/health', undefined, { token: null })).status).toBe(200);
+  });
+});
+
+describe('the OpenAPI document', () => {
+  it('/docs/json is a valid OpenAPI 3.0.3 document (a validator made for OpenAPI, strict)', async () => {
+    const r = await s.http<Record<string, unknown>>('GET', '/docs/json');
+    expect(r.status).toBe(200);
+    expect(r.body['openapi']).toBe('3.0.3');
+    const res = await new Validator().validate(r.body);
+    expect(res.errors ?? [], JSON.stringify(res.errors, null, 1)?.slice(0, 2000)).toEqual([]);
+    expect(res.valid).toBe(true);
+    // exec's timeout: exclusive in 3.0's form, so a generator keeps the bound
+    const text = JSON.stringify(r.body);
+    expect(text).not.toMatch(/"exclusiveMinimum":\d/);
+    expect(text).toContain('"exclusiveMinimum":true');
   });
 });
 

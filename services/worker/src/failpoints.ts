@@ -8,6 +8,10 @@
  * migrate.before-purge (the target owns the container; the copy here is not yet removed),
  * make.before-unmark (a create, clone or restore-to-new made the container whole; its
  * creating-marker is not yet removed).
+ *
+ * Damage points do not kill: migrate.break-checkpoint removes the live move's process tree image
+ * (pstree.img) right after the dump, so the target's restore and the source's own restore both
+ * fail, as with a checkpoint neither host can restore.
  */
 const active = new Set(
   (process.env.LXCQ_FAILPOINTS ?? '')
@@ -16,12 +20,22 @@ const active = new Set(
     .filter(Boolean),
 );
 
-export const FAILPOINTS = ['migrate.before-transfer', 'migrate.before-purge', 'make.before-unmark'] as const;
+export const FAILPOINTS = [
+  'migrate.before-transfer',
+  'migrate.before-purge',
+  'make.before-unmark',
+  'migrate.break-checkpoint',
+] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 
 /** The failpoints this process was started with. */
 export function activeFailpoints(): string[] {
   return [...active];
+}
+
+/** Whether a damage failpoint is on (the caller does the damage). */
+export function failpointActive(name: Failpoint): boolean {
+  return active.has(name);
 }
 
 export function failpoint(name: Failpoint): void {

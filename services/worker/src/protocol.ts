@@ -4,6 +4,7 @@
  */
 import type { ExecResult } from '@lxcq/lxc-ffi';
 import type { ContainerState, ErrorBody, PayloadOf, SnapshotInfo } from '@lxcq/shared';
+import type { MigrationBlocker } from './migratable.ts';
 
 export interface RawContainerInfo {
   name: string;
@@ -18,6 +19,7 @@ export interface RawContainerInfo {
   broken?: string;
   /** No user namespace: the config has no lxc.idmap (set when the container is defined). */
   privileged?: boolean;
+  migrationBlockers?: MigrationBlocker[];
 }
 
 /** What exec answers: liblxc's attach result, exit code and captured output. */

@@ -18,6 +18,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
+import { applyMigratableDefaults, migrationBlockers } from './migratable.ts';
 import {
   assertConfigAllowed,
   toLxcqError,
@@ -186,6 +187,7 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
         .sort()
     : [];
   if (withConfig) info.config = savedConfig(c);
+  info.migrationBlockers = migrationBlockers(c);
   return info;
 }
 
@@ -383,6 +385,7 @@ const impl: Impl = {
     for (const [k, v] of r.security) c.setConfigItem(k, v);
     c.create(r.template, r.args);
     if (r.template !== 'busybox') {
+      applyMigratableDefaults(c);
       for (const [k, v] of r.config) c.setConfigItem(k, v);
       if (r.config.length > 0) c.saveConfig();
       return describe(c);
@@ -390,6 +393,7 @@ const impl: Impl = {
     // The saved file, not this handle's memory, lost the template's host binds: a fresh handle.
     dropHostLibBinds(c.configFileName());
     using made = open(r);
+    applyMigratableDefaults(made);
     for (const [k, v] of r.config) made.setConfigItem(k, v);
     if (r.config.length > 0) made.saveConfig();
     return describe(made);
@@ -425,6 +429,7 @@ const impl: Impl = {
     }
     lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r);
     using made = Container.open(r.name, r.lxcpath);
+    applyMigratableDefaults(made);
     for (const [k, v] of r.config) made.setConfigItem(k, v);
     made.saveConfig();
     return describe(made);

@@ -565,6 +565,8 @@ export class LxcqWorker {
     if (raw.config !== undefined) info.config = raw.config;
     if (raw.broken !== undefined) info.broken = raw.broken;
     if (raw.privileged !== undefined) info.privileged = raw.privileged;
+    if (raw.migrationBlockers !== undefined)
+      info.liveMigration = { possible: raw.migrationBlockers.length === 0, blockers: raw.migrationBlockers };
     return info;
   }
 

@@ -180,6 +180,9 @@ export function eventLine(e: EventOf): string {
     case 'container.broken':
       what = `BROKEN: ${e.data.reason}`;
       break;
+    case 'container.cold-started':
+      what = `started afresh, checkpoint ${e.data.checkpoint} kept: ${e.data.reason}`;
+      break;
     case 'job.queued':
       what = `${e.data.operation} (queue position ${e.data.queuePosition})`;
       break;

@@ -40,6 +40,27 @@ export const ContainerInfo = Type.Object({
   broken: Type.Optional(Type.String()),
   /** Whether the container runs without a user namespace (its config has no lxc.idmap). */
   privileged: Type.Optional(Type.Boolean()),
+  /**
+   * Whether a live move (and a checkpoint) can work as the container's config stands, and what
+   * stands in the way: scope `criu` blocks checkpoints too, `move` only a move to another host.
+   */
+  liveMigration: Type.Optional(
+    Type.Object({
+      possible: Type.Boolean(),
+      blockers: Type.Array(
+        Type.Object({
+          reason: Type.Union([
+            Type.Literal('tty'),
+            Type.Literal('apparmor'),
+            Type.Literal('device'),
+            Type.Literal('bind-mount'),
+          ]),
+          scope: Type.Union([Type.Literal('criu'), Type.Literal('move')]),
+          message: Type.String(),
+        }),
+      ),
+    }),
+  ),
   updatedAt: Type.String(),
 });
 export type ContainerInfo = Static<typeof ContainerInfo>;

@@ -54,6 +54,16 @@ export const checkpoint: Handler<'checkpoint'> = async (ctx, p) => {
       `Host ${ctx.host} cannot checkpoint: ${host.criuMessage}. Run scripts/setup-host.sh to install CRIU 4.`,
     );
   }
+  // Pre-flight: a config criu cannot dump or restore is refused before anything is frozen.
+  const blockers = ((await ctx.lxc({ fn: 'info', ...target })).migrationBlockers ?? []).filter(
+    (b) => b.scope === 'criu',
+  );
+  if (blockers.length > 0)
+    throw new LxcqError(
+      'LXCQ_NOT_MIGRATABLE',
+      `Container ${target.name} cannot be checkpointed: ${blockers.map((b) => b.message).join('; ')}. It was not touched.`,
+      { details: { blockers } },
+    );
   // One job runs on a container at a time: a partial dump here is a dead attempt's.
   removePartialCheckpoints(ctx.lxcpath, target.name);
   const id = newCheckpointId();

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { LxcqError } from '@lxcq/shared';
-import { failpoint } from '../failpoints.ts';
+import { failpoint, failpointActive } from '../failpoints.ts';
 import { checkpointDir } from '../paths.ts';
 import { newCheckpointId } from './checkpoint.ts';
 import { on, type Handler } from './context.ts';
@@ -42,6 +43,14 @@ export const migrate: Handler<'migrate'> = async (ctx, p) => {
         details: { state: info.state },
       },
     );
+  // Pre-flight: what the config says cannot move live is refused before anything stops.
+  const blockers = live ? (info.migrationBlockers ?? []) : [];
+  if (blockers.length > 0)
+    throw new LxcqError(
+      'LXCQ_NOT_MIGRATABLE',
+      `Container ${source.name} cannot move live: ${blockers.map((b) => b.message).join('; ')}. It was not touched; stop it for a cold move, or change its config.`,
+      { details: { blockers } },
+    );
   const to = await targetHost(ctx, p.targetHost, { criu: live });
   await ctx.progress(5, `moving to ${to.id} (${live ? 'live' : 'cold'})`);
 
@@ -64,6 +73,8 @@ export const migrate: Handler<'migrate'> = async (ctx, p) => {
       stop: true,
     });
   }
+  if (checkpoint && failpointActive('migrate.break-checkpoint'))
+    rmSync(join(checkpointDir(ctx.lxcpath, source.name, checkpoint), 'pstree.img'), { force: true });
   failpoint('migrate.before-transfer');
   const r = await transferTo(ctx, to, {
     id: transfer,
@@ -87,9 +98,27 @@ export const migrate: Handler<'migrate'> = async (ctx, p) => {
       try {
         await ctx.lxc({ fn: 'restore', ...source, dir });
       } catch (e) {
+        // Neither host can restore the checkpoint: a workload never stays stopped because a move
+        // failed. Start it afresh here and keep the checkpoint for whoever wants to look at it.
+        const why = `migration to ${to.id} failed (${r.error.message}) and restoring here failed too (${(e as Error).message})`;
+        removeLeaving(ctx.lxcpath, source.name);
+        try {
+          await ctx.lxc({ fn: 'start', ...source });
+        } catch (startErr) {
+          throw new LxcqError(
+            'LXCQ_LXC_ERROR',
+            `Live ${why}; starting it afresh failed as well (${(startErr as Error).message}): the container is stopped on ${ctx.host} with checkpoint ${checkpoint}.`,
+          );
+        }
+        await ctx.store.addEvent(
+          'container.cold-started',
+          { checkpoint, reason: why },
+          { host: ctx.host, container: source.name, job: ctx.job.id },
+        );
         throw new LxcqError(
           'LXCQ_LXC_ERROR',
-          `Migration to ${to.id} failed (${r.error.message}) and restoring here failed too (${(e as Error).message}); the container is stopped on ${ctx.host} with checkpoint ${checkpoint}.`,
+          `Live ${why}; the container was started again on ${ctx.host} (a cold start: its processes began anew, their memory was not restored) and checkpoint ${checkpoint} was kept.`,
+          { details: { coldStarted: true, checkpoint, host: ctx.host } },
         );
       }
       rmSync(dir, { recursive: true, force: true });
