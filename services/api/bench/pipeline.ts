@@ -6,8 +6,10 @@
  * worker process, a temporary lxcpath, busybox containers with `lxc.net.0.type = empty`):
  *  1. full container lifecycles (create, start, stop, destroy) per second through the API at
  *     concurrency 1 and 4, next to the same liblxc steps called directly through @lxcq/lxc-ffi
- *     (sequentially and on 4 worker_threads), and next to LXD 5.0.2's reference figures, with the
- *     container made three ways:
+ *     (sequentially and on 4 worker_threads), and next to LXD 5.0 measured in the same run
+ *     (bench/lxd.ts: Debian's lxd, its own daemon and LXD_DIR, a dir pool, no NIC, a busybox image;
+ *     create from image + start + stop (forced, as liblxc's stop) + delete over its REST socket, at
+ *     concurrency 1 and 4, before lxcq's stack starts), with the lxcq container made three ways:
  *     a. the main mode, the issue's "create from a cached image": template `local` (lxc-local)
  *        from a busybox rootfs + metadata xz image built once at the start (test/local-image.ts) and
  *        put in the worker's LXCQ_IMAGES_DIR;
@@ -22,7 +24,9 @@
  *
  * Environment: LXCQ_BENCH_N lifecycles per mode and row (default 20), LXCQ_BENCH_RT round trips
  * per cheap-job mode (default 200), LXCQ_BENCH_THREADS the worker's LXCQ_THREADS (default 4, its
- * default), LXCQ_BENCH_OUT the JSON file.
+ * default), LXCQ_BENCH_OUT the JSON file, LXCQ_BENCH_LXD the LXD pool (`dir`, the default, or
+ * `btrfs` on a loop file) or `off`. A ratio to LXD is printed only against that same-run figure:
+ * when LXD is off or cannot be set up, the run says why and prints no ratio.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -50,6 +54,7 @@ import type { DirectThreadInput, DirectThreadOutput } from './direct-thread.ts';
 import { cpuPer, cpuSnapshot, type CpuUse } from './cpu.ts';
 import { buildLocalImage, removeLocalImage, type LocalImage } from '../test/local-image.ts';
 import { fmt, ratio, round, summarize, table, type Summary } from './stats.ts';
+import { startLxd, type LxdLifecycle } from './lxd.ts';
 
 // ---- parameters and reference figures -------------------------------------------------------
 
@@ -67,8 +72,9 @@ const RT = Math.ceil(envInt('LXCQ_BENCH_RT', 200, 4) / CONC) * CONC;
 const OUT = process.env.LXCQ_BENCH_OUT || fileURLToPath(new URL('./results/latest.json', import.meta.url));
 const WAIT_S = 120;
 
-/** LXD 5.0.2 on the same kind of machine (the issue's figures). */
-const LXD = { seqPerSec: 1.19, c4PerSec: 4.15, c4P50s: 0.85 } as const;
+const LXD_MODE = process.env.LXCQ_BENCH_LXD || 'dir';
+if (!['dir', 'btrfs', 'off'].includes(LXD_MODE))
+  throw new Error(`LXCQ_BENCH_LXD=${LXD_MODE}: dir, btrfs or off`);
 /** HOST.md: one BullMQ job's round trip (add, waitUntilFinished) against a local Redis 7.0. */
 const BULLMQ_FLOOR = { p50Ms: 1.13, p99Ms: 5.49 } as const;
 const GOAL = 3;
@@ -479,15 +485,105 @@ async function runMode(
   return { directSeq, directPar, apiSeq, apiPar };
 }
 
-function modeRatios(l: Lifecycles) {
+/** Ratios to LXD are null unless LXD was measured in this run. */
+function modeRatios(l: Lifecycles, ref: LxdRef) {
+  const vs = (x: number, c: number) => (ref.measured ? round(x / lxdPerSec(ref, c)) : null);
   return {
     apiVsDirectSeq: round(l.apiSeq.perSec / l.directSeq.perSec),
     apiVsDirectPar: round(l.apiPar.perSec / l.directPar.perSec),
-    apiVsLxdSeq: round(l.apiSeq.perSec / LXD.seqPerSec),
-    apiVsLxdPar: round(l.apiPar.perSec / LXD.c4PerSec),
-    directVsLxdSeq: round(l.directSeq.perSec / LXD.seqPerSec),
-    directVsLxdPar: round(l.directPar.perSec / LXD.c4PerSec),
+    apiVsLxdSeq: vs(l.apiSeq.perSec, 1),
+    apiVsLxdPar: vs(l.apiPar.perSec, CONC),
+    directVsLxdSeq: vs(l.directSeq.perSec, 1),
+    directVsLxdPar: vs(l.directPar.perSec, CONC),
   };
+}
+
+// ---- LXD, measured in the same run ----------------------------------------------------------
+
+/** LXD's same-run lifecycles, or why there are none (then no ratio is printed). */
+type LxdRef =
+  | {
+      measured: true;
+      version: string;
+      storage: string;
+      privileged: boolean;
+      seq: LifecycleResult;
+      par: LifecycleResult;
+    }
+  | { measured: false; reason: string };
+
+/** LXD's same-run lifecycles/s at that concurrency; NaN (so no ratio) when it was not measured. */
+function lxdPerSec(ref: LxdRef, concurrency: number): number {
+  if (!ref.measured) return Number.NaN;
+  return concurrency === 1 ? ref.seq.perSec : ref.par.perSec;
+}
+
+function lxdRow(version: string, x: LifecycleResult): string[] {
+  return [
+    x.mode.replace('LXD', `LXD ${version}`),
+    String(x.concurrency),
+    String(x.n),
+    fmt(x.perSec),
+    fmt(x.lifecycle.p50, 3),
+    fmt(x.lifecycle.p99, 3),
+    '-',
+    '1.00x',
+  ];
+}
+
+/**
+ * LXD's lifecycles at concurrency 1 and CONC, N each, after one warm-up lifecycle, with the same
+ * row accounting as lxcq's (the lxd daemon's CPU is in the `worker` column). Its daemon is stopped
+ * before lxcq's stack starts, so neither idles beside the other's measurement.
+ */
+async function measureLxd(): Promise<LxdRef> {
+  if (LXD_MODE === 'off') return { measured: false, reason: 'LXCQ_BENCH_LXD=off' };
+  let lxd;
+  try {
+    log(`starting LXD (${LXD_MODE} pool) for the same-run reference`);
+    // Privileged, like lxcq's busybox containers (no lxc.idmap).
+    lxd = await startLxd({ storage: LXD_MODE === 'btrfs' ? 'btrfs' : 'dir', privileged: true, log });
+  } catch (err) {
+    return {
+      measured: false,
+      reason: `LXD could not be set up: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  }
+  const { client, image } = lxd;
+  try {
+    pids = { worker: lxd.pid };
+    const runs = async (concurrency: number): Promise<LifecycleResult> => {
+      const all: LxdLifecycle[] = [];
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: concurrency }, async (_, t) => {
+          for (let i = 0; i < N / concurrency; i++)
+            all.push(await client.lifecycle(`bl-c${concurrency}-${t}-${i}`, image));
+        }),
+      );
+      return lifecycleResult('LXD REST (unix socket)', concurrency, performance.now() - t0, all);
+    };
+    await client.lifecycle('bl-warm', image);
+    log(`LXD ${lxd.version}: ${N} lifecycles at concurrency 1, then ${CONC}`);
+    const seq = await row(() => runs(1));
+    const par = await row(() => runs(CONC));
+    return {
+      measured: true,
+      version: lxd.version,
+      storage: lxd.storage,
+      privileged: lxd.privileged,
+      seq,
+      par,
+    };
+  } catch (err) {
+    return {
+      measured: false,
+      reason: `LXD lifecycles failed: ${err instanceof Error ? err.message : String(err)}`,
+    };
+  } finally {
+    pids = {};
+    await lxd.stop();
+  }
 }
 
 /** The code measured: HEAD and the files that differ from it (other work in the tree). */
@@ -535,6 +631,8 @@ async function main(): Promise<void> {
     log('building the local image (busybox rootfs + metadata, xz) once');
     image = buildLocalImage();
     const img = image;
+    const lxdRef = await measureLxd();
+    if (!lxdRef.measured) log(`no LXD reference: ${lxdRef.reason}`);
     log(`starting the stack (redis-server, API, worker with LXCQ_IMAGES_DIR=${img.dir})`);
     stack = await Stack.start({ workerEnv: { ...WORKER_ENV, LXCQ_IMAGES_DIR: img.dir } });
     pids = { worker: stack.worker?.pid, redis: stack.redisServer.pid };
@@ -660,10 +758,15 @@ async function main(): Promise<void> {
         loadAvgEnd: round(loadavg()[0] ?? NaN, 2),
       },
       params: { lifecyclesPerMode: N, roundTrips: RT, concurrency: CONC, workerEnv: WORKER_ENV },
-      reference: { lxd502: LXD, bullmqFloor: BULLMQ_FLOOR, goalVsLxd: GOAL },
+      reference: { bullmqFloor: BULLMQ_FLOOR, goalVsLxd: GOAL },
+      lxd: lxdRef,
       image: { rootfsBytes: img.rootfsBytes, format: 'tar.xz (lxc-local accepts xz only)' },
       lifecycles: { local, busyboxTemplate: busybox, clone },
-      ratios: { local: modeRatios(local), busyboxTemplate: modeRatios(busybox), clone: modeRatios(clone) },
+      ratios: {
+        local: modeRatios(local, lxdRef),
+        busyboxTemplate: modeRatios(busybox, lxdRef),
+        clone: modeRatios(clone, lxdRef),
+      },
       roundTrip: {
         directState,
         directIps: directIpsRt,
@@ -705,6 +808,7 @@ type Result = {
     loadAvgStart: number;
     loadAvgEnd: number;
   };
+  lxd: LxdRef;
   lifecycles: Record<ModeKey, Lifecycles>;
   roundTrip: Record<string, RoundTrip>;
   workerEventLoopDelay: LoopDelay[];
@@ -720,20 +824,33 @@ function print(r: Result): void {
     `${N} lifecycles per mode (LXCQ_BENCH_N), ${RT} round trips per cheap-job mode (LXCQ_BENCH_RT), worker LXCQ_THREADS=${WORKER_ENV.LXCQ_THREADS}`,
     `load average (1 min) at start ${fmt(r.host.loadAvgStart)}, at end ${fmt(r.host.loadAvgEnd)}: other work on the machine skews every figure`,
     '',
-    `1. Full lifecycles (make + start + stop + destroy, lxc.net.0.type=empty) per second, next to LXD 5.0.2`,
-    `   (issue reference, busybox image: ${fmt(LXD.seqPerSec)}/s sequentially, ${fmt(LXD.c4PerSec)}/s at concurrency ${CONC}, p50 ${fmt(LXD.c4P50s)} s; goal >= ${GOAL}x)`,
-    summaryTable(r.lifecycles),
+    `1. Full lifecycles (make + start + stop + destroy, lxc.net.0.type=empty) per second, next to LXD measured in this run`,
+    r.lxd.measured
+      ? `   (LXD ${r.lxd.version}, own daemon, ${r.lxd.storage} pool, ${r.lxd.privileged ? 'privileged' : 'unprivileged'}, no NIC, busybox image:` +
+          ` ${fmt(r.lxd.seq.perSec)}/s sequentially, ${fmt(r.lxd.par.perSec)}/s at concurrency ${CONC}, p50 ${fmt(r.lxd.par.lifecycle.p50)} s; goal >= ${GOAL}x)`
+      : `   (no LXD figure from this run, so no ratio: ${r.lxd.reason})`,
+    summaryTable(r.lifecycles, r.lxd),
+    ...(r.lxd.measured
+      ? [
+          'LXD per step, p50 ms (create / start / stop / delete), and CPU ms per lifecycle of the lxd daemon and of this process:',
+          ...[r.lxd.seq, r.lxd.par].map(
+            (x) =>
+              `  c${x.concurrency}: ${STEPS.map((s) => fmt(x.steps[s].p50, 0)).join(' / ')};` +
+              ` lxd ${fmt(x.cpu?.worker, 1)}, bench ${fmt(x.cpu?.bench, 1)} (lxc monitors and forkstart are not its children, so not counted)`,
+          ),
+        ]
+      : []),
     '',
     `1a. ${MODE_TITLES.local}`,
     `    (POST /v1/containers {template: 'local', local: {rootfs, metadata}}; direct: create('local', ['--fstree', ..., '--metadata', ...]))`,
-    ...lifecycleTables(r.lifecycles.local),
+    ...lifecycleTables(r.lifecycles.local, r.lxd),
     '',
     `1b. ${MODE_TITLES.busyboxTemplate}`,
-    ...lifecycleTables(r.lifecycles.busyboxTemplate),
+    ...lifecycleTables(r.lifecycles.busyboxTemplate, r.lxd),
     '',
     `1c. ${MODE_TITLES.clone}`,
     `    (POST /v1/containers/<base>/clone {snapshot: true}; clones of one base take its lock one at a time)`,
-    ...lifecycleTables(r.lifecycles.clone),
+    ...lifecycleTables(r.lifecycles.clone, r.lxd),
     '',
     '2. One cheap job: round trip through the API vs its liblxc part called directly (ms)',
   );
@@ -783,7 +900,7 @@ function print(r: Result): void {
 }
 
 /** Every mode's lifecycles/s and its ratio to LXD, one row per mode and way of calling. */
-function summaryTable(all: Record<ModeKey, Lifecycles>): string {
+function summaryTable(all: Record<ModeKey, Lifecycles>, ref: LxdRef): string {
   const rows: string[][] = [];
   for (const key of MODE_KEYS) {
     const l = all[key];
@@ -793,7 +910,7 @@ function summaryTable(all: Record<ModeKey, Lifecycles>): string {
       ['lxcq API', l.apiPar],
       ['direct lxc-ffi', l.directPar],
     ] as const) {
-      const lxd = x.concurrency === 1 ? LXD.seqPerSec : LXD.c4PerSec;
+      const lxd = lxdPerSec(ref, x.concurrency);
       rows.push([
         MODE_SHORT[key],
         name,
@@ -801,38 +918,30 @@ function summaryTable(all: Record<ModeKey, Lifecycles>): string {
         fmt(x.perSec),
         fmt(x.lifecycle.p50, 3),
         ratio(x.perSec, lxd),
-        x.perSec >= GOAL * lxd ? 'yes' : 'no',
+        Number.isNaN(lxd) ? '-' : x.perSec >= GOAL * lxd ? 'yes' : 'no',
         `${fmt(x.load?.before, 1)}-${fmt(x.load?.after, 1)}`,
       ]);
     }
   }
-  rows.push([
-    'LXD 5.0.2 (issue reference)',
-    'busybox image',
-    '1',
-    fmt(LXD.seqPerSec),
-    '-',
-    '1.00x',
-    '-',
-    '-',
-  ]);
-  rows.push([
-    'LXD 5.0.2 (issue reference)',
-    'busybox image',
-    String(CONC),
-    fmt(LXD.c4PerSec),
-    fmt(LXD.c4P50s, 3),
-    '1.00x',
-    '-',
-    '-',
-  ]);
+  if (ref.measured)
+    for (const x of [ref.seq, ref.par])
+      rows.push([
+        `LXD ${ref.version} (this run)`,
+        'busybox image, REST',
+        String(x.concurrency),
+        fmt(x.perSec),
+        fmt(x.lifecycle.p50, 3),
+        '1.00x',
+        '-',
+        `${fmt(x.load?.before, 1)}-${fmt(x.load?.after, 1)}`,
+      ]);
   return table(
     ['mode', 'through', 'conc', 'lifecycles/s', 'p50 s', 'lxcq/LXD', `>=${GOAL}x`, 'load 1m'],
     rows,
   );
 }
 
-function lifecycleTables(l: Lifecycles): string[] {
+function lifecycleTables(l: Lifecycles, ref: LxdRef): string[] {
   const { directSeq, directPar, apiSeq, apiPar } = l;
   const lcRow = (x: LifecycleResult, direct: LifecycleResult | null, lxd: number): string[] => [
     x.mode,
@@ -865,12 +974,12 @@ function lifecycleTables(l: Lifecycles): string[] {
     table(
       ['mode', 'conc', 'n', 'lifecycles/s', 'p50 s', 'p99 s', 'API/direct', `vs LXD (goal >=${GOAL}x)`],
       [
-        lcRow(directSeq, null, LXD.seqPerSec),
-        lcRow(apiSeq, directSeq, LXD.seqPerSec),
-        ['LXD 5.0.2 (issue reference)', '1', '-', fmt(LXD.seqPerSec), '-', '-', '-', '1.00x'],
-        lcRow(directPar, null, LXD.c4PerSec),
-        lcRow(apiPar, directPar, LXD.c4PerSec),
-        ['LXD 5.0.2 (issue reference)', '4', '-', fmt(LXD.c4PerSec), fmt(LXD.c4P50s, 3), '-', '-', '1.00x'],
+        lcRow(directSeq, null, lxdPerSec(ref, 1)),
+        lcRow(apiSeq, directSeq, lxdPerSec(ref, 1)),
+        ...(ref.measured ? [lxdRow(ref.version, ref.seq)] : []),
+        lcRow(directPar, null, lxdPerSec(ref, CONC)),
+        lcRow(apiPar, directPar, lxdPerSec(ref, CONC)),
+        ...(ref.measured ? [lxdRow(ref.version, ref.par)] : []),
       ],
     ),
     'Per step, p50 ms as the caller saw it; for the API also the job record split (p50):',
