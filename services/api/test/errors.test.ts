@@ -416,7 +416,7 @@ describe('policy, existence and state', () => {
     ] as const) {
       const j = await s.run('POST', `/v1/containers/c1/${op}`, body);
       expect(j.state, op).toBe('failed');
-      expect(j.error?.code, op).toBe('LXCQ_INVALID_STATE');
+      expect(j.error?.code, `${op}: ${j.error?.message ?? ''}`).toBe('LXCQ_INVALID_STATE');
       expect(j.error?.message).toMatch(/c1 is STOPPED/);
     }
     await s.run('POST', '/v1/containers/c1/start');

@@ -54,10 +54,11 @@ export const checkpoint: Handler<'checkpoint'> = async (ctx, p) => {
       `Host ${ctx.host} cannot checkpoint: ${host.criuMessage}. Run scripts/setup-host.sh to install CRIU 4.`,
     );
   }
-  // Pre-flight: a config criu cannot dump or restore is refused before anything is frozen.
-  const blockers = ((await ctx.lxc({ fn: 'info', ...target })).migrationBlockers ?? []).filter(
-    (b) => b.scope === 'criu',
-  );
+  // Pre-flight: a config criu cannot dump or restore is refused before anything is frozen. A
+  // container that is not running is left to the dump, which says so (LXCQ_INVALID_STATE).
+  const now = await ctx.lxc({ fn: 'info', ...target });
+  const blockers =
+    now.state === 'RUNNING' ? (now.migrationBlockers ?? []).filter((b) => b.scope === 'criu') : [];
   if (blockers.length > 0)
     throw new LxcqError(
       'LXCQ_NOT_MIGRATABLE',
