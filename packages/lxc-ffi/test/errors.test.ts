@@ -123,7 +123,7 @@ describe('LxcError', () => {
         return;
       }
       expect(s.path).toBeTruthy();
-      expect(s.reason).toMatch(/Looks good|criu check passed/);
+      expect(s.reason).toMatch(/Looks good|`criu check` passed/);
       // A stopped container cannot be dumped: refused before criu runs, nothing written.
       const notRunning = catchLxcError(() => c.checkpoint(dir, { stop: true }));
       expect(notRunning).toMatchObject({
