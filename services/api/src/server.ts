@@ -11,11 +11,11 @@ import { ConfigError, apiConfig } from './config.ts';
 
 const log = pino({ name: 'lxcq-api', level: 'info' }); // LXCQ_LOG_LEVEL applies once the settings are read
 
-async function main(): Promise<void> {
+async function main(settings: NodeJS.ProcessEnv): Promise<void> {
   let config;
   let tracing;
   try {
-    config = apiConfig(applyConfigFile(process.env), sha256);
+    config = apiConfig(settings, sha256);
     // Off unless LXCQ_TRACING=1 or an OTLP endpoint is set (docs/observability.md).
     tracing = await startTracing({ service: 'lxcq-api', log });
   } catch (e) {
@@ -34,22 +34,25 @@ async function main(): Promise<void> {
   await built.app.listen({ port: config.port, host: config.bind });
 }
 
-/** How many API processes, and the secrets the supervisor hands its own processes (never to
- * anything else: applyConfigFile took them out of this process's environment). */
-function processes(): { n: number; secrets: Record<string, string> } {
+/**
+ * The settings, read once: applyConfigFile takes the secrets out of this process's environment,
+ * so a second read would find no token and no Redis URL. The supervisor hands the secrets to its
+ * own API processes only (never to anything else).
+ */
+function settingsOrExit(): { settings: NodeJS.ProcessEnv; n: number } {
   try {
     const settings = applyConfigFile(process.env);
-    return { n: setting(settings, 'LXCQ_API_PROCESSES'), secrets: secretsOf(settings) };
+    return { settings, n: cluster.isPrimary ? setting(settings, 'LXCQ_API_PROCESSES') : 1 };
   } catch (e) {
     log.fatal((e as Error).message);
     process.exit(CONFIG_EXIT_CODE);
   }
 }
 
-const { n, secrets } = cluster.isPrimary ? processes() : { n: 1, secrets: {} };
-if (n > 1) superviseApi({ processes: n, log, env: secrets });
+const { settings, n } = settingsOrExit();
+if (n > 1) superviseApi({ processes: n, log, env: secretsOf(settings) });
 else
-  main().catch((err: unknown) => {
+  main(settings).catch((err: unknown) => {
     log.fatal({ err }, 'api failed to start');
     process.exit(1);
   });

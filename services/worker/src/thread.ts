@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Container, LxcError, criuStatus, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
+import { Container, LxcError, criuStatus, globalConfigItem, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
 import { applyMigratableDefaults, migrationBlockers } from './migratable.ts';
 import {
   assertConfigAllowed,
@@ -341,6 +341,16 @@ export function dependentClones(lxcpath: string, name: string): string[] {
   return out;
 }
 
+/**
+ * liblxc gives a new container the host's default config (lxc.default_config: its network on the
+ * bridge, ...) only when nothing was set before create. lxcq sets its own keys (the id map,
+ * includes) first, so it loads the defaults itself: a default container keeps its network.
+ */
+function loadHostDefaults(c: Container): void {
+  const path = globalConfigItem('lxc.default_config');
+  if (path && existsSync(path)) c.loadConfig(path);
+}
+
 /** The busybox template's read-only binds of the host's library directories. */
 const HOST_LIB_BIND =
   /^\s*lxc\.mount\.entry\s*=\s*\/(usr\/)?lib(64)?\s+(usr\/)?lib(64)?\s+none\s+ro,bind\s+0\s+0\s*$/;
@@ -382,6 +392,7 @@ const impl: Impl = {
       throw Object.assign(new Error(`Container ${r.name} already exists on this host.`), {
         code: 'LXCQ_CONTAINER_EXISTS',
       });
+    loadHostDefaults(c);
     for (const [k, v] of r.security) c.setConfigItem(k, v);
     c.create(r.template, r.args);
     if (r.template !== 'busybox') {
@@ -409,6 +420,7 @@ const impl: Impl = {
     using base = Container.open(r.baseName, r.imagesLxcpath);
     if (base.defined) return { created: false };
     try {
+      loadHostDefaults(base);
       for (const [k, v] of r.security) base.setConfigItem(k, v);
       base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
     } catch (err) {
