@@ -54,6 +54,7 @@ export const ContainerInfo = Type.Object({
             Type.Literal('apparmor'),
             Type.Literal('device'),
             Type.Literal('bind-mount'),
+            Type.Literal('network'),
           ]),
           scope: Type.Union([Type.Literal('criu'), Type.Literal('move')]),
           message: Type.String(),
