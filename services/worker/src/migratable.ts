@@ -100,7 +100,9 @@ export function migrationBlockers(c: Container): MigrationBlocker[] {
       message: `${[...new Set(apparmor)].join(', ')} set but this host's kernel has no AppArmor: criu's restore would refuse the profile (clear the keys)`,
     });
   const unprivileged = lines.some(([k]) => k === 'lxc.idmap');
-  const veth = lines.find(([k, v]) => /^lxc\.net\.\d+\.type$/.test(k) && v === 'veth');
+  // A key set twice takes its last value (a request's `lxc.net.0.type = empty` after the default's veth).
+  const netTypes = new Map(lines.filter(([k]) => /^lxc\.net\.\d+\.type$/.test(k)));
+  const veth = [...netTypes].find(([, v]) => v === 'veth');
   if (unprivileged && veth)
     // Measured here (CRIU 4.2.1, kernel 6.18): the dump works, every restore fails with "net:
     // couldn't restore veth interface eth0 via usernsd: Operation not supported".
