@@ -18,7 +18,8 @@ const criu = criuHere.available;
 const criuRequired = Boolean(process.env['CI']) || process.env['LXCQ_REQUIRE_CRIU'] === '1';
 let hostCriu: boolean | undefined;
 beforeAll(async () => {
-  s = await Stack.start();
+  // A worker restarted mid-job may take over 10 s to heartbeat again on a loaded machine.
+  s = await Stack.start({ apiEnv: { LXCQ_HOST_OFFLINE_MS: '30000' } });
   const hosts = await s.http<{ capabilities: { criu: boolean } }[]>('GET', '/v1/hosts');
   hostCriu = hosts.body[0]?.capabilities.criu;
 });

@@ -89,8 +89,13 @@ function removeNetns(): void {
 }
 
 beforeAll(async () => {
-  // A silent transfer connection is cut after 4 s here (60 s by default), so a cut link shows quickly.
-  s = await Stack.start({ hostId: 'h1', workerEnv: { LXCQ_TRANSFER_IDLE_MS: '4000' } });
+  // A silent transfer connection is cut after 4 s here (60 s by default), so a cut link shows quickly;
+  // a worker restarted mid-move may take over 10 s to heartbeat again on a loaded machine.
+  s = await Stack.start({
+    hostId: 'h1',
+    workerEnv: { LXCQ_TRANSFER_IDLE_MS: '4000' },
+    apiEnv: { LXCQ_HOST_OFFLINE_MS: '30000' },
+  });
   lxcpaths.set('h1', s.lxcpath);
   lxcpaths.set('h2', await s.addHost('h2'));
   const h3Port = await freePort();
