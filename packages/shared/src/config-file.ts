@@ -122,24 +122,33 @@ const SECRET_NAMES = (Object.keys(SETTINGS) as SettingName[]).filter(
   (n) => (SETTINGS[n] as { secret?: boolean }).secret,
 );
 
+/** source.read(path), or a ConfigError naming the setting, the file and why it cannot be read. */
+function readOrExplain(
+  source: ConfigFileSource,
+  path: string,
+  setting: string,
+  denied: string,
+): { text: string; uid: number; mode: number } {
+  try {
+    return source.read(path);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? denied : err.message;
+    throw new ConfigError(`${setting} ${path}: ${why}.`);
+  }
+}
+
 /** Reads and checks a config file; throws ConfigError naming the file and the cause. */
 export function readConfigFile(
   path: string,
   source: ConfigFileSource = fsConfigSource,
 ): Map<string, ConfigFileEntry> {
-  let file: { text: string; uid: number; mode: number };
-  try {
-    file = source.read(path);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why =
-      err.code === 'ENOENT'
-        ? 'no such file'
-        : err.code === 'EACCES'
-          ? 'permission denied (the API user needs read access: root:lxcq, mode 0640)'
-          : err.message;
-    throw new ConfigError(`LXCQ_CONFIG_FILE ${path}: ${why}.`);
-  }
+  const file = readOrExplain(
+    source,
+    path,
+    'LXCQ_CONFIG_FILE',
+    'permission denied (the API user needs read access: root:lxcq, mode 0640)',
+  );
   const mode = file.mode.toString(8).padStart(4, '0');
   if (source.uid === 0 && (file.uid !== 0 || (file.mode & 0o022) !== 0)) {
     // The worker runs as root and takes LXCQ_CONFIG_POLICY (which can allow hooks) from this
@@ -187,15 +196,7 @@ export function readSecretFile(
   path: string,
   source: ConfigFileSource = fsConfigSource,
 ): string {
-  let file: { text: string; uid: number; mode: number };
-  try {
-    file = source.read(path);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why =
-      err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.message;
-    throw new ConfigError(`${name} ${path}: ${why}.`);
-  }
+  const file = readOrExplain(source, path, name, 'permission denied');
   const mode = file.mode.toString(8).padStart(4, '0');
   if ((file.mode & 0o027) !== 0)
     throw new ConfigError(
