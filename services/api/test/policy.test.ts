@@ -296,7 +296,7 @@ describe('the transfer receiver', () => {
     const r = await push(src, 'hooked');
     expect(r.ok).toBe(false);
     const error = r.ok ? null : r.error;
-    expect(error?.code).toBe('LXCQ_CONFIG_FORBIDDEN');
+    expect(error?.code, error?.message).toBe('LXCQ_CONFIG_FORBIDDEN');
     expect(error?.message).toMatch(/lxc\.hook\.pre-start/);
     expect(s.lxcLs()).toEqual(['c1']);
     expect(existsSync(join(s.lxcpath, 'hooked'))).toBe(false);
