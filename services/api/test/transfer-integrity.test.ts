@@ -28,6 +28,29 @@ const incoming = (lxcpath: string) => {
   return existsSync(d) ? readdirSync(d) : [];
 };
 
+/** Pids of tar processes extracting into `dir` (the receiver's, found by their command line). */
+function tarInto(dir: string): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, 'latin1').split('\0');
+      if (argv[0] === 'tar' && argv[1] === '-C' && argv[2] === dir) pids.push(Number(e));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+async function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 describe('transfer integrity', () => {
   it('a stream of the right length with a byte changed is refused; nothing lands on the target', async () => {
     const j = await s.run('POST', '/v1/containers', {
@@ -59,7 +82,12 @@ describe('transfer integrity', () => {
     const h1 = await loadOrCreateIdentity(identityDir(s.lxcpath), 'h1');
 
     /** Uploads `body` to h2 under a new one-time grant, with the original's length and sha256. */
-    const upload = async (body: Buffer, mode: 'migrate' | 'clone', newName: string) => {
+    const upload = async (
+      body: Buffer,
+      mode: 'migrate' | 'clone',
+      newName: string,
+      beforeTrailers: () => Promise<void> = async () => {},
+    ) => {
       const token = randomBytes(32).toString('hex');
       const grant = {
         id: randomUUID(),
@@ -93,8 +121,10 @@ describe('transfer integrity', () => {
           r.on('end', () => ok({ status: r.statusCode ?? 0, body: text }));
         });
         req.write(body);
-        req.addTrailers({ 'x-lxcq-size': String(archive.length), 'x-lxcq-sha256': sum });
-        req.end();
+        void beforeTrailers().then(() => {
+          req.addTrailers({ 'x-lxcq-size': String(archive.length), 'x-lxcq-sha256': sum });
+          req.end();
+        }, ko);
       });
       return { ...res, outcome: await s.redis.get(`lxcq:xfer:outcome:${grant.id}`) };
     };
@@ -120,7 +150,18 @@ describe('transfer integrity', () => {
     expect(good.status, good.body).toBe(200);
     expect(good.outcome).toBe('done');
     expect(readFileSync(join(h2, 'm9copy', 'rootfs', 'probe'), 'utf8')).toBe(probe);
-    for (const n of ['m9copy', 'm9'])
+    // tar exits as soon as it reads the archive's end marker, before the request's last chunk (the
+    // trailers with the size and sha256) has come: the receiver must still wait for them. Here
+    // they are sent only once the receiver's tar has exited.
+    const late = await upload(archive, 'clone', 'm9late', async () => {
+      const staging = join(h2, '.lxcq', 'incoming', 'm9late');
+      const extracting = () => tarInto(staging).length > 0;
+      await until(extracting, 'the receiver started tar');
+      await until(() => !extracting(), "the receiver's tar exited");
+    });
+    expect(late.status, late.body).toBe(200);
+    expect(readFileSync(join(h2, 'm9late', 'rootfs', 'probe'), 'utf8')).toBe(probe);
+    for (const n of ['m9late', 'm9copy', 'm9'])
       expect((await s.run('DELETE', `/v1/containers/${n}`)).state, n).toBe('completed');
   });
 });

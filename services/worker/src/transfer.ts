@@ -404,13 +404,22 @@ function tarFailure(what: string, code: number | null, signal: string | null, st
   return new Error(`tar ${what} failed (${code ?? signal})${tail ? `: ${tail}` : ''}`);
 }
 
-/** Streams the request body through a hash into GNU tar's extractor; resolves once all is written. */
+/**
+ * Streams the request body through a hash into GNU tar's extractor; resolves once tar has written
+ * everything and the whole request, trailers included, has been read. Both are needed: tar exits
+ * as soon as it reads the archive's end marker, which can be before the request's last chunk (the
+ * sender's size and hash, in the trailers) has arrived; reading the trailers then would find none.
+ */
 function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number; sha256: string }> {
   return new Promise((ok, ko) => {
     const hash = createHash('sha256');
     let bytes = 0;
     let failed = false;
     let stderr = '';
+    /** tar has exited, or closed its input: what comes after is hashed, not written. */
+    let tarGone = false;
+    let tarDone = false;
+    let ended = false;
     // -p: modes exactly as packed (no umask); as root, owners too.
     const unpack = spawn('tar', ['-C', dir, ...TAR_FLAGS, '-xpf', '-'], {
       stdio: ['pipe', 'ignore', 'pipe'],
@@ -428,8 +437,16 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
           : new LxcqError('LXCQ_VALIDATION', `Transfer cut or unreadable: ${(err as Error).message}`),
       );
     };
+    const settle = () => {
+      if (!failed && tarDone && ended) ok({ bytes, sha256: hash.digest('hex') });
+    };
     unpack.on('error', bad);
-    unpack.stdin.on('error', bad);
+    // A broken pipe means tar stopped reading: its exit status (below) says whether that was the
+    // archive's end or a failure; the rest of the request is still read for the hash.
+    unpack.stdin.on('error', () => {
+      tarGone = true;
+      req.resume();
+    });
     req.on('error', bad);
     req.on('aborted', () => bad(new Error('the sender went away mid-stream')));
     req.on('close', () => {
@@ -438,7 +455,7 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
     req.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
       hash.update(chunk);
-      if (!unpack.stdin.write(chunk)) req.pause();
+      if (!tarGone && !unpack.stdin.write(chunk)) req.pause();
     });
     unpack.stdin.on('drain', () => req.resume());
     req.on('end', () => {
@@ -446,12 +463,17 @@ function unpackInto(req: IncomingMessage, dir: string): Promise<{ bytes: number;
       // Uploaded: the sender now waits for the restore and registration, which may be slow
       // and send nothing; the idle bound was for the stream.
       req.socket.setTimeout(0);
-      unpack.stdin.end();
+      if (!tarGone) unpack.stdin.end();
+      ended = true;
+      settle();
     });
     unpack.on('close', (code, signal) => {
+      tarGone = true;
       if (failed) return;
-      if (code === 0) ok({ bytes, sha256: hash.digest('hex') });
-      else bad(tarFailure('extract', code, signal, stderr));
+      if (code !== 0) return bad(tarFailure('extract', code, signal, stderr));
+      tarDone = true;
+      req.resume();
+      settle();
     });
   });
 }
