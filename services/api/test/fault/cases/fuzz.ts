@@ -124,8 +124,15 @@ function parseResponse(buf: Buffer): RawRes | { error: string } {
 }
 
 /** What makes an answer right; null when it is. */
+/**
+ * The 5xx answers the fuzzer's own requests can cause: it drains and undrains its only host
+ * (admin routes it hits like any other), and while it is drained a create is rightly refused.
+ */
+const SELF_CAUSED_5XX = new Set(['LXCQ_NO_HOST', 'LXCQ_HOST_DRAINING']);
+
 function judge(req: RawReq, res: RawRes): string | null {
-  if (res.status >= 500) return `answered ${res.status}`;
+  if (res.status >= 500 && !(res.status === 503 && SELF_CAUSED_5XX.has(errorCode(res.body) ?? '')))
+    return `answered ${res.status}`;
   if (res.status === 101) return null;
   if (req.method === 'HEAD') return res.status < 500 ? null : `HEAD answered ${res.status}`;
   if (res.status >= 200 && res.status < 300) return null;
@@ -146,6 +153,15 @@ function judge(req: RawReq, res: RawRes): string | null {
   if (typeof parsed.error?.message !== 'string' || parsed.error.message.length === 0)
     return `answered ${res.status} ${code} without a message`;
   return null;
+}
+
+function errorCode(body: string): string | undefined {
+  try {
+    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -797,6 +813,11 @@ export async function fuzzCase(o: CaseOptions): Promise<CaseResult> {
         }
       }),
     );
+    // The fuzzer may have left its host drained (an admin route it hit): undrained, so what
+    // follows judges the product's state, not the fuzzer's own last request.
+    const undrain = await s.http('POST', `/v1/hosts/${s.hostId}/undrain`);
+    if (undrain.status !== 200)
+      result.problems.push(`undrain after the fuzz: ${undrain.status} ${undrain.text}`);
     // Still alive and answering, and every job it accepted ended.
     if (!FaultStack.alive(s.api)) result.problems.push(`the API process died: ${s.apiLog.text.slice(-2000)}`);
     if (!FaultStack.alive(s.worker))
