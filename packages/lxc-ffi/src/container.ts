@@ -850,9 +850,10 @@ export class Container implements Disposable {
    * a process killed in between (a worker SIGKILLed mid-job) left an empty config behind, and the
    * next start ran with no rootfs, on the host's own root. liblxc writes a temporary file in the
    * same directory instead, which is fsync'd and renamed over the config: a reader, and whatever
-   * is left after a kill, sees the old file or the new one, whole.
+   * is left after a kill, sees the old file or the new one, whole. `rewrite`, when given, edits
+   * the text liblxc wrote before it replaces the config (it sees and returns the whole file).
    */
-  saveConfig(path?: string): void {
+  saveConfig(path?: string, rewrite?: (text: string) => string): void {
     const target = path ?? this.configFileName();
     const dir = dirname(target);
     const prefix = `${basename(target)}${CONFIG_TMP_MARK}`;
@@ -865,6 +866,7 @@ export class Container implements Disposable {
         'save_config',
         `cannot save config${path ? ` to '${path}'` : ''}`,
       );
+      if (rewrite) writeFileSync(tmp, rewrite(readFileSync(tmp, 'utf8')));
       const fd = openSync(tmp, 'r');
       try {
         fsyncSync(fd);

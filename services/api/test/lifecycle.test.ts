@@ -1,5 +1,7 @@
 // Every operation of the pipeline through real HTTP, a real worker process, real Redis and real
 // busybox containers, checked against what liblxc's own tools (lxc-ls, lxc-info) see.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Stack, TEST_CONFIG, type Job } from './harness.ts';
 
@@ -149,9 +151,39 @@ describe('container lifecycle through the API', () => {
     const cfg = await s.http<{ config: Record<string, string> }>('GET', '/v1/containers/web2/config');
     expect(cfg.body.config['lxc.uts.name']).toBe('webtwo');
 
+    // A key the template wrote is replaced where it stands, not appended a second time.
+    const file = () => readFileSync(join(s.lxcpath, 'web2', 'config'), 'utf8');
+    const linesOf = (key: string) =>
+      file()
+        .split('\n')
+        .filter((l) => l.startsWith(`${key} =`));
+    const ttyAt = file()
+      .split('\n')
+      .findIndex((l) => l.startsWith('lxc.tty.max ='));
+    expect(ttyAt).toBeGreaterThan(-1);
+    j = await s.run('PATCH', '/v1/containers/web2/config', { set: { 'lxc.tty.max': '0' } });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    expect(linesOf('lxc.tty.max')).toEqual(['lxc.tty.max = 0']);
+    expect(
+      file()
+        .split('\n')
+        .findIndex((l) => l.startsWith('lxc.tty.max =')),
+    ).toBe(ttyAt);
+    expect(linesOf('lxc.uts.name')).toEqual(['lxc.uts.name = webtwo']);
+    const after = await s.http<{ config: Record<string, string> }>('GET', '/v1/containers/web2/config');
+    expect(after.body.config['lxc.tty.max']).toBe('0');
+
     await s.run('POST', '/v1/containers/web2/start');
+    j = await s.run('PUT', '/v1/containers/web2/limits', { memory: '256M' });
+    expect(j.state, JSON.stringify(j.error)).toBe('completed');
     j = await s.run('PUT', '/v1/containers/web2/limits', { memory: '128M', pids: 64 });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
+    // A limit set again replaces the first: one line, the value in force on the next start.
+    const mem = existsSync('/sys/fs/cgroup/cgroup.controllers')
+      ? 'lxc.cgroup2.memory.max'
+      : 'lxc.cgroup.memory.limit_in_bytes';
+    expect(linesOf(mem)).toHaveLength(1);
+    expect(linesOf(mem)[0]).toMatch(/ = (128M|134217728)$/);
     j = await s.run('POST', '/v1/containers/web2/exec', { argv: ['hostname'] });
     expect(j.result).toMatchObject({ stdout: 'webtwo\n' });
     await s.run('POST', '/v1/containers/web2/stop');

@@ -191,12 +191,60 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
   return info;
 }
 
+/**
+ * Sets config items and saves, a key that holds one value replaced where it was. liblxc appends
+ * every set to the file (`lxc.tty.max = 5` from the template, then `lxc.tty.max = 0` at the
+ * end; a cgroup limit set twice kept both lines and read back as both values). A cgroup item is
+ * one value per controller file, so it is cleared first. A key that now resolves to exactly the
+ * value set holds one value: its first line takes the value and its later lines go. List keys
+ * (mount entries, environment, capabilities) add, as liblxc's own tools do; `clear` removes them.
+ */
+function saveReplacing(c: Container, items: readonly (readonly [string, string])[]): void {
+  const replaced: [string, string][] = [];
+  for (const [k, v] of items) {
+    if (/^lxc\.cgroup2?\./.test(k)) c.clearConfigItem(k);
+    c.setConfigItem(k, v);
+    let now: string | undefined;
+    try {
+      now = c.getConfigItem(k);
+    } catch {
+      now = undefined; // write-only keys: left as liblxc writes them
+    }
+    if (now === v || now === `${v}\n`) replaced.push([k, v]);
+  }
+  c.saveConfig(undefined, (text) => replaceInPlace(text, replaced));
+}
+
+/**
+ * Each key's value moved to its first line in the file, its other lines removed. Not when an
+ * `lxc.include` comes after that first line: an included file could set the key again and win
+ * over it there, so the last line (liblxc's) stays the one in force.
+ */
+export function replaceInPlace(text: string, items: readonly (readonly [string, string])[]): string {
+  let lines = text.split('\n');
+  for (const [key, value] of items) {
+    const at = lines.flatMap((l, i) => (configLineKey(l) === key ? [i] : []));
+    const first = at[0];
+    if (first === undefined || at.length < 2) continue;
+    if (lines.slice(first + 1).some((l) => configLineKey(l) === 'lxc.include')) continue;
+    const later = new Set(at.slice(1));
+    lines[first] = `${key} = ${value}`;
+    lines = lines.filter((_, i) => !later.has(i));
+  }
+  return lines.join('\n');
+}
+
+/** The key a config line sets, or undefined (a comment, a blank line). */
+function configLineKey(line: string): string | undefined {
+  return /^\s*(lxc\.[^\s=]+)\s*=/.exec(line)?.[1];
+}
+
 /** The keys set in a config file, in order, each once. */
 export function configFileKeys(text: string): string[] {
   const keys = new Set<string>();
   for (const line of text.split('\n')) {
-    const m = /^\s*(lxc\.[^\s=]+)\s*=/.exec(line);
-    if (m?.[1]) keys.add(m[1]);
+    const key = configLineKey(line);
+    if (key) keys.add(key);
   }
   return [...keys];
 }
@@ -758,8 +806,7 @@ const impl: Impl = {
     using c = open(r);
     if (!c.defined) notFound(r.name);
     for (const k of r.clear) c.clearConfigItem(k);
-    for (const [k, v] of r.set) c.setConfigItem(k, v);
-    c.saveConfig();
+    saveReplacing(c, r.set);
     return describe(c, true).config ?? {};
   },
   limits: (r) => {
@@ -771,12 +818,12 @@ const impl: Impl = {
     const items = limitItems(r.limits, layout);
     // The limits operation writes config too: through the same policy as a config set.
     assertConfigAllowed(items.map(([k, v]) => [prefix + k, v] as const));
-    for (const [k, v] of items) {
-      // Applied at once when running, and saved so the next start applies it too.
-      if (running) c.setCgroupItem(k, v);
-      c.setConfigItem(prefix + k, v);
-    }
-    c.saveConfig();
+    // Applied at once when running, and saved so the next start applies it too.
+    if (running) for (const [k, v] of items) c.setCgroupItem(k, v);
+    saveReplacing(
+      c,
+      items.map(([k, v]) => [prefix + k, v] as const),
+    );
     return { applied: running, items: Object.fromEntries(items.map(([k, v]) => [prefix + k, v])) };
   },
   hostInfo: () => {
