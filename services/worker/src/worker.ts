@@ -106,6 +106,8 @@ export class LxcqWorker {
   private monitorChain: Promise<void> = Promise.resolve();
   /** The last state announced for each container, by the monitor or a reconciliation. */
   private readonly announced = new Map<string, ContainerState>();
+  /** The refresh of each container under way (see refresh). */
+  private readonly refreshing = new Map<string, Promise<void>>();
   /** The job running on each container name right now (its state changes are `source: api`). */
   private readonly jobOn = new Map<string, string>();
   private readonly exitStatus = new Map<string, number>();
@@ -574,7 +576,24 @@ export class LxcqWorker {
    * Refreshes the inventory record of `name` from liblxc and announces what changed.
    * `source` says whether lxcq made the change (a job) or something else did.
    */
-  async refresh(name: string, source: 'api' | 'external', jobId?: string): Promise<void> {
+  /**
+   * Rewrites a container's record from a fresh liblxc read. Refreshes of one container run one
+   * after another: two overlapping ones (the monitor's for a change outside lxcq, and a job's at its
+   * end) could otherwise write in the other order, the older read last, and the registry would show
+   * a config or state liblxc no longer has until the next inventory.
+   */
+  refresh(name: string, source: 'api' | 'external', jobId?: string): Promise<void> {
+    const prev = this.refreshing.get(name) ?? Promise.resolve();
+    const next = prev.catch(() => undefined).then(() => this.refreshNow(name, source, jobId));
+    this.refreshing.set(name, next);
+    const forget = () => {
+      if (this.refreshing.get(name) === next) this.refreshing.delete(name);
+    };
+    next.then(forget, forget);
+    return next;
+  }
+
+  private async refreshNow(name: string, source: 'api' | 'external', jobId?: string): Promise<void> {
     // In transit to another host: its record is the move's to settle (settleMoves), not ours.
     if (hasLeaving(this.config.lxcpath, name)) return;
     const raw = await this.pool.call({ fn: 'info', name, lxcpath: this.config.lxcpath, withConfig: true });
