@@ -130,7 +130,8 @@ export class Stack {
     const env: Record<string, string> = {
       LXCQ_REDIS_URL: redisServer.url,
       LXCQ_TOKEN: TOKEN,
-      LXCQ_HOST_OFFLINE_MS: '10000',
+      // Well over a restarted worker's start-up on a loaded 2-core machine (tests of the watchdog set less).
+      LXCQ_HOST_OFFLINE_MS: '30000',
       ...(opts.tokensFile ? { LXCQ_TOKENS_FILE: opts.tokensFile } : {}),
       ...opts.apiEnv,
     };
