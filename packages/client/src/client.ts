@@ -412,6 +412,16 @@ export class HostsApi {
   undrain(id: string): Promise<HostInfo> {
     return this.t.request('POST', `/v1/hosts/${seg(id)}/undrain`, { body: {} });
   }
+
+  /**
+   * Removes an offline host from the registry (admin). `force` also drops the records of the
+   * containers it holds (they stay on that machine); without it, a host holding any is refused.
+   */
+  forget(id: string, opts: { force?: boolean } = {}): Promise<{ forgotten: string; containers: string[] }> {
+    return this.t.request('DELETE', `/v1/hosts/${seg(id)}`, {
+      query: { force: opts.force ? true : undefined },
+    });
+  }
 }
 
 /**

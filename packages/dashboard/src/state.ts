@@ -132,6 +132,14 @@ export function applyEvent(s: DashState, ev: LxcqEvent): Applied {
       next = { ...next, containers: map };
       break;
     }
+    case 'host.forgotten': {
+      const gone = (ev as LxcqEvent<'host.forgotten'>).data.containers;
+      if (!gone.some((n) => s.containers.has(n))) break;
+      const map = new Map(s.containers);
+      for (const n of gone) map.delete(n);
+      next = { ...next, containers: map };
+      break;
+    }
     case 'container.renamed': {
       const d = (ev as LxcqEvent<'container.renamed'>).data;
       const old = s.containers.get(d.from);
@@ -290,6 +298,8 @@ export function describeEvent(ev: LxcqEvent): string {
       return `offline (last seen ${String(d.lastSeen)})`;
     case 'host.draining':
       return d.draining ? 'draining' : 'no longer draining';
+    case 'host.forgotten':
+      return 'forgotten (removed from the registry)';
   }
   return '';
 }

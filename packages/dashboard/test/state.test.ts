@@ -82,6 +82,17 @@ describe('containers', () => {
     expect(withContainer(state, info('y', 'STOPPED')).containers.size).toBe(0);
   });
 
+  it('a forgotten host takes the records dropped with it off the list, and only those', () => {
+    let { state } = apply(
+      EMPTY,
+      ev('container.created', { source: 'api' }, { container: 'a', host: 'h4' }),
+      ev('container.created', { source: 'api' }, { container: 'b', host: 'h1' }),
+    );
+    ({ state } = apply(state, ev('host.forgotten', { containers: ['a'] }, { host: 'h4' })));
+    expect([...state.containers.keys()]).toEqual(['b']);
+    expect(state.events[0]?.type).toBe('host.forgotten');
+  });
+
   it('a container changed or made outside lxcq is read for its details', () => {
     const { refresh } = apply(
       EMPTY,

@@ -50,6 +50,11 @@ export interface EventDataMap {
   'host.offline': { lastSeen: string };
   /** A host was drained (or undrained: `draining: false`). */
   'host.draining': { draining: boolean };
+  /**
+   * An admin removed an offline host from the registry (`DELETE /v1/hosts/:id`), with the
+   * records of the containers it held when that was forced (`containers`).
+   */
+  'host.forgotten': { containers: string[] };
 }
 
 export type EventType = keyof EventDataMap;
@@ -70,6 +75,7 @@ export const EVENT_TYPES = [
   'host.online',
   'host.offline',
   'host.draining',
+  'host.forgotten',
 ] as const satisfies readonly EventType[];
 
 export interface LxcqEvent<T extends EventType = EventType> {

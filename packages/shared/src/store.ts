@@ -117,6 +117,23 @@ function enc(v: unknown): string {
 }
 
 /** The Redis records shared by API and worker: jobs, containers, hosts, events. */
+/**
+ * forgetHost's step. KEYS: the host's hash, the hosts set, the containers set, then each
+ * container's record. ARGV: the lastSeen read before ('' for none), the host id, then each
+ * container's name. Returns 1 when done, 0 when the host beat meanwhile (nothing changed).
+ */
+const FORGET_HOST = `
+local cur = redis.call('HGET', KEYS[1], 'lastSeen') or ''
+if cur ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+for i = 4, #KEYS do
+  redis.call('DEL', KEYS[i])
+  redis.call('SREM', KEYS[3], ARGV[i - 1])
+end
+return 1
+`;
+
 export class Store {
   readonly jobRetentionSec: number;
   readonly eventMaxLen: number;
@@ -386,6 +403,35 @@ export class Store {
       if (h) out.push(h);
     }
     return out;
+  }
+
+  /**
+   * Removes a host from the registry, and the records of `containers` (those it held), in one
+   * step that happens only if the host sent no heartbeat since `lastSeen` was read: a worker
+   * that came back meanwhile keeps its registration. False when it did not happen.
+   */
+  async forgetHost(
+    id: string,
+    lastSeen: string | undefined,
+    containers: readonly string[],
+  ): Promise<boolean> {
+    const done = await this.redis.eval(
+      FORGET_HOST,
+      3 + containers.length,
+      this.keys.host(id),
+      this.keys.hosts,
+      this.keys.containers,
+      ...containers.map((n) => this.keys.container(n)),
+      lastSeen ?? '',
+      id,
+      ...containers,
+    );
+    return done === 1;
+  }
+
+  /** The host's raw heartbeat field, for forgetHost's check. */
+  async hostLastSeenRaw(id: string): Promise<string | undefined> {
+    return (await this.redis.hget(this.keys.host(id), 'lastSeen')) ?? undefined;
   }
 
   async setHostFlag(id: string, flag: 'draining' | 'stopped', on: boolean): Promise<void> {

@@ -126,6 +126,62 @@ describe('hosts', () => {
     await events.close();
   });
 
+  it('an admin forgets an offline host: refused while online or holding containers, then gone until its worker comes back', async () => {
+    const events = await Sub.open(s.url, '?types=host.forgotten', { token: TOKEN });
+    await s.addHost('h4');
+    const status = async (id: string) =>
+      (await s.http<{ id: string; status: string }[]>('GET', '/v1/hosts')).body.find((h) => h.id === id)
+        ?.status;
+    const until = async (id: string, want: string | undefined) => {
+      for (let i = 0; i < 300 && (await status(id)) !== want; i++) await sleep(100);
+      expect(await status(id)).toBe(want);
+    };
+    await until('h4', 'online');
+    type Err = { error: { code: string; message: string } };
+    let r = await s.http<Err>('DELETE', '/v1/hosts/h4');
+    expect(r.status).toBe(422);
+    expect(r.body.error.code).toBe('LXCQ_INVALID_STATE');
+    expect(r.body.error.message).toMatch(/h4 is online.*Stop its worker first/);
+    const made = await s.run('POST', '/v1/containers', {
+      name: 'on-h4',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      host: 'h4',
+    });
+    expect(made.state, JSON.stringify(made.error)).toBe('completed');
+    await s.stopHost('h4', 'SIGTERM'); // a stopped worker's host is offline at once
+    await until('h4', 'offline');
+    r = await s.http<Err>('DELETE', '/v1/hosts/h4');
+    expect(r.status).toBe(422);
+    expect(r.body.error.message).toMatch(/still holds 1 container.*on-h4.*force=true/);
+    expect(await status('h4')).toBe('offline');
+    const forgot = await s.http<{ forgotten: string; containers: string[] }>(
+      'DELETE',
+      '/v1/hosts/h4?force=true',
+    );
+    expect(forgot.status, JSON.stringify(forgot.body)).toBe(200);
+    expect(forgot.body).toEqual({ forgotten: 'h4', containers: ['on-h4'] });
+    expect(await status('h4')).toBeUndefined();
+    expect((await s.http('GET', '/v1/hosts/h4')).status).toBe(404);
+    expect((await s.http('GET', '/v1/containers/on-h4')).status).toBe(404);
+    expect(await s.redis.exists('lxcq:host:h4', 'lxcq:container:on-h4')).toBe(0);
+    const ev = await events.until((m) => m.some((x) => x.type === 'host.forgotten'));
+    expect(ev.find((x) => x.type === 'host.forgotten')).toMatchObject({
+      host: 'h4',
+      data: { containers: ['on-h4'] },
+    });
+    expect((await s.http('DELETE', '/v1/hosts/h4')).status).toBe(404);
+    // The container stayed on that machine: its worker, started again, registers both again.
+    await s.restartHost('h4');
+    await until('h4', 'online');
+    for (let i = 0; i < 300 && (await s.http('GET', '/v1/containers/on-h4')).status !== 200; i++)
+      await sleep(100);
+    expect((await s.http<{ host: string }>('GET', '/v1/containers/on-h4')).body.host).toBe('h4');
+    expect((await s.run('DELETE', '/v1/containers/on-h4')).state).toBe('completed');
+    await s.stopHost('h4', 'SIGTERM');
+    await events.close();
+  }, 300_000);
+
   it('the registry matches each host once it is back', async () => {
     // restart h3 on the same lxcpath
     await s.restartHost('h3');

@@ -704,6 +704,21 @@ server, wrong token), exec: the command's own exit code.`,
       });
   }
 
+  program
+    .command('forget')
+    .description('remove an offline host from the registry (admin)')
+    .argument('<host>')
+    .option('--force', 'also drop the records of the containers it holds (they stay on that machine)')
+    .action(async (id: string, o: { force?: boolean }) => {
+      const r = await ctx.client().hosts.forget(id, { force: o.force === true });
+      const out = ctx.out();
+      out.print(r, () =>
+        out.line(
+          `${r.forgotten} forgotten${r.containers.length > 0 ? `, with the records of ${r.containers.join(', ')}` : ''}`,
+        ),
+      );
+    });
+
   // ---- jobs ----
 
   program

@@ -210,6 +210,9 @@ export function eventLine(e: EventOf): string {
     case 'host.draining':
       what = e.data.draining ? 'draining' : 'undrained';
       break;
+    case 'host.forgotten':
+      what = `forgotten${e.data.containers.length > 0 ? ` with its containers ${e.data.containers.join(', ')}` : ''}`;
+      break;
   }
   const job = e.job ? `  job ${e.job}` : '';
   return `${e.time}  ${e.type.padEnd(19)}  ${where}  ${what}${job}`;

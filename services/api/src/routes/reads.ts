@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { LxcqError, type JobState } from '@lxcq/shared';
+import { isFinal, LxcqError, type JobState } from '@lxcq/shared';
 import type { ApiContext } from '../context.ts';
 import { checkHealth } from '../health.ts';
 import {
@@ -104,6 +104,66 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     );
   }
+
+  app.delete(
+    '/v1/hosts/:id',
+    {
+      config: { scope: 'admin' },
+      schema: {
+        tags: ['hosts'],
+        summary: 'Forget an offline host',
+        description:
+          'Removes an offline host from the registry. Refused while the host is online, while jobs for it have not ended, and while it holds containers unless `force=true`, which drops their records too (the containers themselves stay on that machine). A worker that starts again on the host registers it again.',
+        params: HostParams,
+        querystring: Type.Object({ force: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ forgotten: Type.String(), containers: Type.Array(Type.String()) }),
+          ...err,
+        },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      const force = (req.query as { force?: boolean }).force === true;
+      const lastSeen = await ctx.store.hostLastSeenRaw(id);
+      const host = await ctx.store.getHost(id, ctx.config.hostOfflineMs);
+      if (!host) throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${id} has registered.`);
+      if (host.status !== 'offline')
+        throw new LxcqError(
+          'LXCQ_INVALID_STATE',
+          `Host ${id} is ${host.status} (last heartbeat ${host.lastSeen}); only an offline host can be forgotten. Stop its worker first.`,
+        );
+      const queue = ctx.jobs.queue(id);
+      const open: string[] = [];
+      for (const bull of await queue.getJobs(['waiting', 'delayed', 'prioritized', 'active'])) {
+        const job = bull.id ? await ctx.store.getJob(bull.id) : null;
+        if (job && !isFinal(job.state)) open.push(job.id);
+      }
+      if (open.length > 0)
+        throw new LxcqError(
+          'LXCQ_INVALID_STATE',
+          `${open.length} job(s) for host ${id} have not ended (${open.slice(0, 5).join(', ')}); the host watchdog fails them now that it is offline. Retry in a few seconds.`,
+        );
+      const held = (await ctx.store.listContainers()).filter((c) => c.host === id).map((c) => c.name);
+      if (held.length > 0 && !force)
+        throw new LxcqError(
+          'LXCQ_INVALID_STATE',
+          `Host ${id} still holds ${held.length} container(s) in the registry (${held.slice(0, 10).join(', ')}). Bring the host back and move or destroy them, or pass force=true to drop their records too (the containers stay on that machine).`,
+        );
+      if (!(await ctx.store.forgetHost(id, lastSeen, held)))
+        throw new LxcqError(
+          'LXCQ_INVALID_STATE',
+          `Host ${id} sent a heartbeat while it was being forgotten; it is back and stays registered.`,
+        );
+      await queue
+        .obliterate({ force: true })
+        .catch((e: unknown) =>
+          req.log.warn({ err: e, host: id }, "could not remove the forgotten host's job queue"),
+        );
+      await ctx.store.addEvent('host.forgotten', { containers: held }, { host: id });
+      return { forgotten: id, containers: held };
+    },
+  );
 
   app.get(
     '/v1/containers',
