@@ -6,7 +6,7 @@ import type { Keys } from './keys.ts';
 import type { ContainerInfo } from './operations/index.ts';
 
 /** Job fields stored one per hash field (JSON-encoded), so updates touch only what changed. */
-const JOB_FIELDS = [
+export const JOB_FIELDS = [
   'id',
   'operation',
   'container',
