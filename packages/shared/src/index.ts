@@ -7,6 +7,7 @@ export * from './events.ts';
 export * from './keys.ts';
 export * from './auth.ts';
 export * from './store.ts';
+export * from './ledger.ts';
 export * from './event-filter.ts';
 export * from './env.ts';
 export * from './settings.ts';

@@ -1,12 +1,11 @@
 import type { Redis } from 'ioredis';
-import type { ErrorBody } from './errors.ts';
 import type { EventDataMap, EventType, LxcqEvent } from './events.ts';
-import { FINAL_JOB_STATES, type Job, type JobProgress, type JobState } from './job.ts';
+import { FINAL_JOB_STATES, type Job, type JobState } from './job.ts';
 import type { Keys } from './keys.ts';
 import type { ContainerInfo } from './operations/index.ts';
 
 /** Job fields stored one per hash field (JSON-encoded), so updates touch only what changed. */
-const JOB_FIELDS = [
+export const JOB_FIELDS = [
   'id',
   'operation',
   'container',
@@ -66,19 +65,6 @@ export interface HostInfo {
   };
 }
 
-// Moves a job from one of the allowed states to another and writes the given fields, atomically.
-// KEYS[1] job hash; ARGV[1] allowed states (comma list), ARGV[2] new state (JSON), then field/value pairs.
-const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'state')
-if not cur then return -1 end
-local st = cjson.decode(cur)
-local ok = false
-for s in string.gmatch(ARGV[1], '[^,]+') do if s == st then ok = true end end
-if not ok then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2])
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
-return 1`;
-
 /**
  * jobAhead in one round trip. KEYS: the pending sets of the job's locks. ARGV[1]: the job's id;
  * ARGV[2]: the job-key prefix; ARGV[3..]: the final states. Returns the first unfinished job
@@ -106,10 +92,6 @@ export interface StoreOptions {
   jobRetentionSec?: number;
   /** Event stream retention by count (XADD MAXLEN ~). */
   eventMaxLen?: number;
-}
-
-function logLine(text: string): string {
-  return `${new Date().toISOString()} ${text}`;
 }
 
 function enc(v: unknown): string {
@@ -149,46 +131,6 @@ export class Store {
 
   // ---- jobs ----
 
-  nextSeq(): Promise<number> {
-    return this.redis.incr(this.keys.seq);
-  }
-
-  /**
-   * Records a new job (state queued) and its place in each lock's pending set. With an
-   * idempotency key, returns the job first recorded under it instead (`existing: true`).
-   */
-  async createJob(job: StoredJob, idempotencyKey?: string): Promise<{ job: StoredJob; existing: boolean }> {
-    if (idempotencyKey !== undefined) {
-      const k = this.keys.idempotency(idempotencyKey);
-      const set = await this.redis.set(k, job.id, 'EX', this.jobRetentionSec, 'NX');
-      if (set === null) {
-        const firstId = await this.redis.get(k);
-        const first = firstId ? await this.getJob(firstId) : null;
-        if (first) return { job: first, existing: true };
-        await this.redis.set(k, job.id, 'EX', this.jobRetentionSec);
-      }
-    }
-    const created = Date.parse(job.createdAt);
-    const m = this.redis.multi();
-    m.hset(this.keys.job(job.id), this.encodeJob(job));
-    m.rpush(this.keys.jobLog(job.id), logLine(`queued for host ${job.host}`));
-    m.expire(this.keys.jobLog(job.id), this.jobRetentionSec);
-    m.zadd(this.keys.jobs, created, job.id);
-    m.zadd(this.keys.containerJobs(job.container), created, job.id);
-    for (const lock of job.locks) m.zadd(this.keys.pending(lock), job.seq, job.id);
-    await m.exec();
-    return { job, existing: false };
-  }
-
-  private encodeJob(job: Partial<StoredJob>): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const f of JOB_FIELDS) {
-      const v = job[f];
-      if (v !== undefined) out[f] = enc(v);
-    }
-    return out;
-  }
-
   async getJob(id: string): Promise<StoredJob | null> {
     const h = await this.redis.hgetall(this.keys.job(id));
     if (!h.id) return null;
@@ -227,73 +169,8 @@ export class Store {
     return first ?? null;
   }
 
-  /** Atomically moves a job from one of `from` to `to`, writing `fields`. False when it was elsewhere. */
-  async transition(
-    id: string,
-    from: readonly JobState[],
-    to: JobState,
-    fields: Partial<StoredJob> = {},
-  ): Promise<boolean> {
-    const flat = Object.entries(this.encodeJob(fields)).flat();
-    const r = (await this.redis.eval(
-      TRANSITION,
-      1,
-      this.keys.job(id),
-      from.join(','),
-      enc(to),
-      ...flat,
-    )) as number;
-    return r === 1;
-  }
-
-  async setProgress(id: string, progress: JobProgress): Promise<void> {
-    const m = this.redis.multi();
-    m.hset(this.keys.job(id), 'progress', enc(progress));
-    m.rpush(this.keys.jobLog(id), logLine(`${progress.percent}% ${progress.stage}`));
-    await m.exec();
-  }
-
-  /** Appends a line to the job's log (bounded, kept as long as the job record). */
-  async log(id: string, text: string): Promise<void> {
-    const m = this.redis.multi();
-    m.rpush(this.keys.jobLog(id), logLine(text));
-    m.ltrim(this.keys.jobLog(id), -1000, -1);
-    m.expire(this.keys.jobLog(id), this.jobRetentionSec);
-    await m.exec();
-  }
-
   async jobLog(id: string): Promise<string[]> {
     return this.redis.lrange(this.keys.jobLog(id), 0, -1);
-  }
-
-  /** Ends a job: final state, result or error, retention, and leaves its locks' pending sets. */
-  async finishJob(
-    job: Pick<StoredJob, 'id' | 'locks'>,
-    state: 'completed' | 'failed' | 'cancelled',
-    outcome: { result?: unknown; error?: ErrorBody } = {},
-    from: readonly JobState[] = ['queued', 'active'],
-  ): Promise<boolean> {
-    const fields: Partial<StoredJob> = { finishedAt: new Date().toISOString() };
-    if (outcome.result !== undefined) fields.result = outcome.result;
-    if (outcome.error !== undefined) fields.error = outcome.error;
-    // One MULTI: the state change and leaving the lock queues happen together, so a process dying
-    // in between cannot leave an ended job in a lock queue (it would count in every later job's
-    // queue position on that container).
-    const m = this.redis.multi();
-    const flat = Object.entries(this.encodeJob(fields)).flat();
-    m.eval(TRANSITION, 1, this.keys.job(job.id), from.join(','), enc(state), ...flat);
-    for (const lock of job.locks) m.zrem(this.keys.pending(lock), job.id);
-    m.expire(this.keys.job(job.id), this.jobRetentionSec);
-    m.rpush(
-      this.keys.jobLog(job.id),
-      logLine(`${state}${outcome.error ? `: ${outcome.error.code}: ${outcome.error.message}` : ''}`),
-    );
-    m.expire(this.keys.jobLog(job.id), this.jobRetentionSec);
-    m.publish(this.keys.jobDone, job.id);
-    const res = await m.exec();
-    const [err, moved] = res?.[0] ?? [new Error('MULTI discarded'), 0];
-    if (err) throw err;
-    return moved === 1;
   }
 
   /**
@@ -362,16 +239,6 @@ export class Store {
     for (const n of names) m.hget(this.keys.container(n), 'info');
     const res = (await m.exec()) ?? [];
     return res.flatMap(([, v]) => (typeof v === 'string' ? [JSON.parse(v) as ContainerInfo] : []));
-  }
-
-  /** Reserves a name for a queued create/clone/rename so two jobs cannot both take it. */
-  async claimName(name: string, jobId: string, ttlSec = 24 * 3600): Promise<boolean> {
-    return (await this.redis.set(this.keys.nameClaim(name), jobId, 'EX', ttlSec, 'NX')) === 'OK';
-  }
-
-  async releaseName(name: string, jobId: string): Promise<void> {
-    const cur = await this.redis.get(this.keys.nameClaim(name));
-    if (cur === jobId) await this.redis.del(this.keys.nameClaim(name));
   }
 
   // ---- hosts ----
@@ -458,8 +325,11 @@ export class Store {
 
   // ---- events ----
 
-  /** Appends an event to the durable stream; returns its cursor. */
-  async addEvent<T extends EventType>(
+  /**
+   * Appends an event to the durable stream; returns its cursor. Not for job.* events: those are
+   * written by the job ledger (ledger.ts) together with the state change they announce.
+   */
+  async addEvent<T extends Exclude<EventType, `job.${string}`>>(
     type: T,
     data: EventDataMap[T],
     refs: { host?: string; container?: string; job?: string } = {},

@@ -74,7 +74,7 @@ if (isMainThread && out) {
   const { LxcqWorker } = await import('../../worker/src/worker.ts');
   const { LxcPool } = await import('../../worker/src/pool.ts');
   const { NameLocks } = await import('../../worker/src/locks.ts');
-  const { Store } = await import('@lxcq/shared');
+  const { Ledger, Store } = await import('@lxcq/shared');
 
   const proto = LxcqWorker.prototype as unknown as Record<string, unknown>;
   const process0 = proto.process;
@@ -106,9 +106,14 @@ if (isMainThread && out) {
   for (const m of ['runHandler', 'settle', 'refresh', 'monitorCaughtUp']) wrap(proto, m, () => m);
   wrap(LxcPool.prototype, 'call', (a) => `pool.${(a[0] as { fn?: string }).fn ?? '?'}`);
   wrap(NameLocks.prototype, 'acquire', () => 'locks.acquire');
-  for (const m of Object.getOwnPropertyNames(Store.prototype)) {
-    if (m === 'constructor') continue;
-    const d = Object.getOwnPropertyDescriptor(Store.prototype, m);
-    if (d && typeof d.value === 'function') wrap(Store.prototype, m, () => `store.${m}`);
+  for (const [label, cls] of [
+    ['store', Store],
+    ['ledger', Ledger],
+  ] as const) {
+    for (const m of Object.getOwnPropertyNames(cls.prototype)) {
+      if (m === 'constructor' || (label === 'ledger' && m === 'run')) continue;
+      const d = Object.getOwnPropertyDescriptor(cls.prototype, m);
+      if (d && typeof d.value === 'function') wrap(cls.prototype, m, () => `${label}.${m}`);
+    }
   }
 }

@@ -5,6 +5,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
+  Ledger,
   LxcqError,
   Store,
   keys as makeKeys,
@@ -84,7 +85,9 @@ export async function buildApp(
     jobRetentionSec: config.jobRetentionSec,
     eventMaxLen: config.eventMaxLen,
   });
-  const jobs = new JobService(store, keys, redis, subscriber, {
+  // The one writer of job state and job.* events (submit, cancel, reconcile, watchdog).
+  const ledger = new Ledger(store);
+  const jobs = new JobService(store, ledger, keys, redis, subscriber, {
     policy: config.policy,
     hostOfflineMs: config.hostOfflineMs,
     onAccepted: (job) => metrics.jobsSubmitted.inc({ operation: job.operation }),
@@ -194,7 +197,7 @@ export async function buildApp(
   });
   metrics.attachHub(hub);
   await hub.start();
-  const watchdog = new HostWatchdog(store, (h) => jobs.queue(h), {
+  const watchdog = new HostWatchdog(store, ledger, (h) => jobs.queue(h), {
     offlineMs: config.hostOfflineMs,
     log: app.log,
   });

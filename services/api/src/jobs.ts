@@ -14,11 +14,14 @@ import {
   type Requester,
   type HostInfo,
   type Keys,
+  type Ledger,
+  type NewJob,
   type OperationName,
   type PayloadOf,
   type QueuedJobData,
   type Store,
   type StoredJob,
+  type ErrorBody,
 } from '@lxcq/shared';
 import { isDeepStrictEqual } from 'node:util';
 import { SpanKind, type Context } from '@opentelemetry/api';
@@ -38,6 +41,15 @@ export interface SubmitRequest<N extends OperationName> {
   admin?: boolean | undefined;
 }
 
+/** The error of a job whose submission was cut off half-way (its request was answered with an error). */
+function cutOff(): ErrorBody {
+  return {
+    code: 'LXCQ_REDIS_UNAVAILABLE',
+    message:
+      'The request that submitted this job was cut off half-way (Redis or the API went away) and answered with an error; the job was never queued. Submit it again.',
+  };
+}
+
 /** Accepts operations: validates them against the policy, finds their host, records and queues them. */
 export class JobService {
   private queues = new Map<string, Queue<QueuedJobData>>();
@@ -46,6 +58,7 @@ export class JobService {
 
   constructor(
     private readonly store: Store,
+    private readonly ledger: Ledger,
     private readonly keys: Keys,
     private readonly redis: Redis,
     private readonly subscriber: Redis,
@@ -191,69 +204,70 @@ export class JobService {
         );
       }
     }
-    // Names a job will make must be free now and stay reserved until the job ends.
-    const claimed: string[] = [];
-    try {
-      for (const n of newNames) {
-        if ((await this.store.getContainer(n)) !== null || !(await this.store.claimName(n, id))) {
-          throw new LxcqError(
-            'LXCQ_CONTAINER_EXISTS',
-            `A container named ${n} already exists or is being made.`,
-            { details: { name: n } },
-          );
-        }
-        claimed.push(n);
+    // One ledger script records the job, claims the names it will make (free now, reserved until
+    // it ends), marks it as being submitted and adds job.queued; or, refused, writes nothing.
+    // The mark stays until the job is in its host's queue: a submission cut off before that (Redis
+    // or this process went away) is found by reconcile() and its job failed, so no record stays
+    // queued forever for a request that was answered with an error.
+    const newJob: NewJob = {
+      id,
+      operation: req.operation,
+      container: req.container,
+      host,
+      payload: req.payload as Record<string, unknown>,
+      createdAt: new Date().toISOString(),
+      locks,
+      ...(req.requestId ? { requestId: req.requestId } : {}),
+      ...(req.admin ? { admin: true } : {}),
+    };
+    const submitted = await this.ledger.submit(newJob, {
+      claims: newNames,
+      ...(req.idempotencyKey !== undefined ? { idempotencyKey: req.idempotencyKey } : {}),
+    });
+    if (!submitted.recorded) {
+      if (submitted.reason === 'name-taken') {
+        throw new LxcqError(
+          'LXCQ_CONTAINER_EXISTS',
+          `A container named ${submitted.name} already exists or is being made.`,
+          { details: { name: submitted.name } },
+        );
       }
-      const seq = await this.store.nextSeq();
-      const job: StoredJob = {
-        id,
-        operation: req.operation,
-        container: req.container,
-        host,
-        state: 'queued',
-        payload: req.payload as Record<string, unknown>,
-        createdAt: new Date().toISOString(),
-        locks,
-        seq,
-        ...(req.requestId ? { requestId: req.requestId } : {}),
-        ...(req.admin ? { admin: true } : {}),
-      };
-      // Marked as being submitted until it is in its host's queue: a submission cut off before
-      // that (Redis or this process went away) is found by reconcile() and its job failed, so no
-      // record stays queued forever for a request that was answered with an error.
-      await this.redis.zadd(this.keys.submitting, Date.now(), id);
-      const created = await this.store.createJob(job, req.idempotencyKey);
-      if (created.existing) {
-        for (const n of claimed) await this.store.releaseName(n, id);
-        await this.redis.zrem(this.keys.submitting, id);
-        return created;
+      if (submitted.reason === 'idempotent') {
+        const first = await this.store.getJob(submitted.id);
+        if (first) return { job: first, existing: true };
       }
-      const data: QueuedJobData = {
-        id,
-        operation: req.operation,
-        container: req.container,
-        payload: job.payload,
-        locks,
-        seq,
-      };
-      if (req.requestId) data.requestId = req.requestId;
-      const queuePosition = await this.store.queuePosition(job);
-      await this.store.addEvent(
-        'job.queued',
-        { operation: req.operation, queuePosition },
-        { host, container: req.container, job: id },
+      throw new LxcqError(
+        'LXCQ_INTERNAL',
+        `Job ${id} could not be recorded (${submitted.reason}); submit it again.`,
       );
-      // The enqueue span's context (nothing while tracing is off): the worker's job span continues it.
-      const trace = injectTrace();
-      if (trace) data.trace = trace;
+    }
+    const job = submitted.job;
+    const data: QueuedJobData = {
+      id,
+      operation: req.operation,
+      container: req.container,
+      payload: job.payload,
+      locks,
+      seq: job.seq,
+    };
+    if (req.requestId) data.requestId = req.requestId;
+    // The enqueue span's context (nothing while tracing is off): the worker's job span continues it.
+    const trace = injectTrace();
+    if (trace) data.trace = trace;
+    try {
       // The last step that can fail: once the job is queued it runs, and the answer is 202.
       await this.queue(host).add(req.operation, data, { jobId: id });
-      await this.redis.zrem(this.keys.submitting, id).catch(() => undefined);
-      return { job: { ...job, queuePosition }, existing: false };
     } catch (err) {
-      for (const n of claimed) await this.store.releaseName(n, id);
+      // The client gets an error, so the job must not run later: end it now (which frees its
+      // names). When Redis is unreachable this fails too, and reconcile() ends it later.
+      const ended = await this.ledger
+        .finish(job, { state: 'failed', error: cutOff() }, { from: ['queued'] })
+        .catch(() => false);
+      if (ended) await this.redis.zrem(this.keys.submitting, id).catch(() => undefined);
       throw err;
     }
+    await this.redis.zrem(this.keys.submitting, id).catch(() => undefined);
+    return { job, existing: false };
   }
 
   private checkPolicy<N extends OperationName>(op: N, payload: PayloadOf<N>, who: Requester): void {
@@ -350,20 +364,8 @@ export class JobService {
     for (const id of ids) {
       const job = await this.store.getJob(id);
       if (job?.state === 'queued' && !(await this.queue(job.host).getJob(id))) {
-        const error = {
-          code: 'LXCQ_REDIS_UNAVAILABLE' as const,
-          message:
-            'The request that submitted this job was cut off half-way (Redis or the API went away) and answered with an error; the job was never queued. Submit it again.',
-        };
-        if (await this.store.finishJob(job, 'failed', { error }, ['queued'])) {
+        if (await this.ledger.finish(job, { state: 'failed', error: cutOff() }, { from: ['queued'] }))
           failed++;
-          for (const n of job.locks) await this.store.releaseName(n, id);
-          await this.store.addEvent(
-            'job.failed',
-            { operation: job.operation, error },
-            { host: job.host, container: job.container, job: id },
-          );
-        }
       }
       await this.redis.zrem(this.keys.submitting, id);
     }
@@ -382,20 +384,13 @@ export class JobService {
         `Job ${id} is running ${job.operation}, which cannot be stopped mid-way safely.`,
       );
     }
-    const moved = await this.store.finishJob(job, 'cancelled', {}, ['queued']);
-    if (!moved) {
+    if (!(await this.ledger.finish(job, { state: 'cancelled' }, { from: ['queued'] }))) {
       throw new LxcqError('LXCQ_JOB_NOT_CANCELLABLE', `Job ${id} started before it could be cancelled.`);
     }
     // Best effort: a job BullMQ already handed to the worker is skipped there (its record says cancelled).
     await this.queue(job.host)
       .remove(id)
       .catch(() => 0);
-    for (const n of job.locks) await this.store.releaseName(n, id);
-    await this.store.addEvent(
-      'job.cancelled',
-      { operation: job.operation },
-      { host: job.host, container: job.container, job: id },
-    );
     return this.get(id);
   }
 }

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { FastifyBaseLogger } from 'fastify';
-import { isFinal, type QueuedJobData, type Store } from '@lxcq/shared';
+import { isFinal, type Ledger, type QueuedJobData, type Store } from '@lxcq/shared';
 
 /**
  * Tells the truth about hosts that stopped beating: once a host has been silent longer than
@@ -14,6 +14,7 @@ export class HostWatchdog {
 
   constructor(
     private readonly store: Store,
+    private readonly ledger: Ledger,
     private readonly queueOf: (host: string) => Queue<QueuedJobData>,
     private readonly opts: { offlineMs: number; log: FastifyBaseLogger },
   ) {}
@@ -65,14 +66,8 @@ export class HostWatchdog {
         code: 'LXCQ_HOST_OFFLINE' as const,
         message: `Host ${host} stopped sending heartbeats (silent for more than ${Math.round(this.opts.offlineMs / 1000)} s); the job was not run. Retry once the host is back, or on another host.`,
       };
-      if (await this.store.finishJob(job, 'failed', { error })) {
-        for (const n of job.locks) await this.store.releaseName(n, id);
-        await this.store.addEvent(
-          'job.failed',
-          { operation: job.operation, error },
-          { host, container: job.container, job: id },
-        );
-      }
+      // Refused (nothing written) when the job ended meanwhile: its worker's end stands alone.
+      await this.ledger.finish(job, { state: 'failed', error });
       // A job a dead worker held stays locked in BullMQ until its lock expires; the returning
       // worker then finds its record ended and skips it.
       await bull.remove().catch(() => undefined);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { ERROR_CODES, Store, keys } from '@lxcq/shared';
+import { ERROR_CODES, Ledger, Store, keys } from '@lxcq/shared';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { pino } from 'pino';
 import { buildApp } from '../src/app.ts';
@@ -303,21 +303,25 @@ describe('a submission cut off half-way', () => {
   it('is failed with LXCQ_REDIS_UNAVAILABLE and frees its names, instead of staying queued forever', async () => {
     // What a submission leaves when Redis (or the API) goes away after the job's record was
     // written and before the job reached its host's queue: the client got an error.
-    const store = new Store(s.redis, keys());
+    // The ledger's submit records the job, claims its name and marks it as being submitted in one
+    // step; what a cut-off submission leaves is that, and no job in the host's queue.
+    const ledger = new Ledger(new Store(s.redis, keys()));
     const id = randomUUID();
-    expect(await store.claimName('cut1', id)).toBe(true);
-    await s.redis.zadd('lxcq:submitting', Date.now() - 60_000, id);
-    await store.createJob({
-      id,
-      operation: 'create',
-      container: 'cut1',
-      host: s.hostId,
-      state: 'queued',
-      payload: { template: 'busybox' },
-      createdAt: new Date().toISOString(),
-      locks: ['cut1'],
-      seq: 1_000_000,
-    });
+    const created = await ledger.submit(
+      {
+        id,
+        operation: 'create',
+        container: 'cut1',
+        host: s.hostId,
+        payload: { template: 'busybox' },
+        createdAt: new Date(Date.now() - 60_000).toISOString(),
+        locks: ['cut1'],
+      },
+      { claims: ['cut1'] },
+    );
+    expect(created.recorded).toBe(true);
+    expect(await s.redis.get('lxcq:claim:cut1')).toBe(id);
+    expect(await s.redis.zscore('lxcq:submitting', id)).not.toBeNull();
     let j: Job | undefined;
     for (let i = 0; i < 200; i++) {
       j = (await s.http<Job>('GET', `/v1/jobs/${id}`)).body;

@@ -3,18 +3,20 @@
 import { rmSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, keys, type StoredJob } from '@lxcq/shared';
+import { Ledger, Store, keys } from '@lxcq/shared';
 import { startRedis, type RedisServer } from './harness.ts';
 
 let server: RedisServer;
 let redis: Redis;
 const k = keys('storetest');
 let store: Store;
+let ledger: Ledger;
 
 beforeAll(async () => {
   server = await startRedis();
   redis = new Redis(server.url);
   store = new Store(redis, k);
+  ledger = new Ledger(store);
 });
 
 afterAll(async () => {
@@ -59,19 +61,17 @@ describe('Store.jobAhead', () => {
 
 describe('Store.jobAhead on jobs as the API records them', () => {
   const submit = async (id: string, container: string) => {
-    const job: StoredJob = {
+    const r = await ledger.submit({
       id,
       operation: 'start',
       container,
       host: 'h1',
-      state: 'queued',
       payload: {},
       createdAt: new Date().toISOString(),
       locks: [container],
-      seq: await store.nextSeq(),
-    };
-    await store.createJob(job);
-    return job;
+    });
+    if (!r.recorded) throw new Error(`job ${id} not recorded: ${r.reason}`);
+    return r.job;
   };
 
   it('keeps submission order whatever order the jobs are asked in, until the earlier one ends', async () => {
@@ -83,9 +83,9 @@ describe('Store.jobAhead on jobs as the API records them', () => {
     expect(await store.jobAhead(a)).toBeNull();
     expect(await store.jobAhead(other)).toBeNull();
     // running (active) still blocks b; ended lets it through
-    expect(await store.transition(a.id, ['queued'], 'active')).toBe(true);
+    expect(await ledger.start(a, 'h1')).toMatchObject({ attempt: 1 });
     expect(await store.jobAhead(b)).toBe(a.id);
-    expect(await store.finishJob(a, 'completed')).toBe(true);
+    expect(await ledger.finish(a, { state: 'completed', result: null })).toBe(true);
     expect(await store.jobAhead(b)).toBeNull();
   });
 });

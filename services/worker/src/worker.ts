@@ -7,8 +7,8 @@ import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import {
+  Ledger,
   OPERATIONS,
-  eventResult,
   Store,
   LxcqError,
   isFinal,
@@ -88,6 +88,8 @@ export class LxcqWorker {
   readonly keys: ReturnType<typeof makeKeys>;
   readonly redis: Redis;
   readonly store: Store;
+  /** The one writer of job state and job.* events. */
+  readonly ledger: Ledger;
   readonly pool: LxcPool;
   readonly locks = new NameLocks();
   private readonly imageLocks = new NameLocks();
@@ -133,6 +135,7 @@ export class LxcqWorker {
       jobRetentionSec: this.config.jobRetentionSec,
       eventMaxLen: this.config.eventMaxLen,
     });
+    this.ledger = new Ledger(this.store);
     this.pool = deps.pool ?? new LxcPool({ threads: this.config.threads });
     this.loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
     this.metrics = new WorkerMetrics(
@@ -728,12 +731,10 @@ export class LxcqWorker {
     const first = await this.store.getJob(data.id);
     if (!first || isFinal(first.state)) {
       span.addEvent('skipped: the job had already ended (cancelled while queued, or expired)');
-      // Cancelled while queued, expired, or ended by a worker that died before it could free the
-      // names the job reserved (BullMQ hands it out again): free them now, or they stay taken.
-      for (const n of data.locks) {
-        await this.store.releaseName(n, data.id).catch(() => undefined);
-        await this.redis.zrem(this.keys.pending(n), data.id).catch(() => undefined);
-      }
+      // Cancelled while queued, expired, or ended otherwise than by the ledger (which frees them
+      // as it ends a job): take it out of its pending queues and free its names now, or they
+      // stay taken.
+      await this.ledger.release(data).catch(() => undefined);
       return;
     }
     let release = await this.locks.acquire(data.locks);
@@ -750,15 +751,9 @@ export class LxcqWorker {
     try {
       const job = await this.store.getJob(data.id);
       if (!job || isFinal(job.state)) return;
-      const attempt = (job.attempts ?? 0) + 1;
-      const startedAt = job.startedAt ?? new Date().toISOString();
-      if (
-        !(await this.store.transition(job.id, ['queued', 'active'], 'active', {
-          attempts: attempt,
-          startedAt,
-        }))
-      )
-        return;
+      const started = await this.ledger.start(job, this.config.hostId);
+      if (!started) return;
+      const { attempt, startedAt } = started;
       const t0 = performance.now();
       if (attempt === 1)
         this.metrics.jobQueueWait.observe(
@@ -775,48 +770,45 @@ export class LxcqWorker {
         ...(job.requestId ? { requestId: job.requestId } : {}),
         ...(traceId ? { traceId } : {}),
       });
-      const refs = { host: this.config.hostId, container: job.container, job: job.id };
-      await this.store.log(
-        job.id,
-        attempt > 1
-          ? `active again on host ${this.config.hostId} (attempt ${attempt}: the previous worker died mid-way)`
-          : `active on host ${this.config.hostId}`,
-      );
-      await this.store.addEvent('job.active', { operation: job.operation, attempt }, refs);
       log.info({ attempt }, 'job started');
       const touched = new Set<string>();
       try {
         const result = await this.runHandler({ ...job, attempts: attempt, startedAt }, attempt, log, touched);
         await this.settle(touched, job.id, log);
-        await this.store.finishJob(job, 'completed', { result });
-        // The stream is readable by every read token (and kept for days): an exec's output stays
-        // in the job record, readable with the operate scope.
-        await this.store.addEvent(
-          'job.completed',
-          { operation: job.operation, result: eventResult(job.operation, result) },
-          refs,
-        );
-        const seconds = (performance.now() - t0) / 1000;
-        this.metrics.jobEnded(job.operation, 'completed', seconds);
-        log.info({ ms: Math.round(seconds * 1000) }, 'job completed');
+        // Refused when the job ended meanwhile (the watchdog failed it while this worker was
+        // silent, say): then its first end is its only one, and this outcome is dropped.
+        if (await this.ledger.finish(job, { state: 'completed', result }, { attempt })) {
+          const seconds = (performance.now() - t0) / 1000;
+          this.metrics.jobEnded(job.operation, 'completed', seconds);
+          log.info({ ms: Math.round(seconds * 1000) }, 'job completed');
+        } else this.endedElsewhere(job.id, 'completed', log);
       } catch (err) {
         const e = toLxcqError(err);
         failSpan(span, e);
         await this.settle(touched, job.id, log);
-        await this.store.finishJob(job, 'failed', { error: e.toJSON() });
-        await this.store.addEvent('job.failed', { operation: job.operation, error: e.toJSON() }, refs);
-        const seconds = (performance.now() - t0) / 1000;
-        this.metrics.jobEnded(job.operation, 'failed', seconds, e.code);
-        log.warn({ code: e.code, err: e.message, ms: Math.round(seconds * 1000) }, 'job failed');
+        if (await this.ledger.finish(job, { state: 'failed', error: e.toJSON() }, { attempt })) {
+          const seconds = (performance.now() - t0) / 1000;
+          this.metrics.jobEnded(job.operation, 'failed', seconds, e.code);
+          log.warn({ code: e.code, err: e.message, ms: Math.round(seconds * 1000) }, 'job failed');
+        } else this.endedElsewhere(job.id, `failed (${e.code}: ${e.message})`, log);
       }
     } finally {
-      // Names this job reserved (create, clone, rename targets) are now real containers or free again.
-      for (const n of data.locks) {
-        await this.store.releaseName(n, data.id).catch(() => undefined);
-        if (this.jobOn.get(n) === data.id) this.jobOn.delete(n);
-      }
+      for (const n of data.locks) if (this.jobOn.get(n) === data.id) this.jobOn.delete(n);
       release();
     }
+  }
+
+  /** A job's end the ledger refused: the job had already ended (or another attempt runs it). */
+  private endedElsewhere(id: string, outcome: string, log: Logger): void {
+    this.store
+      .getJob(id)
+      .then((now) =>
+        log.warn(
+          { outcome, state: now?.state ?? 'gone', code: now?.error?.code },
+          "the job had already ended elsewhere (or another attempt runs it): this attempt's outcome was not recorded",
+        ),
+      )
+      .catch(() => undefined);
   }
 
   private async runHandler(
@@ -861,12 +853,8 @@ export class LxcqWorker {
       toInfo: (raw) => this.toInfo(raw),
       progress: async (percent, stage) => {
         const progress = { percent: Math.max(0, Math.min(100, Math.round(percent))), stage };
-        await this.store.setProgress(job.id, progress);
-        await this.store.addEvent('job.progress', progress, {
-          host: this.config.hostId,
-          container: job.container,
-          job: job.id,
-        });
+        // Refused (nothing written) once the job has ended, or another attempt runs it.
+        await this.ledger.progress(job, progress, { attempt });
       },
     };
     const handler = HANDLERS[op] as (c: HandlerContext, p: PayloadOf<typeof op>) => Promise<unknown>;
@@ -908,26 +896,24 @@ export class LxcqWorker {
             ? `The worker running this job died repeatedly (${err.message}); the job was given up.`
             : `The worker could not finish this job: ${err.message}`,
         };
-        await this.store.finishJob(job, 'failed', { error });
-        await this.store.addEvent(
-          'job.failed',
-          { operation: job.operation, error },
-          { host: this.config.hostId, container: job.container, job: job.id },
-        );
-        this.metrics.jobs.inc({ operation: job.operation, outcome: 'failed' });
-        this.metrics.jobFailures.inc({ operation: job.operation, code: error.code });
-        this.log.warn(
-          {
-            jobId: job.id,
-            container: job.container,
-            operation: job.operation,
-            ...(job.requestId ? { requestId: job.requestId } : {}),
-            code: error.code,
-          },
-          'job given up',
-        );
+        // Refused when it ended meanwhile (the watchdog failed it, say): that end stands alone.
+        if (await this.ledger.finish(job, { state: 'failed', error })) {
+          this.metrics.jobs.inc({ operation: job.operation, outcome: 'failed' });
+          this.metrics.jobFailures.inc({ operation: job.operation, code: error.code });
+          this.log.warn(
+            {
+              jobId: job.id,
+              container: job.container,
+              operation: job.operation,
+              ...(job.requestId ? { requestId: job.requestId } : {}),
+              code: error.code,
+            },
+            'job given up',
+          );
+        }
       }
-      for (const n of data.locks) await this.store.releaseName(n, data.id);
+      // Out of its pending queues, its names free (finish did that if it ended the job here).
+      await this.ledger.release(data);
       await this.settle(new Set(data.locks), data.id, this.log);
     } finally {
       release();
