@@ -7,7 +7,9 @@
  * Points: migrate.before-transfer (the container is marked leaving, dumped when live, not sent),
  * migrate.before-purge (the target owns the container; the copy here is not yet removed),
  * make.before-unmark (a create, clone or restore-to-new made the container whole; its
- * creating-marker is not yet removed).
+ * creating-marker is not yet removed), convert.mid-shift (a convert has shifted some of the
+ * rootfs and changed the owner of a setuid/setgid or capability-carrying file, whose mode and
+ * capabilities the owner change cleared and which are not yet put back).
  *
  * Damage points do not kill: migrate.break-checkpoint removes the live move's process tree image
  * (pstree.img) right after the dump, so the target's restore and the source's own restore both
@@ -24,6 +26,7 @@ export const FAILPOINTS = [
   'migrate.before-transfer',
   'migrate.before-purge',
   'make.before-unmark',
+  'convert.mid-shift',
   'migrate.break-checkpoint',
 ] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
