@@ -364,4 +364,34 @@ describe('convert', () => {
     expect((await s.run('POST', '/v1/containers/pc4/start')).state).toBe('completed');
     expect((await sh('pc4', 'stat -c "%u:%g %a" /many0/f7')).stdout.trim()).toBe('7:7 6755');
   }, 400_000);
+
+  it('a conversion whose job ended half-way: the container refuses to start, a new convert finishes it', async () => {
+    await privileged('pc5');
+    const root = rootfs('pc5');
+    const before = owners(root);
+    await s.stopWorker('SIGTERM');
+    await s.startWorker({ LXCQ_FAILPOINTS: 'convert.mid-shift' });
+    const dead = new Promise((r) => s.worker?.once('exit', r));
+    const r = await s.http<Job>('POST', '/v1/containers/pc5/convert');
+    expect(r.status).toBe(202);
+    await dead;
+    await s.stopWorker('SIGKILL');
+    // While no worker runs, the API's watchdog fails the job: it will not run again.
+    const failed = await s.wait(r.body.id, 120);
+    expect(failed.state).toBe('failed');
+    expect(failed.error?.code).toBe('LXCQ_HOST_OFFLINE');
+    expect(existsSync(join(s.lxcpath, '.lxcq', 'converting', 'pc5'))).toBe(true);
+    await s.startWorker();
+    const start = await s.run('POST', '/v1/containers/pc5/start');
+    expect(start.state).toBe('failed');
+    expect(start.error?.code).toBe('LXCQ_INVALID_STATE');
+    expect(start.error?.message).toMatch(/half converted to unprivileged.*Run convert again/);
+    expect(s.lxcState('pc5')).toBe('STOPPED');
+    const again = await s.run('POST', '/v1/containers/pc5/convert');
+    expect(again.state, JSON.stringify(again.error)).toBe('completed');
+    expect((again.result as { converted: boolean }).converted).toBe(true);
+    expectShifted(before, owners(root));
+    expect(existsSync(join(s.lxcpath, '.lxcq', 'converting', 'pc5'))).toBe(false);
+    expect((await s.run('POST', '/v1/containers/pc5/start')).state).toBe('completed');
+  }, 400_000);
 });
