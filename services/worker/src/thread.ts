@@ -12,6 +12,7 @@ import {
   readFileSync,
   lchownSync,
   readdirSync,
+  realpathSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -833,7 +834,8 @@ const impl: Impl = {
       backend: fs?.backend ?? 'none',
       snapshots: c.snapshots().map((x) => x.name),
       clones: dependentClones(r.lxcpath, r.name),
-      mounts: rootfs ? mountsUnder(rootfs) : [],
+      // mountinfo has real paths: the lxcpath may be reached through a symlink
+      mounts: rootfs && existsSync(rootfs) ? mountsUnder(realpathSync(rootfs)) : [],
     };
   },
   convertReplay: (r) => replayJournal(r.journal, r.map),

@@ -19,6 +19,7 @@ import {
   type ShiftMap,
 } from '../src/shift.ts';
 import { convertKeys, mountsUnder, rootfsOf } from '../src/thread.ts';
+import { walkBatches } from '../src/handlers/convert.ts';
 
 const map: ShiftMap = { uid: 1000000, gid: 2000000, count: 65536 };
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-shift-'));
@@ -154,6 +155,19 @@ describe('a batch', () => {
     expectShifted(root);
     expect(shiftBatch(root, PATHS, map, journal, 0)).toEqual({ shifted: 0, capabilities: 0, acls: 0 });
     expectShifted(root);
+  });
+});
+
+describe('walkBatches', () => {
+  it('yields every path once, the root first as "", in batches; never through a symlink', async () => {
+    const root = tree('walk');
+    symlinkSync(join(root, 'd'), join(root, 'd-link'));
+    const batches: string[][] = [];
+    for await (const b of walkBatches(root, 4)) batches.push(b);
+    expect(batches.slice(0, -1).every((b) => b.length === 4)).toBe(true);
+    const all = batches.flat();
+    expect(all[0]).toBe('');
+    expect([...all].sort()).toEqual([...PATHS, 'd-link'].sort());
   });
 });
 

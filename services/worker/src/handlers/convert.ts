@@ -1,4 +1,5 @@
-import { opendir } from 'node:fs/promises';
+import { lstat, opendir } from 'node:fs/promises';
+import { existsSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { LxcqError } from '@lxcq/shared';
 import { hostIdRange } from '../idmap.ts';
@@ -26,7 +27,8 @@ export async function* walkBatches(rootfs: string, size = SHIFT_BATCH): AsyncGen
     for await (const d of await opendir(join(rootfs, rel))) {
       const child = rel === '' ? d.name : `${rel}/${d.name}`;
       batch.push(child);
-      if (d.isDirectory()) dirs.push(child);
+      if (d.isDirectory() || (typeOf(d) === 'unknown' && (await lstat(join(rootfs, child))).isDirectory()))
+        dirs.push(child);
       if (batch.length >= size) {
         yield batch;
         batch = [];
@@ -34,6 +36,19 @@ export async function* walkBatches(rootfs: string, size = SHIFT_BATCH): AsyncGen
     }
   }
   if (batch.length > 0) yield batch;
+}
+
+/** A directory entry's type; 'unknown' where the file system does not say (DT_UNKNOWN: lstat it). */
+function typeOf(d: Dirent): 'known' | 'unknown' {
+  return d.isFile() ||
+    d.isDirectory() ||
+    d.isSymbolicLink() ||
+    d.isFIFO() ||
+    d.isSocket() ||
+    d.isBlockDevice() ||
+    d.isCharacterDevice()
+    ? 'known'
+    : 'unknown';
 }
 
 function refuse(code: 'LXCQ_INVALID_STATE' | 'LXCQ_UNSUPPORTED', message: string, details?: object): never {
@@ -96,7 +111,9 @@ export const convert: Handler<'convert'> = async (ctx) => {
   if (c.rootfs === null)
     refuse(
       'LXCQ_UNSUPPORTED',
-      `Container ${name}'s rootfs is on ${c.backend} storage; convert shifts plain directory rootfs only. Clone it to a new container (a full copy, not a snapshot clone) and convert that.`,
+      c.backend === 'none'
+        ? `Container ${name}'s config names no rootfs (no lxc.rootfs.path): there is nothing to convert. Restore its config, or destroy it.`
+        : `Container ${name}'s rootfs is on ${c.backend} storage; convert shifts plain directory rootfs only. Clone it to a new container (a full copy, not a snapshot clone) and convert that.`,
       { backend: c.backend },
     );
   if (c.mounts.length > 0)
@@ -106,6 +123,11 @@ export const convert: Handler<'convert'> = async (ctx) => {
       { mounts: c.mounts },
     );
   const rootfs = c.rootfs;
+  if (!existsSync(rootfs))
+    throw new LxcqError(
+      'LXCQ_CONTAINER_BROKEN',
+      `Container ${name}'s rootfs ${rootfs} does not exist: there is nothing to convert. Restore it, or destroy the container.`,
+    );
   const { map, resumed } = mapFor(ctx, name);
   const journal = convertJournalPath(ctx.lxcpath, name);
   const counts: ShiftCounts = { shifted: 0, capabilities: 0, acls: 0 };
