@@ -79,13 +79,13 @@ export interface WorkerDeps {
   pool?: LxcPool;
 }
 
+/** What may run on a half-converted container (see ConvertMarker): finishing it, or getting rid of it. */
+const HALF_CONVERTED_OK: ReadonlySet<string> = new Set(['convert', 'destroy', 'stop', 'shutdown']);
+
 /**
  * One host's worker: takes its host's BullMQ queue, runs each job's handler (liblxc steps in a
  * piscina pool), keeps job records, container inventory and the host's heartbeat in Redis.
  */
-/** What may run on a half-converted container (see ConvertMarker): finishing it, or getting rid of it. */
-const HALF_CONVERTED_OK: ReadonlySet<string> = new Set(['convert', 'destroy', 'stop', 'shutdown']);
-
 export class LxcqWorker {
   readonly config: WorkerConfig;
   readonly log: Logger;
