@@ -15,6 +15,8 @@
  * (pstree.img) right after the dump, so the target's restore and the source's own restore both
  * fail, as with a checkpoint neither host can restore.
  */
+import { writeSync } from 'node:fs';
+
 const active = new Set(
   (process.env.LXCQ_FAILPOINTS ?? '')
     .split(',')
@@ -43,6 +45,8 @@ export function failpointActive(name: Failpoint): boolean {
 
 export function failpoint(name: Failpoint): void {
   if (!active.has(name)) return;
-  process.stderr.write(`lxcq failpoint ${name}: the worker kills itself (LXCQ_FAILPOINTS)\n`);
+  // writeSync on fd 2: from a piscina thread, process.stderr is relayed through the main thread,
+  // and the SIGKILL below can come before the relay (the test that waits for this line flaked).
+  writeSync(2, `lxcq failpoint ${name}: the worker kills itself (LXCQ_FAILPOINTS)\n`);
   process.kill(process.pid, 'SIGKILL');
 }
