@@ -331,7 +331,8 @@ describe('convert', () => {
 
     await s.stopWorker('SIGTERM');
     await s.startWorker({ LXCQ_FAILPOINTS: 'convert.mid-shift' });
-    const dead = new Promise((r) => s.worker?.once('exit', r));
+    // 'close': after the worker's output is all read (its last line names the failpoint)
+    const dead = new Promise((r) => s.worker?.once('close', r));
     const r = await s.http<Job>('POST', '/v1/containers/pc4/convert');
     expect(r.status).toBe(202);
     await dead;
@@ -371,7 +372,7 @@ describe('convert', () => {
     const before = owners(root);
     await s.stopWorker('SIGTERM');
     await s.startWorker({ LXCQ_FAILPOINTS: 'convert.mid-shift' });
-    const dead = new Promise((r) => s.worker?.once('exit', r));
+    const dead = new Promise((r) => s.worker?.once('close', r));
     const r = await s.http<Job>('POST', '/v1/containers/pc5/convert');
     expect(r.status).toBe(202);
     await dead;
@@ -394,4 +395,23 @@ describe('convert', () => {
     expect(existsSync(join(s.lxcpath, '.lxcq', 'converting', 'pc5'))).toBe(false);
     expect((await s.run('POST', '/v1/containers/pc5/start')).state).toBe('completed');
   }, 400_000);
+
+  it('a converted rootfs whose config lost its id map is refused with the hint to put the map back', async () => {
+    expect((await s.run('POST', '/v1/containers/pc5/stop')).state).toBe('completed');
+    const file = join(s.lxcpath, 'pc5', 'config');
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((l) => !l.startsWith('lxc.idmap'))
+        .join('\n'),
+    );
+    // (the registry learns of a hand edit at its next inventory; the job reads the config itself)
+    const before = owners(rootfs('pc5'));
+    const j = await s.run('POST', '/v1/containers/pc5/convert');
+    expect(j.state).toBe('failed');
+    expect(j.error?.code).toBe('LXCQ_IDS_OUT_OF_RANGE');
+    expect(j.error?.message).toMatch(/Every file is owned by the host range .* already.*Put the id map back/);
+    expect(owners(rootfs('pc5'))).toEqual(before);
+  });
 });

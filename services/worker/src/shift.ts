@@ -155,6 +155,9 @@ export interface ScanResult {
   outside: string[];
   /** How many paths cannot be shifted in all. */
   outsideCount: number;
+  /** How many of those are owned by the host range already (a rootfs shifted before, whose
+   * container lost its lxc.idmap, looks like this). */
+  onRange: number;
 }
 
 export function scanPaths(
@@ -164,12 +167,14 @@ export function scanPaths(
   resumed: boolean,
   limit = 10,
 ): ScanResult {
-  const out: ScanResult = { outside: [], outsideCount: 0 };
+  const out: ScanResult = { outside: [], outsideCount: 0, onRange: 0 };
   for (const rel of rels) {
     const path = join(rootfs, rel);
-    const why = whyOutside(path, lstatSync(path), map, resumed);
+    const st = lstatSync(path);
+    const why = whyOutside(path, st, map, resumed);
     if (why === null) continue;
     out.outsideCount++;
+    if (ownerState(st.uid, st.gid, map) === 'shifted') out.onRange++;
     if (out.outside.length < limit) out.outside.push(`/${rel}: ${why}`);
   }
   return out;

@@ -148,16 +148,21 @@ export const convert: Handler<'convert'> = async (ctx) => {
   let total = 0;
   const outside: string[] = [];
   let outsideCount = 0;
+  let onRange = 0;
   for await (const paths of walkBatches(rootfs)) {
     const r = await ctx.lxc({ fn: 'convertScan', lxcpath: ctx.lxcpath, rootfs, paths, map, resumed });
     total += paths.length;
     outsideCount += r.outsideCount;
+    onRange += r.onRange;
     outside.push(...r.outside.slice(0, 10 - outside.length));
   }
   if (outsideCount > 0)
     throw new LxcqError(
       'LXCQ_IDS_OUT_OF_RANGE',
-      `${outsideCount} file(s) of container ${name} have ids its id map cannot hold (container ids 0-${map.count - 1}), e.g. ${outside.slice(0, 3).join('; ')}. Nothing was changed. Give them ids below ${map.count} (chown, setfacl, setcap), then convert again.`,
+      `${outsideCount} file(s) of container ${name} have ids its id map cannot hold (container ids 0-${map.count - 1}), e.g. ${outside.slice(0, 3).join('; ')}. Nothing was changed. ` +
+        (onRange === total
+          ? `Every file is owned by the host range (${map.uid} and up) already: the rootfs looks converted, and the container's config probably lost its lxc.idmap. Put the id map back in its config (lxc.idmap = u 0 ${map.uid} ${map.count}, and g) instead of converting.`
+          : `Give them ids below ${map.count} (chown, setfacl, setcap), then convert again.`),
       { details: { count: outsideCount, examples: outside } },
     );
 
