@@ -280,6 +280,14 @@ export class ContainersApi {
     return this.t.submit(this.c, 'PATCH', `/v1/containers/${seg(name)}/config`, p, opts);
   }
 
+  /**
+   * Converts a stopped privileged container to unprivileged (admin token): its files are shifted
+   * onto the host's id range and its config gets the id map. A no-op on an unprivileged one.
+   */
+  convert(name: string, opts?: SubmitOptions): JobHandle<'convert'> {
+    return this.t.submit(this.c, 'POST', `/v1/containers/${seg(name)}/convert`, {}, opts);
+  }
+
   /** `PUT .../limits` (a limits.set job). */
   setLimits(name: string, p: PayloadOf<'limits.set'>, opts?: SubmitOptions): JobHandle<'limits.set'> {
     return this.t.submit(this.c, 'PUT', `/v1/containers/${seg(name)}/limits`, p, opts);

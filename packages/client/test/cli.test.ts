@@ -176,6 +176,25 @@ describe('lxcq CLI', () => {
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ url: s.url, token: TOKEN });
   });
 
+  it('convert makes a privileged container unprivileged and says what it shifted; again, nothing', async () => {
+    const made = await lxcq(
+      ['create', 'cliconv', '--template', 'busybox', '--privileged', '--config', NO_NET],
+      env,
+    );
+    expect(made.code, made.stderr).toBe(0);
+    const r = await lxcq(['convert', 'cliconv'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/% shifting files: (\d+)\/\1\n/);
+    const [line, summary] = r.stdout.trimEnd().split('\n');
+    expect(line).toBe('cliconv STOPPED on h1');
+    expect(summary).toMatch(
+      /^converted to unprivileged: \d+ of \d+ files shifted, 0 with capabilities, 0 with ACLs$/,
+    );
+    const again = await lxcq(['convert', 'cliconv'], env);
+    expect(again.stdout).toMatch(/^cliconv is unprivileged already: nothing changed$/m);
+    expect((await lxcq(['destroy', 'cliconv', '--yes'], env)).code).toBe(0);
+  });
+
   it('usage errors exit 2; destroy wants --yes when it cannot ask; completion scripts parse', async () => {
     expect((await lxcq(['frobnicate'], env)).code).toBe(2);
     expect((await lxcq([], env)).code).toBe(2);

@@ -95,3 +95,4 @@ export function logInit(
 export function logClose(o?: BindingOption): void {
   r(o).logClose();
 }
+export { XattrError, getXattr, removeXattr, setXattr } from './xattr.ts';

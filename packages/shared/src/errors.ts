@@ -107,6 +107,11 @@ export const ERROR_CODES = {
     meaning:
       'The host has no subordinate id range for root in /etc/subuid and /etc/subgid, so it cannot make unprivileged containers. Run scripts/setup-host.sh.',
   },
+  LXCQ_IDS_OUT_OF_RANGE: {
+    status: 422,
+    meaning:
+      "A convert to unprivileged found ids the container's id map cannot hold (owners, POSIX ACL entries or file capabilities with ids of 65536 and up); nothing was changed. details.examples names some files; give them ids below 65536 first.",
+  },
   LXCQ_LXC_ERROR: {
     status: 500,
     meaning: "liblxc reported a failure; the message carries liblxc's own error string.",

@@ -1,12 +1,12 @@
 // Every route of the running API, tried with no token and with a token of each scope. The table
 // is the API's own route list (its OpenAPI document): a route queueing a catalogue operation
-// needs `operate`; every other route must be named below with its scope, so a new route fails
+// needs the operation's scope (`operate`, `admin` for convert); every other route must be named below with its scope, so a new route fails
 // this test until someone decides what it needs, and a new operation is covered without a new test.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OPERATION_NAMES, isOperationName, type OperationName, type Scope } from '@lxcq/shared';
+import { OPERATIONS, OPERATION_NAMES, isOperationName, type OperationName, type Scope } from '@lxcq/shared';
 import { Stack, TOKEN } from './harness.ts';
 
 /** Routes that queue no operation, and the scope each needs (`public`: no token at all). */
@@ -64,7 +64,7 @@ beforeAll(async () => {
     for (const [method, op] of Object.entries(methods)) {
       const key = `${method.toUpperCase()} ${path}`;
       const operation = op.operationId;
-      const need = isOperationName(operation) ? 'operate' : OTHER_ROUTES[key];
+      const need = isOperationName(operation) ? OPERATIONS[operation].scope : OTHER_ROUTES[key];
       if (need === undefined) unlisted.push(key);
       else routes.push({ method: method.toUpperCase(), path, need, ...(operation ? { operation } : {}) });
     }

@@ -7,12 +7,16 @@
  * Points: migrate.before-transfer (the container is marked leaving, dumped when live, not sent),
  * migrate.before-purge (the target owns the container; the copy here is not yet removed),
  * make.before-unmark (a create, clone or restore-to-new made the container whole; its
- * creating-marker is not yet removed).
+ * creating-marker is not yet removed), convert.mid-shift (a convert has shifted some of the
+ * rootfs and changed the owner of a setuid/setgid or capability-carrying file, whose mode and
+ * capabilities the owner change cleared and which are not yet put back).
  *
  * Damage points do not kill: migrate.break-checkpoint removes the live move's process tree image
  * (pstree.img) right after the dump, so the target's restore and the source's own restore both
  * fail, as with a checkpoint neither host can restore.
  */
+import { writeSync } from 'node:fs';
+
 const active = new Set(
   (process.env.LXCQ_FAILPOINTS ?? '')
     .split(',')
@@ -24,6 +28,7 @@ export const FAILPOINTS = [
   'migrate.before-transfer',
   'migrate.before-purge',
   'make.before-unmark',
+  'convert.mid-shift',
   'migrate.break-checkpoint',
 ] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
@@ -40,6 +45,8 @@ export function failpointActive(name: Failpoint): boolean {
 
 export function failpoint(name: Failpoint): void {
   if (!active.has(name)) return;
-  process.stderr.write(`lxcq failpoint ${name}: the worker kills itself (LXCQ_FAILPOINTS)\n`);
+  // writeSync on fd 2: from a piscina thread, process.stderr is relayed through the main thread,
+  // and the SIGKILL below can come before the relay (the test that waits for this line flaked).
+  writeSync(2, `lxcq failpoint ${name}: the worker kills itself (LXCQ_FAILPOINTS)\n`);
   process.kill(process.pid, 'SIGKILL');
 }

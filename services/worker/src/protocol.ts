@@ -5,6 +5,7 @@
 import type { ExecResult } from '@lxcq/lxc-ffi';
 import type { ContainerState, ErrorBody, PayloadOf, SnapshotInfo } from '@lxcq/shared';
 import type { MigrationBlocker } from './migratable.ts';
+import type { ScanResult, ShiftCounts, ShiftMap } from './shift.ts';
 
 export interface RawContainerInfo {
   name: string;
@@ -87,6 +88,38 @@ export type LxcRequest =
       limits: PayloadOf<'limits.set'>;
       reply?: { applied: boolean; items: Record<string, string> };
     })
+  /** What a convert needs to know before it touches anything (see handlers/convert.ts). */
+  | (On<'convertInspect'> & {
+      reply?: {
+        state: ContainerState;
+        privileged: boolean;
+        /** The rootfs directory; null when the rootfs is not a plain directory (`backend`). */
+        rootfs: string | null;
+        backend: string;
+        snapshots: string[];
+        clones: string[];
+        /** Mount points inside the rootfs. */
+        mounts: string[];
+      };
+    })
+  | (Base<'convertReplay'> & { journal: string; map: ShiftMap; reply?: ShiftCounts })
+  | (Base<'convertScan'> & {
+      rootfs: string;
+      paths: string[];
+      map: ShiftMap;
+      resumed: boolean;
+      reply?: ScanResult;
+    })
+  | (Base<'convertShift'> & {
+      rootfs: string;
+      paths: string[];
+      map: ShiftMap;
+      journal: string;
+      done: number;
+      reply?: ShiftCounts;
+    })
+  /** Writes the id map and userns.conf into the config and gives the container's directory to its root. */
+  | (On<'convertFinish'> & { map: ShiftMap; reply?: RawContainerInfo })
   | (Base<'hostInfo'> & { reply?: { liblxcVersion: string; criu: boolean; criuMessage: string } });
 
 export type LxcFn = LxcRequest['fn'];

@@ -10,7 +10,9 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  lchownSync,
   readdirSync,
+  realpathSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -30,7 +32,8 @@ import {
 
 type Limits = PayloadOf<'limits.set'>;
 import { toolEnv, toolLogDir } from './leftovers.ts';
-import { isPrivilegedConfig, letContainerRootsThrough } from './idmap.ts';
+import { CAP_DROP, COMMON_CONF, USERNS_CONF, isPrivilegedConfig, letContainerRootsThrough } from './idmap.ts';
+import { replayJournal, scanPaths, shiftBatch, type ShiftMap } from './shift.ts';
 import { checkpointDir } from './paths.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
@@ -419,6 +422,46 @@ export function dropHostLibBinds(configFile: string): void {
 }
 
 const FREEZE_TIMEOUT_MS = 30_000;
+
+/** The storage type and path of a saved config's lxc.rootfs.path (its last value): `dir` for a plain path. */
+export function rootfsOf(configText: string): { backend: string; path: string } | null {
+  let value: string | null = null;
+  for (const m of configText.matchAll(/^\s*lxc\.rootfs\.path\s*=\s*(.*?)\s*$/gm)) value = m[1] ?? '';
+  if (!value) return null;
+  const typed = /^([a-z]+):(.*)$/.exec(value);
+  if (!typed) return { backend: 'dir', path: value };
+  return { backend: typed[1] as string, path: typed[2] as string };
+}
+
+/** Mount points at or under `dir` in this process's mount namespace (/proc/self/mountinfo). */
+export function mountsUnder(dir: string, mountinfo = readSafe('/proc/self/mountinfo')): string[] {
+  const out: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const field = line.split(' ')[4];
+    if (field === undefined) continue;
+    const point = field.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (point === dir || point.startsWith(`${dir}/`)) out.push(point);
+  }
+  return out;
+}
+
+/**
+ * The keys a conversion adds to a privileged container's config (idmap.ts's securityConfig for an
+ * unprivileged one, less what the file has already): none once it has an id map.
+ */
+export function convertKeys(configText: string, map: ShiftMap): [string, string][] {
+  if (/^\s*lxc\.idmap\s*=/m.test(configText)) return [];
+  const included = (f: string) =>
+    configText.split('\n').some((l) => /^\s*lxc\.include\s*=\s*(.*?)\s*$/.exec(l)?.[1] === f);
+  return [
+    ...(included(COMMON_CONF) ? [] : [['lxc.include', COMMON_CONF] as [string, string]]),
+    ['lxc.include', USERNS_CONF],
+    ['lxc.idmap', `u 0 ${map.uid} ${map.count}`],
+    ['lxc.idmap', `g 0 ${map.gid} ${map.count}`],
+    // userns.conf empties the list; lxcq drops these for every container (idmap.ts)
+    ['lxc.cap.drop', CAP_DROP],
+  ];
+}
 
 type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
 
@@ -825,6 +868,39 @@ const impl: Impl = {
       items.map(([k, v]) => [prefix + k, v] as const),
     );
     return { applied: running, items: Object.fromEntries(items.map(([k, v]) => [prefix + k, v])) };
+  },
+  convertInspect: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const fs = rootfsOf(readFileSync(c.configFileName(), 'utf8'));
+    const rootfs = fs && fs.backend === 'dir' ? fs.path : null;
+    return {
+      state: c.state,
+      privileged: isPrivilegedConfig(c.getConfigItem('lxc.idmap')),
+      rootfs,
+      backend: fs?.backend ?? 'none',
+      snapshots: c.snapshots().map((x) => x.name),
+      clones: dependentClones(r.lxcpath, r.name),
+      // mountinfo has real paths: the lxcpath may be reached through a symlink
+      mounts: rootfs && existsSync(rootfs) ? mountsUnder(realpathSync(rootfs)) : [],
+    };
+  },
+  convertReplay: (r) => replayJournal(r.journal, r.map),
+  convertScan: (r) => scanPaths(r.rootfs, r.paths, r.map, r.resumed),
+  convertShift: (r) => shiftBatch(r.rootfs, r.paths, r.map, r.journal, r.done),
+  convertFinish: (r) => {
+    using c = open(r);
+    if (!c.defined) notFound(r.name);
+    const keys = convertKeys(readFileSync(c.configFileName(), 'utf8'), r.map);
+    if (keys.length > 0) {
+      for (const [k, v] of keys) c.setConfigItem(k, v);
+      c.saveConfig();
+    }
+    // liblxc gives an unprivileged container's directory to its root (0770): the mapped root
+    // opens the rootfs through it.
+    lchownSync(join(r.lxcpath, r.name), r.map.uid, r.map.gid);
+    using fresh = open(r);
+    return describe(fresh);
   },
   hostInfo: () => {
     const s = criuStatus();

@@ -40,6 +40,7 @@ import { removePartialCheckpoints } from './handlers/checkpoint.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
 import {
+  hasConvertMarker,
   hasLeaving,
   listLeaving,
   listMarkers,
@@ -77,6 +78,9 @@ export interface WorkerDeps {
   /** The liblxc thread pool (main.ts passes one running the precompiled thread module). */
   pool?: LxcPool;
 }
+
+/** What may run on a half-converted container (see ConvertMarker): finishing it, or getting rid of it. */
+const HALF_CONVERTED_OK: ReadonlySet<string> = new Set(['convert', 'destroy', 'stop', 'shutdown']);
 
 /**
  * One host's worker: takes its host's BullMQ queue, runs each job's handler (liblxc steps in a
@@ -822,6 +826,13 @@ export class LxcqWorker {
       throw new LxcqError(
         'LXCQ_WORKER_LOST',
         `The worker died while this ${op} ran; it may have taken effect, so it was not run a second time.`,
+      );
+    }
+    if (!HALF_CONVERTED_OK.has(op) && hasConvertMarker(this.config.lxcpath, job.container)) {
+      throw new LxcqError(
+        'LXCQ_INVALID_STATE',
+        `Container ${job.container} is half converted to unprivileged (a convert job ended before it finished: some of its files are shifted, its config has no id map yet). Run convert again to finish it (POST /v1/containers/${job.container}/convert, admin), or destroy it.`,
+        { details: { converting: true } },
       );
     }
     // The API checked the payload; check again so a job from anywhere meets the same contract.

@@ -192,6 +192,16 @@ function renderResult(out: Output, job: Job): number {
     case 'limits.set':
       printMap(out, (r as ResultOf<'limits.set'>).limits);
       return 0;
+    case 'convert': {
+      const c = r as ResultOf<'convert'>;
+      out.line(containerSummary(c.container));
+      out.line(
+        c.converted
+          ? `converted to unprivileged: ${c.shifted} of ${c.files} files shifted, ${c.capabilities} with capabilities, ${c.acls} with ACLs`
+          : `${job.container} is unprivileged already: nothing changed`,
+      );
+      return 0;
+    }
     default:
       out.line(containerSummary(r as ContainerInfo));
       return 0;
@@ -436,6 +446,15 @@ server, wrong token), exec: the command's own exit code.`,
         );
       },
     );
+
+  mutating(program.command('convert'))
+    .description('convert a stopped privileged container to unprivileged (admin token)')
+    .argument('<name>')
+    .action(async (name: string, o: JobOpts) => {
+      await runJob(ctx, o, `convert ${name}`, ctx.client().containers.convert(name), (_r, job) =>
+        renderResult(ctx.out(), job),
+      );
+    });
 
   mutating(program.command('rename'))
     .description('rename a stopped container')

@@ -100,10 +100,18 @@ export interface OperationDef<
    * without them, and the shared event stream never carries the result's.
    */
   confidential: { payload: readonly string[]; result: readonly string[] };
+  /** The scope a token needs to queue the operation (operate, or admin for host-level changes). */
+  scope: 'operate' | 'admin';
 }
 
 type Defaulted =
-  'locks' | 'needsContainer' | 'cancellableWhileRunning' | 'implemented' | 'rerunnable' | 'confidential';
+  | 'locks'
+  | 'needsContainer'
+  | 'cancellableWhileRunning'
+  | 'implemented'
+  | 'rerunnable'
+  | 'confidential'
+  | 'scope';
 
 export function defineOperation<N extends string, P extends TSchema, R extends TSchema>(
   def: Omit<OperationDef<N, P, R>, Defaulted> & Partial<Pick<OperationDef<N, P, R>, Defaulted>>,
@@ -115,6 +123,7 @@ export function defineOperation<N extends string, P extends TSchema, R extends T
     implemented: true,
     rerunnable: true,
     confidential: { payload: [], result: [] },
+    scope: 'operate',
     ...def,
   };
 }

@@ -4,6 +4,7 @@ import { checkpoint } from './checkpoint.ts';
 import { clone } from './clone.ts';
 import { configClear } from './config-clear.ts';
 import { configSet } from './config-set.ts';
+import { convert } from './convert.ts';
 import { create } from './create.ts';
 import { destroy } from './destroy.ts';
 import { exec } from './exec.ts';
@@ -43,6 +44,7 @@ export const OPERATIONS = {
   'config.set': configSet,
   'config.clear': configClear,
   'limits.set': limitsSet,
+  convert,
 } as const;
 
 export type Operations = typeof OPERATIONS;

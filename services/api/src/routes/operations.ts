@@ -37,7 +37,7 @@ function route<N extends OperationName>(
   app.route({
     method: spec.method,
     url: spec.url,
-    config: { scope: 'operate' },
+    config: { scope: OPERATIONS[spec.operation].scope },
     ...(spec.bodyOptional
       ? {
           preValidation: (req: FastifyRequest, _reply: FastifyReply, done: () => void) => {
@@ -167,6 +167,15 @@ export function operationRoutes(app: FastifyInstance, ctx: ApiContext): void {
       toPayload: (b, p) => ({ container: p.name, payload: b }),
     });
   }
+  // Admin only (the catalogue's scope): the shift rewrites the owner of every file in the container.
+  route(app, ctx, {
+    method: 'POST',
+    url: '/v1/containers/:name/convert',
+    operation: 'convert',
+    body: OPERATIONS.convert.payload,
+    bodyOptional: true,
+    toPayload: (b, p) => ({ container: p.name, payload: b }),
+  });
   route(app, ctx, {
     method: 'POST',
     url: '/v1/containers/:name/snapshots',

@@ -4,6 +4,7 @@ import { clone } from './clone.ts';
 import { configClear } from './config-clear.ts';
 import { configSet } from './config-set.ts';
 import type { Handler } from './context.ts';
+import { convert } from './convert.ts';
 import { create } from './create.ts';
 import { destroy } from './destroy.ts';
 import { exec } from './exec.ts';
@@ -43,4 +44,5 @@ export const HANDLERS: { [N in OperationName]: Handler<N> } = {
   'config.set': configSet,
   'config.clear': configClear,
   'limits.set': limitsSet,
+  convert,
 };

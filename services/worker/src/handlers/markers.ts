@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -150,4 +150,56 @@ export function listSnapshotIntents(lxcpath: string): string[] {
 export function snapshotDirs(lxcpath: string, container: string): string[] {
   const dir = join(lxcpath, container, 'snaps');
   return existsSync(dir) ? readdirSync(dir).sort() : [];
+}
+
+/**
+ * A convert job's marker, written before the first file of a rootfs is shifted and removed once
+ * the container's config holds its id map: the host ids its files are being shifted onto. One
+ * found later means the rootfs is half-shifted. A conversion only goes forward: the next convert
+ * of the container (a re-run of the job, or a new one) finishes it, shifting only the files still
+ * owned by ids below 65536, and the worker refuses to start the container until then.
+ */
+export interface ConvertMarker {
+  job: string;
+  uid: number;
+  gid: number;
+}
+
+function convertingDir(lxcpath: string): string {
+  return join(lxcpath, '.lxcq', 'converting');
+}
+
+/** Where a convert job journals the batch of files it is changing (see shift.ts). */
+export function convertJournalPath(lxcpath: string, container: string): string {
+  return join(convertingDir(lxcpath), `${container}.journal`);
+}
+
+export function writeConvertMarker(lxcpath: string, container: string, m: ConvertMarker): void {
+  mkdirSync(convertingDir(lxcpath), { recursive: true, mode: 0o700 });
+  const path = join(convertingDir(lxcpath), container);
+  writeFileSync(`${path}.tmp`, JSON.stringify(m));
+  renameSync(`${path}.tmp`, path);
+}
+
+export function readConvertMarker(lxcpath: string, container: string): ConvertMarker | null {
+  try {
+    const v = JSON.parse(
+      readFileSync(join(convertingDir(lxcpath), container), 'utf8'),
+    ) as Partial<ConvertMarker>;
+    return typeof v.job === 'string' && Number.isInteger(v.uid) && Number.isInteger(v.gid)
+      ? { job: v.job, uid: v.uid as number, gid: v.gid as number }
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+export function hasConvertMarker(lxcpath: string, container: string): boolean {
+  return existsSync(join(convertingDir(lxcpath), container));
+}
+
+/** Removes the marker and any journal (the conversion is done, or the container is gone). */
+export function removeConvertMarker(lxcpath: string, container: string): void {
+  rmSync(convertJournalPath(lxcpath, container), { force: true });
+  rmSync(join(convertingDir(lxcpath), container), { force: true });
 }

@@ -14,8 +14,12 @@
  * random delay, and `twice` (again when the re-run goes active: the job is then given up).
  */
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
@@ -119,6 +123,11 @@ async function mk(
   if (o.start) await must(c, 'POST', `/v1/containers/${name}/start`);
   if (o.freeze) await must(c, 'POST', `/v1/containers/${name}/freeze`);
 }
+
+/** root's first subordinate uid and gid (scripts/setup-host.sh): where convert shifts ids to. */
+const subStart = (file: string) => Number(/^root:(\d+):/m.exec(readFileSync(file, 'utf8'))?.[1]);
+const SUB_UID = subStart('/etc/subuid');
+const SUB_GID = subStart('/etc/subgid');
 
 const has = (c: Ctx, name: string) => c.s.lxcLs().includes(name);
 const padOk = (c: Ctx, name: string): boolean => {
@@ -295,6 +304,46 @@ export const OPS: OpCase[] = [
     prepare: (c, p) => mk(c, p),
     request: (p) => ({ method: 'POST', path: `/v1/containers/${p}/start` }),
     verify: (c, p, job) => completedOnly(job, () => stateIs(c, p, 'RUNNING')),
+  },
+  {
+    key: 'convert',
+    progress: true,
+    // A privileged container with a few thousand files, every 50th setuid: a kill lands mid-shift.
+    prepare: async (c, p) => {
+      await must(c, 'POST', '/v1/containers', {
+        name: p,
+        template: 'busybox',
+        config: TEST_CONFIG,
+        privileged: true,
+      });
+      const many = join(c.s.lxcpath, p, 'rootfs', 'many');
+      mkdirSync(many);
+      for (let i = 0; i < 3000; i++) {
+        writeFileSync(join(many, `f${i}`), '');
+        lchownSync(join(many, `f${i}`), i, i % 100);
+        if (i % 50 === 0) chmodSync(join(many, `f${i}`), 0o4755);
+      }
+    },
+    request: (p) => ({ method: 'POST', path: `/v1/containers/${p}/convert` }),
+    verify: (c, p, job) =>
+      completedOnly(job, () => {
+        const root = join(c.s.lxcpath, p, 'rootfs');
+        const wrong: string[] = [];
+        for (const i of [0, 1, 50, 2999]) {
+          const st = lstatSync(join(root, 'many', `f${i}`));
+          const want = [i + SUB_UID, (i % 100) + SUB_GID, i % 50 === 0 ? 0o4755 : st.mode & 0o7777];
+          if (st.uid !== want[0] || st.gid !== want[1] || (st.mode & 0o7777) !== want[2])
+            wrong.push(`${p}/many/f${i} is ${st.uid}:${st.gid} ${(st.mode & 0o7777).toString(8)}`);
+        }
+        const busybox = lstatSync(join(root, 'bin', 'busybox'));
+        if (busybox.uid !== SUB_UID || (busybox.mode & 0o4000) === 0)
+          wrong.push(`${p}/bin/busybox is ${busybox.uid} ${(busybox.mode & 0o7777).toString(8)}`);
+        if (!/^lxc\.idmap = u 0 /m.test(readFileSync(join(c.s.lxcpath, p, 'config'), 'utf8')))
+          wrong.push(`${p}'s config has no id map after a completed convert`);
+        if (existsSync(join(c.s.lxcpath, '.lxcq', 'converting', p)))
+          wrong.push(`${p} still has its converting marker after a completed convert`);
+        return wrong.length > 0 ? [`convert of ${p} not whole: ${wrong.join('; ')}`] : [];
+      }),
   },
   {
     key: 'stop',
