@@ -48,7 +48,7 @@ const images = mkdtempSync(join(tmpdir(), 'lxcq-criu-images-'));
 const CHILD = fileURLToPath(new URL('./criu-refusal.child.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../../../', import.meta.url));
 
-// What CRIU needs of the container (HOST.md): no network device, no host ttys (TEST_CONFIG), no
+// What CRIU needs of the container (measured on these hosts, docs/live-migration.md): no network device, no host ttys (TEST_CONFIG), no
 // lxc.apparmor.* lines (createBusybox never writes /etc/lxc/default.conf's), and an init that
 // holds no odd sockets: a shell loop. liblxc splits lxc.init.cmd on spaces without honouring
 // quotes, so the loop lives in a script in the rootfs.
@@ -426,7 +426,7 @@ describe.runIf(criu.available)('CRIU on this host (criu check passes)', () => {
 });
 
 // An unprivileged container (lxcq's default): its images directory is handed to the container's
-// root by the binding, and it has no host bind mounts (HOST.md: restore failed on the busybox
+// root by the binding, and it has no host bind mounts (on these hosts the restore failed on the busybox
 // template's /usr/lib bind). Sockets are left out as above (criu 4.1.1 cannot dump them here).
 describe.runIf(criu.available)('CRIU with an unprivileged container', () => {
   let c: Container;

@@ -36,6 +36,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
+import { Queue, QueueEvents, Worker as BullWorker } from 'bullmq';
 import { LxcPool } from '@lxcq/worker';
 import { lxcVersion } from '../../../packages/lxc-ffi/src/index.ts';
 import { Stack, TOKEN, TEST_CONFIG, removeLxcpath } from '../test/harness.ts';
@@ -75,8 +76,6 @@ const WAIT_S = 120;
 const LXD_MODE = process.env.LXCQ_BENCH_LXD || 'dir';
 if (!['dir', 'btrfs', 'off'].includes(LXD_MODE))
   throw new Error(`LXCQ_BENCH_LXD=${LXD_MODE}: dir, btrfs or off`);
-/** HOST.md: one BullMQ job's round trip (add, waitUntilFinished) against a local Redis 7.0. */
-const BULLMQ_FLOOR = { p50Ms: 1.13, p99Ms: 5.49 } as const;
 const GOAL = 3;
 
 const WORKER_ENV = {
@@ -389,6 +388,30 @@ function directLoop(mode: string, n: number, fn: () => number[]): RoundTrip {
   const t0 = performance.now();
   for (let i = 0; i < n; i++) xs.push(...fn());
   return rt(mode, 1, performance.now() - t0, xs);
+}
+
+/**
+ * The floor under any queued job: BullMQ alone on the same Redis, one job added and waited for
+ * (Queue.add, a no-op Worker, Job.waitUntilFinished through QueueEvents), measured in this run.
+ */
+async function bullmqFloor(redisUrl: string, n: number): Promise<RoundTrip> {
+  const connection = { url: redisUrl };
+  const opts = { connection, prefix: 'bench-floor' };
+  const queue = new Queue('floor', opts);
+  const events = new QueueEvents('floor', opts);
+  const worker = new BullWorker('floor', () => Promise.resolve(undefined), opts);
+  try {
+    await Promise.all([events.waitUntilReady(), worker.waitUntilReady()]);
+    for (let i = 0; i < 20; i++) await (await queue.add('warm', {})).waitUntilFinished(events);
+    return await poolLoop('BullMQ floor: add + waitUntilFinished (same Redis)', n, async () =>
+      (await queue.add('floor', {})).waitUntilFinished(events),
+    );
+  } finally {
+    await worker.close();
+    await events.close();
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
 }
 
 async function poolLoop(mode: string, n: number, fn: () => Promise<unknown>): Promise<RoundTrip> {
@@ -713,6 +736,8 @@ async function main(): Promise<void> {
     } finally {
       await pool.close();
     }
+    const redisUrl = stack.redisServer.url;
+    const floor = await withCpu(() => bullmqFloor(redisUrl, RT));
     const apiNoop = await withCpu(() =>
       apiJobs(client, 'API: POST start on a running container', [first], RT, (n) => [
         `/v1/containers/${n}/start`,
@@ -758,7 +783,7 @@ async function main(): Promise<void> {
         loadAvgEnd: round(loadavg()[0] ?? NaN, 2),
       },
       params: { lifecyclesPerMode: N, roundTrips: RT, concurrency: CONC, workerEnv: WORKER_ENV },
-      reference: { bullmqFloor: BULLMQ_FLOOR, goalVsLxd: GOAL },
+      reference: { goalVsLxd: GOAL },
       lxd: lxdRef,
       image: { rootfsBytes: img.rootfsBytes, format: 'tar.xz (lxc-local accepts xz only)' },
       lifecycles: { local, busyboxTemplate: busybox, clone },
@@ -772,6 +797,7 @@ async function main(): Promise<void> {
         directIps: directIpsRt,
         poolStart,
         poolInfo,
+        bullmqFloor: floor,
         apiNoop,
         apiNoopPar,
         directFreeze,
@@ -866,22 +892,12 @@ function print(r: Result): void {
       ? `${fmt(x.split.queue.p50, 0)} / ${fmt(x.split.run.p50, 0)} / ${fmt(x.split.outside.p50, 1)}`
       : '',
   ]);
-  rtRows.push([
-    'BullMQ floor (HOST.md): add + waitUntilFinished',
-    '1',
-    '-',
-    fmt(BULLMQ_FLOOR.p50Ms),
-    fmt(BULLMQ_FLOOR.p99Ms),
-    '-',
-    '-',
-    '',
-  ]);
   const rtm = r.roundTrip;
   out.push(
     table(['mode', 'conc', 'n', 'p50 ms', 'p99 ms', 'max ms', 'jobs/s', 'queue/run/rest p50'], rtRows),
     `  lxcq overhead on a no-op start (API - direct): p50 ${fmt((rtm.apiNoop?.ms.p50 ?? NaN) - (rtm.directState?.ms.p50 ?? NaN))} ms,` +
       ` p99 ${fmt((rtm.apiNoop?.ms.p99 ?? NaN) - (rtm.directState?.ms.p99 ?? NaN))} ms;` +
-      ` over the BullMQ floor: p50 ${fmt((rtm.apiNoop?.ms.p50 ?? NaN) - BULLMQ_FLOOR.p50Ms)} ms`,
+      ` over the BullMQ floor (same run): p50 ${fmt((rtm.apiNoop?.ms.p50 ?? NaN) - (rtm.bullmqFloor?.ms.p50 ?? NaN))} ms`,
     `  freeze/unfreeze overhead (API - direct, per job): p50 ${fmt((rtm.apiFreeze?.ms.p50 ?? NaN) - (rtm.directFreeze?.ms.p50 ?? NaN))} ms,` +
       ` mean ${fmt((rtm.apiFreeze?.ms.mean ?? NaN) - (rtm.directFreeze?.ms.mean ?? NaN))} ms`,
     '',

@@ -27,7 +27,7 @@ afterAll(async () => {
   await s?.close();
 });
 
-// What CRIU needs of an LXC container here (HOST.md): no tty bind mounts, no network device,
+// What CRIU needs of an LXC container here (docs/live-migration.md): no tty bind mounts, no network device,
 // no AppArmor lines on a kernel without AppArmor, and an init that holds no odd sockets.
 const CRIU_CONFIG = {
   'lxc.net.0.type': 'empty',

@@ -75,7 +75,7 @@ interface OpCase {
   mayFail?: string[];
 }
 
-// What CRIU needs of a container here (HOST.md): no tty, no network, an init that holds no sockets.
+// What CRIU needs of a container here (docs/live-migration.md): no tty, no network, an init that holds no sockets.
 const CRIU_CONFIG = {
   'lxc.net.0.type': 'empty',
   'lxc.tty.max': '0',
