@@ -58,10 +58,16 @@ function configLines(c: Container): [string, string][] {
   }
   const out: [string, string][] = [];
   for (const line of text.split('\n')) {
-    const m = /^\s*(lxc\.[^\s=]+)\s*=\s*(.*?)\s*$/.exec(line);
-    if (m?.[1]) out.push([m[1], m[2] ?? '']);
+    const kv = configLine(line);
+    if (kv) out.push(kv);
   }
   return out;
+}
+
+/** One line of a container config file as [key, value]; undefined for a comment or blank line. */
+export function configLine(line: string): [string, string] | undefined {
+  const m = /^\s*(lxc\.[^\s=]+)\s*=\s*(.*?)\s*$/.exec(line);
+  return m?.[1] ? [m[1], m[2] ?? ''] : undefined;
 }
 
 export interface MigrationBlocker {

@@ -20,7 +20,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Container, LxcError, criuStatus, globalConfigItem, listContainers, lxcVersion } from '@lxcq/lxc-ffi';
-import { applyMigratableDefaults, migrationBlockers } from './migratable.ts';
+import { applyMigratableDefaults, configLine, migrationBlockers } from './migratable.ts';
 import {
   assertConfigAllowed,
   toLxcqError,
@@ -239,7 +239,7 @@ export function replaceInPlace(text: string, items: readonly (readonly [string, 
 
 /** The key a config line sets, or undefined (a comment, a blank line). */
 function configLineKey(line: string): string | undefined {
-  return /^\s*(lxc\.[^\s=]+)\s*=/.exec(line)?.[1];
+  return configLine(line)?.[0];
 }
 
 /** The keys set in a config file, in order, each once. */
