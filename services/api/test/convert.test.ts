@@ -136,6 +136,23 @@ async function sh(name: string, script: string, uid?: number): Promise<ExecResul
 }
 
 /** Every path moved by the host range exactly once, its mode (setuid/setgid included) kept. */
+/**
+ * Submits a convert of `name` to a worker that dies at the failpoint in the middle of the shift
+ * (SIGKILLed once it has), and returns the submitted job.
+ */
+async function convertDyingMidShift(name: string): Promise<Job> {
+  await s.stopWorker('SIGTERM');
+  await s.startWorker({ LXCQ_FAILPOINTS: 'convert.mid-shift' });
+  // 'close': after the worker's output is all read (its last line names the failpoint)
+  const dead = new Promise((r) => s.worker?.once('close', r));
+  const r = await s.http<Job>('POST', `/v1/containers/${name}/convert`);
+  expect(r.status).toBe(202);
+  await dead;
+  await s.stopWorker('SIGKILL');
+  expect(s.workerLog).toMatch(/lxcq failpoint convert\.mid-shift/);
+  return r.body;
+}
+
 function expectShifted(
   before: Map<string, { uid: number; gid: number; mode: number }>,
   after: Map<string, { uid: number; gid: number; mode: number }>,
@@ -329,15 +346,7 @@ describe('convert', () => {
     execFileSync('setcap', ['cap_net_bind_service+ep', join(root, 'many3', 'capbox')]);
     const before = owners(root);
 
-    await s.stopWorker('SIGTERM');
-    await s.startWorker({ LXCQ_FAILPOINTS: 'convert.mid-shift' });
-    // 'close': after the worker's output is all read (its last line names the failpoint)
-    const dead = new Promise((r) => s.worker?.once('close', r));
-    const r = await s.http<Job>('POST', '/v1/containers/pc4/convert');
-    expect(r.status).toBe(202);
-    await dead;
-    await s.stopWorker('SIGKILL');
-    expect(s.workerLog).toMatch(/lxcq failpoint convert\.mid-shift/);
+    const r = await convertDyingMidShift('pc4');
     // half-shifted: a marker, the batch's journal, some paths on the host range and some not
     expect(existsSync(join(s.lxcpath, '.lxcq', 'converting', 'pc4'))).toBe(true);
     expect(existsSync(join(s.lxcpath, '.lxcq', 'converting', 'pc4.journal'))).toBe(true);
@@ -346,7 +355,7 @@ describe('convert', () => {
     expect(mid.some((o) => o.uid < 65536)).toBe(true);
 
     await s.startWorker();
-    const done = await s.wait(r.body.id, 180);
+    const done = await s.wait(r.id, 180);
     expect(done.state, JSON.stringify(done.error)).toBe('completed');
     expect(done.attempts).toBe(2);
     expectShifted(before, owners(root));
@@ -370,15 +379,9 @@ describe('convert', () => {
     await privileged('pc5');
     const root = rootfs('pc5');
     const before = owners(root);
-    await s.stopWorker('SIGTERM');
-    await s.startWorker({ LXCQ_FAILPOINTS: 'convert.mid-shift' });
-    const dead = new Promise((r) => s.worker?.once('close', r));
-    const r = await s.http<Job>('POST', '/v1/containers/pc5/convert');
-    expect(r.status).toBe(202);
-    await dead;
-    await s.stopWorker('SIGKILL');
+    const r = await convertDyingMidShift('pc5');
     // While no worker runs, the API's watchdog fails the job: it will not run again.
-    const failed = await s.wait(r.body.id, 120);
+    const failed = await s.wait(r.id, 120);
     expect(failed.state).toBe('failed');
     expect(failed.error?.code).toBe('LXCQ_HOST_OFFLINE');
     expect(existsSync(join(s.lxcpath, '.lxcq', 'converting', 'pc5'))).toBe(true);
