@@ -1,6 +1,11 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
-const INCLUDE = ['packages/*/test/**/*.test.ts', 'services/*/test/**/*.test.ts', 'test/**/*.test.ts'];
+const INCLUDE = [
+  'packages/*/test/**/*.test.ts',
+  'services/*/test/**/*.test.ts',
+  'bench/test/**/*.test.ts',
+  'test/**/*.test.ts',
+];
 const FAULT = ['services/api/test/fault/**/*.test.ts'];
 
 // One run covers every workspace package; tests import sources directly (no build step).

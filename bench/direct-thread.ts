@@ -4,7 +4,7 @@
  * posts their times, so thread start-up is not counted.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { lxcVersion } from '../../../packages/lxc-ffi/src/index.ts';
+import { lxcVersion } from '@lxcq/lxc-ffi';
 import { directLifecycle, type LifecycleTimes, type Make } from './direct.ts';
 
 export interface DirectThreadInput {

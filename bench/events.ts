@@ -1,5 +1,5 @@
 /**
- * The events benchmark: `pnpm --filter @lxcq/api bench:events` (as root; needs lxc, busybox-static
+ * The events benchmark: `pnpm bench events` (as root; needs lxc, busybox-static
  * and redis-server, which scripts/setup-host.sh installs).
  *
  * In one run, on a real stack (private redis-server on a unix socket, the API on 127.0.0.1 port 0,
@@ -65,15 +65,15 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { WebSocket } from 'ws';
-import { buildApp } from '../src/app.ts';
-import { sha256 } from '../src/auth.ts';
-import { apiConfig } from '../src/config.ts';
-import { EventHub, textFrame } from '../src/events.ts';
-import { TEST_CONFIG, TOKEN, removeLxcpath, startRedis, type RedisServer } from '../test/harness.ts';
+import { buildApp } from '@lxcq/api/app';
+import { sha256 } from '@lxcq/api/auth';
+import { apiConfig } from '@lxcq/api/config';
+import { EventHub, textFrame } from '@lxcq/api/events';
+import { TEST_CONFIG, TOKEN, removeLxcpath, startRedis, type RedisServer } from '@lxcq/api/testing';
 import { fmt, round, table, type Summary } from './stats.ts';
 
 const SELF = fileURLToPath(import.meta.url);
-const REPO = fileURLToPath(new URL('../../../', import.meta.url));
+const REPO = fileURLToPath(new URL('../', import.meta.url));
 const STREAM = 'lxcq:events';
 const BURST_MARK = '"burst":1';
 const GOAL_P99_MS = 20;
@@ -369,7 +369,7 @@ function area(fn: string, url: string): string {
   if (url.includes('/ws/lib/')) return 'ws (framing, send, receive)';
   if (url.includes('/ioredis/') || url.includes('/redis-parser/')) return 'ioredis';
   if (url.includes('services/api/src/events.ts')) return 'EventHub (events.ts)';
-  if (url.includes('services/api/bench/')) return 'bench probe';
+  if (url.includes('/bench/')) return 'bench probe';
   if (url.includes('packages/shared/')) return '@lxcq/shared (filters, parse)';
   if (url.startsWith('node:')) return 'node core (net, stream, timers)';
   if (url === '') return 'native bindings (writev, ...)';

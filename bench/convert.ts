@@ -1,6 +1,5 @@
 /**
- * What converting a privileged container to unprivileged costs: `pnpm --filter @lxcq/api
- * bench:convert` (as root; needs lxc, busybox-static, redis-server, setfacl, setcap and root's
+ * What converting a privileged container to unprivileged costs: `pnpm bench convert` (as root; needs lxc, busybox-static, redis-server, setfacl, setcap and root's
  * subordinate ids, which scripts/setup-host.sh sets up).
  *
  * On a real stack (private redis-server, the API, one worker, a temporary lxcpath), each round
@@ -17,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, lchownSync, mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Stack, TEST_CONFIG } from '../test/harness.ts';
+import { Stack, TEST_CONFIG } from '@lxcq/api/testing';
 import { fmt, summarize, table } from './stats.ts';
 
 const FILES = Number(process.env['LXCQ_BENCH_FILES'] ?? 10000);

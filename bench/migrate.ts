@@ -1,12 +1,12 @@
 // Migration benchmark: time, bytes moved and (live) downtime of moving a busybox container
 // between two simulated hosts (two worker processes, own lxcpaths) through the API, cold and
 // live, next to the cost of the local copy the move replaces (a clone on one host) as a baseline.
-// Run: pnpm --filter @lxcq/api bench:migrate   (LXCQ_BENCH_N moves per mode, default 5)
+// Run: pnpm bench migrate   (LXCQ_BENCH_N moves per mode, default 5)
 import { writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Stack, TEST_CONFIG, type Job } from '../test/harness.ts';
+import { Stack, TEST_CONFIG, type Job } from '@lxcq/api/testing';
 
 const N = Number(process.env.LXCQ_BENCH_N ?? 5);
 

@@ -3,7 +3,7 @@
  * this thread, with no HTTP, Redis, queue or thread hop in between.
  */
 import { performance } from 'node:perf_hooks';
-import { Container } from '../../../packages/lxc-ffi/src/index.ts';
+import { Container } from '@lxcq/lxc-ffi';
 
 /** Milliseconds each step of one lifecycle took, and the whole. */
 export interface LifecycleTimes {

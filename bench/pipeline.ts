@@ -1,5 +1,5 @@
 /**
- * The pipeline benchmark: `pnpm --filter @lxcq/api bench` (as root; needs lxc, busybox-static and
+ * The pipeline benchmark: `pnpm bench pipeline` (as root; needs lxc, busybox-static and
  * redis-server, which scripts/setup-host.sh installs).
  *
  * In one run it measures, on a real stack (private redis-server, the API on a free port, one
@@ -38,8 +38,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { Queue, QueueEvents, Worker as BullWorker } from 'bullmq';
 import { LxcPool } from '@lxcq/worker';
-import { lxcVersion } from '../../../packages/lxc-ffi/src/index.ts';
-import { Stack, TOKEN, TEST_CONFIG, removeLxcpath } from '../test/harness.ts';
+import { lxcVersion } from '@lxcq/lxc-ffi';
+import { Stack, TOKEN, TEST_CONFIG, removeLxcpath } from '@lxcq/api/testing';
 import {
   directFreezePair,
   directLifecycle,
@@ -53,7 +53,7 @@ import {
 } from './direct.ts';
 import type { DirectThreadInput, DirectThreadOutput } from './direct-thread.ts';
 import { cpuPer, cpuSnapshot, type CpuUse } from './cpu.ts';
-import { buildLocalImage, removeLocalImage, type LocalImage } from '../test/local-image.ts';
+import { buildLocalImage, removeLocalImage, type LocalImage } from '@lxcq/api/testing/local-image';
 import { fmt, ratio, round, summarize, table, type Summary } from './stats.ts';
 import { startLxd, type LxdLifecycle } from './lxd.ts';
 
@@ -615,7 +615,7 @@ function sourceState(): { commit: string; uncommitted: string[] } {
     try {
       return execFileSync('git', args, {
         encoding: 'utf8',
-        cwd: fileURLToPath(new URL('../../../', import.meta.url)),
+        cwd: fileURLToPath(new URL('../', import.meta.url)),
       });
     } catch {
       return '';

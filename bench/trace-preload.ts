@@ -71,9 +71,9 @@ function wrap(proto: object, method: string, label: (args: readonly unknown[]) =
 const out = process.env.LXCQ_TRACE_FILE;
 
 if (isMainThread && out) {
-  const { LxcqWorker } = await import('../../worker/src/worker.ts');
-  const { LxcPool } = await import('../../worker/src/pool.ts');
-  const { NameLocks } = await import('../../worker/src/locks.ts');
+  const { LxcqWorker } = await import('../services/worker/src/worker.ts');
+  const { LxcPool } = await import('../services/worker/src/pool.ts');
+  const { NameLocks } = await import('../services/worker/src/locks.ts');
   const { Ledger, Store } = await import('@lxcq/shared');
 
   const proto = LxcqWorker.prototype as unknown as Record<string, unknown>;

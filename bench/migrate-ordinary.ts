@@ -4,13 +4,13 @@
 // downtime p50/p99, and a cold move of the same container. The floor, measured in the same run on
 // the same container: liblxc's own `lxc-checkpoint` dump (stopping it) and restore on one host,
 // with no transfer and no lxcq in between. Goal of issue 18: live downtime within 1.5x the floor.
-// Run: pnpm --filter @lxcq/api bench:migrate-ordinary   (LXCQ_BENCH_N moves per mode, default 5)
+// Run: pnpm bench migrate-ordinary   (LXCQ_BENCH_N moves per mode, default 5)
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Stack, type Job } from '../test/harness.ts';
+import { Stack, type Job } from '@lxcq/api/testing';
 import { fmt, percentile, ratio, summarize, table } from './stats.ts';
 
 const N = Number(process.env.LXCQ_BENCH_N ?? 5);

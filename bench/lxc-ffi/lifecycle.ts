@@ -1,12 +1,12 @@
 // Start+stop cost through lxc-ffi (from a worker thread) next to the lxc-start/lxc-stop CLI, and the
 // monitor's private memory for Container.start() (helper), startInProcess() and lxc-start.
-// Usage: pnpm --filter @lxcq/lxc-ffi bench [cycles]
+// Usage: pnpm bench lxc-ffi [cycles]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { Container, monitorMemory } from '../src/index.ts';
+import { Container, monitorMemory } from '@lxcq/lxc-ffi';
 import type { Job, cycles } from './cycles.ts';
 
 {

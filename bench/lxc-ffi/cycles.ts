@@ -1,5 +1,5 @@
 // One worker thread's share of the benchmark: N start+stop cycles of one container.
-import { Container, monitorMemory } from '../src/index.ts';
+import { Container, monitorMemory } from '@lxcq/lxc-ffi';
 
 export interface Job {
   lxcpath: string;

@@ -1,5 +1,5 @@
 /**
- * Where a lifecycle's time goes inside the worker: `pnpm --filter @lxcq/api exec tsx bench/trace.ts`
+ * Where a lifecycle's time goes inside the worker: `pnpm bench trace`
  * (as root, like the pipeline bench).
  *
  * Runs the pipeline bench's main mode (create from the cached local image, start, stop, destroy)
@@ -21,9 +21,9 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Stack, TEST_CONFIG, TOKEN, removeLxcpath } from '../test/harness.ts';
+import { Stack, TEST_CONFIG, TOKEN, removeLxcpath } from '@lxcq/api/testing';
 import { directLifecycle, directMakeStopped, type LifecycleTimes, type Make } from './direct.ts';
-import { buildLocalImage, removeLocalImage, type LocalImage } from '../test/local-image.ts';
+import { buildLocalImage, removeLocalImage, type LocalImage } from '@lxcq/api/testing/local-image';
 import { fmt, round, summarize, table, type Summary } from './stats.ts';
 import type { JobTrace } from './trace-preload.ts';
 
@@ -32,7 +32,7 @@ const rawN = Number(process.env.LXCQ_BENCH_N || 20);
 if (!Number.isInteger(rawN) || rawN < 1)
   throw new Error(`LXCQ_BENCH_N=${process.env.LXCQ_BENCH_N} is not a whole number >= 1`);
 const N = Math.ceil(rawN / CONC) * CONC;
-const repo = fileURLToPath(new URL('../../../', import.meta.url));
+const repo = fileURLToPath(new URL('../', import.meta.url));
 const preload = fileURLToPath(new URL('./trace-preload.ts', import.meta.url));
 const OPS = ['create', 'start', 'stop', 'destroy'] as const;
 const MODE = process.env.LXCQ_TRACE_MODE || 'local';

@@ -8,7 +8,7 @@ import {
   operationOutcome,
   parseResponse,
   preseed,
-} from '../bench/lxd.ts';
+} from '../lxd.ts';
 
 describe('bench/lxd pure parts', () => {
   it('preseeds one pool, no network and a NIC-less default profile', () => {

@@ -1,5 +1,5 @@
 /**
- * What unprivileged containers cost: `pnpm --filter @lxcq/api bench:unprivileged` (as root; needs
+ * What unprivileged containers cost: `pnpm bench unprivileged` (as root; needs
  * lxc, busybox-static, redis-server and root's subordinate ids, which scripts/setup-host.sh sets up).
  *
  * On a real stack (private redis-server, the API, one worker, a temporary lxcpath), full
@@ -15,8 +15,8 @@
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { Stack, TEST_CONFIG } from '../test/harness.ts';
-import { buildLocalImage, removeLocalImage } from '../test/local-image.ts';
+import { Stack, TEST_CONFIG } from '@lxcq/api/testing';
+import { buildLocalImage, removeLocalImage } from '@lxcq/api/testing/local-image';
 import { fmt, ratio, summarize, table } from './stats.ts';
 
 const N = Number(process.env['LXCQ_BENCH_N'] ?? 10);
