@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Compile } from 'typebox/compile';
-import { LxcqError, Name, assertName, isValidName } from '../src/index.ts';
+import { LxcqError, Name, assertName, isValidName, nameProblem } from '../src/index.ts';
 
 const good = ['web1', 'a', 'A-b_c.d', 'x'.repeat(64), '9lives'];
 const bad = [
@@ -46,5 +46,29 @@ describe('names', () => {
   it('refuses non-strings', () => {
     expect(isValidName(42)).toBe(false);
     expect(isValidName(null)).toBe(false);
+  });
+  it.each([
+    [42, 'must be a string'],
+    ['', 'must not be empty'],
+    ['x'.repeat(65), 'must be at most 64 characters'],
+    ['-x', 'may contain only letters, digits, "-", "." and "_", and must start with a letter or digit'],
+    ['a..b', 'may contain only letters, digits, "-", "." and "_", and must start with a letter or digit'],
+  ])('says what is wrong with %j', (n, why) => {
+    expect(nameProblem(n)).toBe(why);
+  });
+  it('gives the kind and the problem as details, and shows at most 80 characters of the value', () => {
+    const caught = (v: unknown): LxcqError => {
+      try {
+        assertName('host', v);
+      } catch (e) {
+        return e as LxcqError;
+      }
+      throw new Error('not refused');
+    };
+    const long = caught('y'.repeat(200));
+    expect(long.details).toEqual({ kind: 'host', problem: 'must be at most 64 characters' });
+    expect(long.message).toBe(`Invalid host name "${'y'.repeat(80)}": must be at most 64 characters.`);
+    expect(caught(7).message).toBe('Invalid host name number: must be a string.');
+    expect(assertName('host', 'h1')).toBe('h1');
   });
 });
