@@ -11,7 +11,7 @@
  * prefix (LXCQ_PREFIX={lxcq}) they share one Redis Cluster slot.
  */
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from './redis.ts';
 import type { ErrorBody } from './errors.ts';
 import type { EventDataMap } from './events.ts';
 import { FINAL_JOB_STATES, type JobProgress, type JobState } from './job.ts';

@@ -12,7 +12,7 @@
 import { ConfigError } from './env.ts';
 import { assertName } from './names.ts';
 import { DEFAULT_NETWORK_LINKS, DEFAULT_NETWORK_TYPES, NETWORK_TYPES } from './policy.ts';
-import { sentinelOptions } from './redis.ts';
+import { clusterOptions, isClusterUrl, sentinelOptions } from './redis.ts';
 
 /** Who reads a setting: the services, `scripts/run.sh` (local.ts), the install script, ... */
 export type SettingUser = 'api' | 'worker' | 'run' | 'install' | 'setup' | 'test' | 'cli' | 'compose';
@@ -124,9 +124,13 @@ function redisUrl(raw: string, name: string): string {
     sentinelOptions(raw); // throws a ConfigError saying what is wrong
     return raw;
   }
+  if (isClusterUrl(raw)) {
+    clusterOptions(raw); // throws a ConfigError saying what is wrong
+    return raw;
+  }
   if (!/^rediss?:\/\/[^\s]+$/.test(raw) && !/^\/\S+$/.test(raw))
     throw new ConfigError(
-      `${shown(name, raw)} must be redis://[:password@]host:port[/db], rediss://... (TLS), redis-sentinel://host:port[,host:port...]/<master name> or the absolute path of a unix socket.`,
+      `${shown(name, raw)} must be redis://[:password@]host:port[/db], rediss://... (TLS), redis-sentinel://host:port[,host:port...]/<master name>, redis-cluster://host:port[,host:port...] or the absolute path of a unix socket.`,
     );
   return raw;
 }
@@ -172,7 +176,7 @@ export const SETTINGS = {
     parse: redisUrl,
     secret: true,
     meaning:
-      'The Redis holding queues, job records, events and the host and container registry: `redis://[:password@]host:port[/db]`, `rediss://` for TLS, the path of a unix socket, or Redis Sentinel as `redis-sentinel://[:password@]host:port[,host:port...]/<master name>[?db=N&sentinelPassword=...]`. Every API and worker of one installation uses the same one. Given in the environment, a process removes it from its environment at start (so nothing it starts inherits it); `LXCQ_REDIS_URL_FILE` or the config file keep it out of any environment.',
+      'The Redis holding queues, job records, events and the host and container registry: `redis://[:password@]host:port[/db]`, `rediss://` for TLS, the path of a unix socket, Redis Sentinel as `redis-sentinel://[:password@]host:port[,host:port...]/<master name>[?db=N&sentinelPassword=...]`, or Redis Cluster as `redis-cluster://[:password@]host:port[,host:port...]` (some of its nodes; needs `LXCQ_PREFIX` with a hash tag, such as `{lxcq}`). Every API and worker of one installation uses the same one. Given in the environment, a process removes it from its environment at start (so nothing it starts inherits it); `LXCQ_REDIS_URL_FILE` or the config file keep it out of any environment.',
   },
   LXCQ_REDIS_URL_FILE: {
     group: 'general',
@@ -188,7 +192,7 @@ export const SETTINGS = {
     default: 'lxcq',
     parse: prefix,
     meaning:
-      "Prefix of every Redis key (BullMQ's queues under `<prefix>:bull`). Two installations can share a Redis with different prefixes. `{lxcq}` (a hash tag) keeps every key in one Redis Cluster slot.",
+      "Prefix of every Redis key (BullMQ's queues under `<prefix>:bull`). Two installations can share a Redis with different prefixes. `{lxcq}` (a hash tag) keeps every key in one Redis Cluster slot, which a Redis Cluster needs (lxcq refuses to start on one without it).",
   },
   LXCQ_LOG_LEVEL: {
     group: 'general',

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from './redis.ts';
 import type { EventDataMap, EventType, LxcqEvent } from './events.ts';
 import { FINAL_JOB_STATES, type Job, type JobState } from './job.ts';
 import type { Keys } from './keys.ts';

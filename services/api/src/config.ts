@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import {
   ConfigError,
+  checkPrefixForCluster,
   SCOPES,
   loadPolicy,
   resolveSettings,
@@ -102,6 +103,7 @@ export function apiConfig(
   const env = resolveSettings(rawEnv, source);
   const redisUrl = setting(env, 'LXCQ_REDIS_URL');
   if (!redisUrl) throw new ConfigError('LXCQ_REDIS_URL is not set (e.g. redis://127.0.0.1:6379).');
+  checkPrefixForCluster(redisUrl, setting(env, 'LXCQ_PREFIX'));
   const metricsToken = setting(env, 'LXCQ_METRICS_TOKEN');
   return {
     redisUrl,

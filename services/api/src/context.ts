@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '@lxcq/shared';
 import type { Keys, Store, StoredJob } from '@lxcq/shared';
 import type { Tokens } from './auth.ts';
 import type { ApiConfig } from './config.ts';

@@ -5,6 +5,7 @@ import { toolEnv } from '@lxcq/lxc-ffi/host';
 import { FAILPOINTS } from './failpoints.ts';
 import {
   ConfigError,
+  checkPrefixForCluster,
   loadPolicy,
   resolveSettings,
   setting,
@@ -70,6 +71,7 @@ export function workerConfig(
     throw new ConfigError(
       'LXCQ_REDIS_URL is not set: the worker needs the Redis its API uses (e.g. redis://127.0.0.1:6379).',
     );
+  checkPrefixForCluster(redisUrl, setting(env, 'LXCQ_PREFIX'));
   const unknownFailpoints = (setting(env, 'LXCQ_FAILPOINTS') ?? '')
     .split(',')
     .map((f) => f.trim())

@@ -25,7 +25,7 @@ import { createServer, request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { join, resolve } from 'node:path';
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '@lxcq/shared';
 import type { Logger } from 'pino';
 import { toolEnv } from '@lxcq/lxc-ffi/host';
 import {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, performance, type IntervalHistogram } from 'node:perf_hooks';
 import { SpanKind, type Span } from '@opentelemetry/api';
 import { Worker as BullWorker, Queue, type Job as BullJob } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '@lxcq/shared';
 import { pino, type Logger } from 'pino';
 import {
   Ledger,

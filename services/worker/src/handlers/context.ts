@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection as Redis } from '@lxcq/shared';
 import type { Logger } from 'pino';
 import type {
   ConfigPolicy,
