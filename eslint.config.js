@@ -9,7 +9,7 @@ export default tseslint.config(
       '**/dist/**',
       '**/*.mjs',
       'eslint.config.js',
-      '.stryker-tmp/**',
+      '.stryker-tmp*/**',
       'reports/**',
     ],
   },

@@ -32,9 +32,8 @@ export function parseEventFilter(q: Record<string, string | undefined>): EventFi
   const filter: EventFilter = { types: { exact: new Set(), prefixes: [] } };
   if (q.types !== undefined && q.types !== '') {
     for (const t of q.types.split(',').map((x) => x.trim())) {
-      if (t === '*') {
-        filter.types.prefixes.push('');
-      } else if (t.endsWith('.*') || t.endsWith('*')) {
+      if (t.endsWith('*')) {
+        // `job.*` is the prefix `job.`; `*` alone the empty prefix, which every type has
         const prefix = t.slice(0, -1);
         if (!EVENT_TYPES.some((e) => e.startsWith(prefix)))
           bad('types', `${JSON.stringify(t)} matches no event type`);

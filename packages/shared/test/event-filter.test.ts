@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LxcqError, compareCursors, matchesFilter, parseEventFilter } from '../src/index.ts';
+import { EVENT_TYPES, LxcqError, compareCursors, matchesFilter, parseEventFilter } from '../src/index.ts';
 
 const ev = (type: string, container?: string, host?: string, job?: string) => ({
   type: type as 'job.queued',
@@ -39,6 +39,66 @@ describe('event filters', () => {
     [{ bogus: '1' }],
   ])('refuses %j with LXCQ_VALIDATION', (q) => {
     expect(() => parseEventFilter(q)).toThrow(LxcqError);
+  });
+  it('reads an empty types as every type, and trims the names in the list', () => {
+    expect(matchesFilter(parseEventFilter({ types: '' }), ev('host.online'))).toBe(true);
+    const f = parseEventFilter({ types: ' job.queued , container.* ' });
+    expect([...f.types.exact]).toEqual(['job.queued']);
+    expect(f.types.prefixes).toEqual(['container.']);
+    expect(parseEventFilter({ types: '*' }).types.prefixes).toEqual(['']);
+  });
+  it('keeps every field it accepts', () => {
+    expect(parseEventFilter({ container: 'web1', host: 'h1', job: JOB, since: '1764374400000-12' })).toEqual({
+      types: { exact: new Set(), prefixes: [] },
+      container: 'web1',
+      host: 'h1',
+      job: JOB,
+      since: '1764374400000-12',
+    });
+  });
+  it.each(['0-0', '12-3', '1-12', `${'9'.repeat(20)}-${'9'.repeat(20)}`])(
+    'accepts the cursor %j',
+    (since) => {
+      expect(parseEventFilter({ since }).since).toBe(since);
+    },
+  );
+  it.each(['x1-1', '1-1x', 'a-1', '1-a', '-1', '1-', `${'9'.repeat(21)}-0`, `0-${'9'.repeat(21)}`, '1 -1'])(
+    'refuses the cursor %j',
+    (since) => {
+      expect(() => parseEventFilter({ since })).toThrow(LxcqError);
+    },
+  );
+  it.each([
+    [
+      { bogus: '1' },
+      'bogus',
+      'Invalid bogus: unknown query parameter (use types, container, host, job, since).',
+    ],
+    [{ since: '12-' }, 'since', 'Invalid since: not a cursor (an event id such as 1764374400000-0).'],
+    [{ job: 'nope' }, 'job', 'Invalid job: not a job id.'],
+    [{ types: 'zz.*' }, 'types', 'Invalid types: "zz.*" matches no event type.'],
+    [{ container: '' }, 'container', 'Invalid container: must not be empty.'],
+    [
+      { host: '-h' },
+      'host',
+      'Invalid host: may contain only letters, digits, "-", "." and "_", and must start with a letter or digit.',
+    ],
+  ])('says what is wrong with %j and names the field', (q, field, message) => {
+    let err: unknown;
+    try {
+      parseEventFilter(q);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(LxcqError);
+    expect((err as LxcqError).code).toBe('LXCQ_VALIDATION');
+    expect((err as LxcqError).message).toBe(message);
+    expect((err as LxcqError).details).toEqual({ field });
+  });
+  it('names the event types when a type is unknown', () => {
+    expect(() => parseEventFilter({ types: 'nope' })).toThrow(
+      `Invalid types: "nope" is not an event type (${EVENT_TYPES.join(', ')}).`,
+    );
   });
   it('orders cursors numerically, not as strings', () => {
     expect(compareCursors('9-0', '10-0')).toBe(-1);
