@@ -99,7 +99,7 @@ describe('Tokens.authorize', () => {
     const f = refusal(() => tokens.authorize(bearer('operator-token-0123456789'), 'admin'));
     expect(f.code).toBe('LXCQ_FORBIDDEN');
     expect(f.details).toEqual({ need: 'admin', have: ['operate'] });
-     // a token of several scopes lists them all
+    // a token of several scopes lists them all
     const multi = new Tokens([entry('ci', 'ci-token-0123456789abc', ['read', 'operate'])]);
     const g = refusal(() => multi.authorize(bearer('ci-token-0123456789abc'), 'admin'));
     expect(g.message).toBe('This route needs the admin scope; token ci has read, operate.');
