@@ -89,6 +89,8 @@ fi
 # Every path, relocated under --root (file contents too, so a --root install is self-consistent).
 PREFIX="$ROOT/opt/lxcq"
 BIN_DIR="$PREFIX/bin"
+CLI_LINK_DIR="$ROOT/usr/local/bin"
+CLI_LINK="$CLI_LINK_DIR/lxcq"
 APP_COPY="$PREFIX/app"
 CONF_DIR="$ROOT/etc/lxcq"
 CONF="$CONF_DIR/lxcq.conf"
@@ -185,9 +187,12 @@ uninstall() {
     if [[ -f $UNIT_DIR/$u ]]; then run rm -f "$UNIT_DIR/$u" && ok "removed $UNIT_DIR/$u"; fi
   done
   if [[ $SYSTEMD == 1 ]]; then run "$SYSTEMCTL" daemon-reload; fi
-  for f in "$BIN_DIR/lxcq-api" "$BIN_DIR/lxcq-worker"; do
+  for f in "$BIN_DIR/lxcq-api" "$BIN_DIR/lxcq-worker" "$BIN_DIR/lxcq"; do
     if [[ -f $f ]]; then run rm -f "$f" && ok "removed $f"; fi
   done
+  if [[ -L $CLI_LINK && $(readlink "$CLI_LINK") == "$BIN_DIR/lxcq" ]]; then
+    run rm -f "$CLI_LINK" && ok "removed $CLI_LINK"
+  fi
   if [[ -d $APP_COPY ]]; then run rm -rf "$APP_COPY" "$APP_COPY.new" "$APP_COPY.old" && ok "removed $APP_COPY"; fi
   # /opt/lxcq may hold more than this (setup-host.sh's private CRIU): remove only what is empty
   [[ $DRY == 1 ]] || rmdir "$BIN_DIR" "$PREFIX" 2>/dev/null || true
@@ -326,6 +331,20 @@ cd '$APP' || exit 1
 exec '$NODE' --import tsx $entry "\$@"
 EOF
 done
+# the CLI, on PATH through /usr/local/bin (a link that is ours; someone else's lxcq is left alone)
+put_file "$BIN_DIR/lxcq" 0755 root:root <<EOF || true
+#!/bin/sh
+# lxcq, written by scripts/install.sh: the lxcq CLI from $APP on Node.js $NODE.
+exec '$NODE' '$APP/packages/client/bin/lxcq.mjs' "\$@"
+EOF
+if [[ $DRY == 0 ]]; then
+  mkdir -p "$CLI_LINK_DIR"
+  if [[ -L $CLI_LINK || ! -e $CLI_LINK ]]; then
+    ln -sfn "$BIN_DIR/lxcq" "$CLI_LINK" && ok "$CLI_LINK -> $BIN_DIR/lxcq (the CLI)"
+  else
+    warn "$CLI_LINK exists and is not a link: left as it is; the CLI is $BIN_DIR/lxcq"
+  fi
+fi
 
 # ---------------------------------------------------------------------------------------------
 step "4/5 settings in $CONF_DIR"
@@ -426,4 +445,5 @@ if [[ $DRY == 1 ]]; then
 fi
 printf '\n%slxcq installed%s: API on http://127.0.0.1:7070 unless %s sets LXCQ_HOST_BIND/LXCQ_PORT\n' "$C_B" "$C_0" "$CONF"
 say "token: sudo grep LXCQ_TOKEN $CONF"
+say "CLI:   lxcq login --url http://127.0.0.1:7070 --token <that token>, then lxcq ls"
 say "logs:  journalctl -u lxcq-api -u lxcq-worker -f"

@@ -15,6 +15,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -204,6 +205,9 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
     expect(existsSync(join(root, 'opt/lxcq/app/services/api/src/server.ts'))).toBe(true);
     expect(existsSync(join(root, 'opt/lxcq/app/node_modules/tsx'))).toBe(true);
     expect(statSync(join(root, 'opt/lxcq/bin/lxcq-worker')).mode & 0o777).toBe(0o755);
+    // the CLI on PATH: /usr/local/bin/lxcq links to its wrapper
+    expect(readlinkSync(join(root, 'usr/local/bin/lxcq'))).toBe(join(root, 'opt/lxcq/bin/lxcq'));
+    expect(statSync(join(root, 'opt/lxcq/bin/lxcq')).mode & 0o777).toBe(0o755);
     // with a shared Redis there is no lxcq-redis
     expect(existsSync(join(unitDir, 'lxcq-redis.service'))).toBe(false);
     expect(systemctlCalls()).toEqual([
@@ -312,6 +316,15 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
       for (let i = 0; i < 300 && !worker.log().includes(want); i++) await sleep(100);
       expect(worker.log()).toContain(want);
 
+      // The CLI install.sh put on PATH (through its link) talks to this API.
+      const cli = spawnSync(
+        join(root, 'usr/local/bin/lxcq'),
+        ['--url', base, '--token', token, '--json', 'hosts'],
+        { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: join(root, 'cli-config') } },
+      );
+      expect(cli.status, cli.stderr).toBe(0);
+      expect((JSON.parse(cli.stdout) as { id: string }[]).map((h) => h.id)).toContain(hostId);
+
       // No secret of the config file reaches a container: exec env in a real one shows no
       // LXCQ_* setting, no token and no Redis password (the worker reads them from the file).
       const call = async (method: string, path: string, body: unknown) =>
@@ -373,7 +386,12 @@ describe('scripts/install.sh into a temporary root, and the units it installs', 
   it('--uninstall keeps config, data and user; a new install without --redis-url adds lxcq-redis', async () => {
     const r = install('--uninstall');
     expect(r.status, r.out).toBe(0);
-    for (const gone of ['etc/systemd/system/lxcq-api.service', 'opt/lxcq/bin', 'opt/lxcq/app'])
+    for (const gone of [
+      'etc/systemd/system/lxcq-api.service',
+      'opt/lxcq/bin',
+      'opt/lxcq/app',
+      'usr/local/bin/lxcq',
+    ])
       expect(existsSync(join(root, gone)), gone).toBe(false);
     expect(existsSync(join(root, 'opt/lxcq/criu/keep'))).toBe(true);
     expect(existsSync(conf)).toBe(true);
