@@ -10,7 +10,6 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, clusterOptions } from '@lxcq/shared';
@@ -19,6 +18,7 @@ import { sha256 } from '../src/auth.ts';
 import { apiConfig } from '../src/config.ts';
 import { TEST_CONFIG, TOKEN, freePort, removeLxcpath, spawnWorker, stopChild, type Job } from './harness.ts';
 import { Sub } from './ws-client.ts';
+import { ask, http, until } from './redis-nodes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-rcluster-'));
 const lxcpath = mkdtempSync(join(tmpdir(), 'lxcq-lxcpath-rcluster-'));
@@ -29,32 +29,12 @@ let base = '';
 let worker: ChildProcess | undefined;
 let url = '';
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-async function ask(port: number, ...command: string[]): Promise<unknown> {
-  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await r.connect();
-    // a replica answers reads of its master's slots only once told READONLY (else MOVED)
-    await r.call('READONLY');
-    return await r.call(command[0] as string, ...command.slice(1));
-  } finally {
-    r.disconnect();
-  }
-}
-
 /** The node that is master of lxcq's slot now, and the replica of it. */
 async function slotOwners(): Promise<{ master: number; replica: number }> {
-  const slot = Number(await ask(nodes[0]?.port as number, 'CLUSTER', 'KEYSLOT', PREFIX));
-  const ranges = (await ask(nodes[0]?.port as number, 'CLUSTER', 'SLOTS')) as [
+  const slot = Number(
+    await ask(nodes[0]?.port as number, ['CLUSTER', 'KEYSLOT', PREFIX], { replicaReads: true }),
+  );
+  const ranges = (await ask(nodes[0]?.port as number, ['CLUSTER', 'SLOTS'], { replicaReads: true })) as [
     number,
     number,
     ...[string, number, string][],
@@ -63,15 +43,6 @@ async function slotOwners(): Promise<{ master: number; replica: number }> {
   const [, , master, replica] = range ?? [];
   if (!master || !replica) throw new Error(`no master with a replica for slot ${slot}`);
   return { master: master[1], replica: replica[1] };
-}
-
-async function http<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as T };
 }
 
 beforeAll(async () => {
@@ -105,7 +76,7 @@ beforeAll(async () => {
   }
   for (const n of nodes)
     await until(`redis-server on ${n.port}`, async () =>
-      (await ask(n.port, 'PING')) === 'PONG' ? true : undefined,
+      (await ask(n.port, ['PING'], { replicaReads: true })) === 'PONG' ? true : undefined,
     );
   execFileSync(
     'redis-cli',
@@ -121,7 +92,9 @@ beforeAll(async () => {
   );
   for (const n of nodes)
     await until(`cluster state ok on ${n.port}`, async () =>
-      /cluster_state:ok/.test(String(await ask(n.port, 'CLUSTER', 'INFO'))) ? true : undefined,
+      /cluster_state:ok/.test(String(await ask(n.port, ['CLUSTER', 'INFO'], { replicaReads: true })))
+        ? true
+        : undefined,
     );
   await until('every master to have its replica', async () => {
     await slotOwners();
@@ -169,16 +142,16 @@ describe('Redis Cluster (LXCQ_REDIS_URL=redis-cluster://...)', () => {
   it('runs a container through its life, with its events on the WebSocket', async () => {
     const sub = await Sub.open(base, '?container=rc1', { token: TOKEN });
     try {
-      const created = await http<Job>('POST', '/v1/containers?wait=120', {
+      const created = await http<Job>(base, 'POST', '/v1/containers?wait=120', {
         name: 'rc1',
         template: 'busybox',
         config: TEST_CONFIG,
       });
       expect(created.status, JSON.stringify(created.body)).toBe(200);
       expect(created.body.state).toBe('completed');
-      const started = await http<Job>('POST', '/v1/containers/rc1/start?wait=60');
+      const started = await http<Job>(base, 'POST', '/v1/containers/rc1/start?wait=60');
       expect(started.body.state).toBe('completed');
-      const ran = await http<Job>('POST', '/v1/containers/rc1/exec?wait=60', {
+      const ran = await http<Job>(base, 'POST', '/v1/containers/rc1/exec?wait=60', {
         argv: ['echo', 'on a cluster'],
       });
       expect(ran.body.result).toMatchObject({ exitCode: 0, stdout: 'on a cluster\n' });
@@ -187,7 +160,7 @@ describe('Redis Cluster (LXCQ_REDIS_URL=redis-cluster://...)', () => {
       );
       // the job's record is on the master of lxcq's slot
       const { master } = await slotOwners();
-      expect(await ask(master, 'EXISTS', `${PREFIX}:job:${ran.body.id}`)).toBe(1);
+      expect(await ask(master, ['EXISTS', `${PREFIX}:job:${ran.body.id}`], { replicaReads: true })).toBe(1);
     } finally {
       await sub.close();
     }
@@ -196,20 +169,22 @@ describe('Redis Cluster (LXCQ_REDIS_URL=redis-cluster://...)', () => {
   it('a failover of the slot master in the middle of a job loses nothing', async () => {
     const before = await slotOwners();
     await until('the replica to hold the container record', async () =>
-      (await ask(before.replica, 'EXISTS', `${PREFIX}:container:rc1`)) === 1 ? true : undefined,
+      (await ask(before.replica, ['EXISTS', `${PREFIX}:container:rc1`], { replicaReads: true })) === 1
+        ? true
+        : undefined,
     );
     const sub = await Sub.open(base, '?container=rc1&types=job.*', { token: TOKEN });
     try {
       // a job that runs for 3 s, the failover in its middle
-      const job = await http<Job>('POST', '/v1/containers/rc1/exec', {
+      const job = await http<Job>(base, 'POST', '/v1/containers/rc1/exec', {
         argv: ['sh', '-c', 'sleep 3; echo done'],
       });
       expect(job.status).toBe(202);
       await until('the job to run', async () =>
-        (await http<Job>('GET', `/v1/jobs/${job.body.id}`)).body.state === 'active' ? true : undefined,
+        (await http<Job>(base, 'GET', `/v1/jobs/${job.body.id}`)).body.state === 'active' ? true : undefined,
       );
       // A manual failover: the replica catches up with its master, then takes its slots over.
-      expect(await ask(before.replica, 'CLUSTER', 'FAILOVER')).toBe('OK');
+      expect(await ask(before.replica, ['CLUSTER', 'FAILOVER'], { replicaReads: true })).toBe('OK');
       await until(
         'the replica to become master of the slot',
         async () => ((await slotOwners()).master === before.replica ? true : undefined),
@@ -218,7 +193,7 @@ describe('Redis Cluster (LXCQ_REDIS_URL=redis-cluster://...)', () => {
       const ended = await until(
         'the job to end',
         async () => {
-          const r = await http<Job>('GET', `/v1/jobs/${job.body.id}`);
+          const r = await http<Job>(base, 'GET', `/v1/jobs/${job.body.id}`);
           return ['completed', 'failed', 'cancelled'].includes(r.body.state) ? r.body : undefined;
         },
         120_000,
@@ -234,21 +209,23 @@ describe('Redis Cluster (LXCQ_REDIS_URL=redis-cluster://...)', () => {
           .filter((e) => e.job === job.body.id && /^job\.(completed|failed|cancelled)$/.test(e.type)),
       ).toHaveLength(1);
       // nothing lost: every job of the container is still listed, and new jobs run
-      const jobs = await http<{ jobs: Job[] }>('GET', '/v1/jobs?container=rc1');
+      const jobs = await http<{ jobs: Job[] }>(base, 'GET', '/v1/jobs?container=rc1');
       expect(jobs.body.jobs.map((j) => j.operation)).toEqual(
         expect.arrayContaining(['create', 'start', 'exec', 'exec']),
       );
       const again = await until(
         'a job through the new master',
         async () => {
-          const r = await http<Job>('POST', '/v1/containers/rc1/stop?wait=60');
+          const r = await http<Job>(base, 'POST', '/v1/containers/rc1/stop?wait=60');
           return r.status === 200 && r.body.state === 'completed' ? r.body : undefined;
         },
         90_000,
       );
       expect(again.result).toMatchObject({ state: 'STOPPED' });
-      expect(await ask(before.replica, 'EXISTS', `${PREFIX}:job:${again.id}`)).toBe(1);
-      const destroyed = await http<Job>('DELETE', '/v1/containers/rc1?wait=60');
+      expect(await ask(before.replica, ['EXISTS', `${PREFIX}:job:${again.id}`], { replicaReads: true })).toBe(
+        1,
+      );
+      const destroyed = await http<Job>(base, 'DELETE', '/v1/containers/rc1?wait=60');
       expect(destroyed.body.state).toBe('completed');
     } finally {
       await sub.close();

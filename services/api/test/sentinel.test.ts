@@ -8,8 +8,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sentinelOptions } from '@lxcq/shared';
@@ -17,6 +15,7 @@ import { buildApp, type BuiltApp } from '../src/app.ts';
 import { sha256 } from '../src/auth.ts';
 import { apiConfig } from '../src/config.ts';
 import { TEST_CONFIG, TOKEN, removeLxcpath, spawnWorker, type Job } from './harness.ts';
+import { ask, http, until } from './redis-nodes.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-sentinel-'));
 const lxcpath = mkdtempSync(join(tmpdir(), 'lxcq-lxcpath-sentinel-'));
@@ -44,35 +43,6 @@ function start(args: string[]): ChildProcess {
   return child;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
-async function ask(port: number, ...command: string[]): Promise<unknown> {
-  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0 });
-  try {
-    await r.connect();
-    return await r.call(command[0] as string, ...command.slice(1));
-  } finally {
-    r.disconnect();
-  }
-}
-
-async function http<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
-
 beforeAll(async () => {
   ports = { master: await freePort(), replica: await freePort(), sentinel: await freePort() };
   const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
@@ -88,7 +58,9 @@ beforeAll(async () => {
     ...common,
   ]);
   await until('the replica in sync', async () =>
-    /master_link_status:up/.test(String(await ask(ports.replica, 'INFO', 'replication'))) ? true : undefined,
+    /master_link_status:up/.test(String(await ask(ports.replica, ['INFO', 'replication'])))
+      ? true
+      : undefined,
   );
   const conf = join(dir, 'sentinel.conf'); // Sentinel rewrites its own config file
   writeFileSync(
@@ -105,7 +77,7 @@ beforeAll(async () => {
   );
   start([conf, '--sentinel']);
   await until('the sentinel to know the replica', async () => {
-    const replicas = (await ask(ports.sentinel, 'SENTINEL', 'REPLICAS', 'lxcqm')) as unknown[];
+    const replicas = (await ask(ports.sentinel, ['SENTINEL', 'REPLICAS', 'lxcqm'])) as unknown[];
     return replicas.length === 1 ? true : undefined;
   });
 
@@ -153,7 +125,7 @@ describe('Redis Sentinel (LXCQ_REDIS_URL=redis-sentinel://...)', () => {
   });
 
   it('the API and the worker reach the master through the sentinel and run a container job', async () => {
-    const created = await http<Job>('POST', '/v1/containers?wait=120', {
+    const created = await http<Job>(base, 'POST', '/v1/containers?wait=120', {
       name: 'sen1',
       template: 'busybox',
       config: TEST_CONFIG,
@@ -161,12 +133,12 @@ describe('Redis Sentinel (LXCQ_REDIS_URL=redis-sentinel://...)', () => {
     expect(created.status).toBe(200);
     expect(created.body.state).toBe('completed');
     // the job's record is on the master the sentinel named
-    expect(await ask(ports.master, 'EXISTS', `lxcq:job:${created.body.id}`)).toBe(1);
+    expect(await ask(ports.master, ['EXISTS', `lxcq:job:${created.body.id}`])).toBe(1);
   });
 
   it('after a failover (the master killed), both follow the new master and jobs run again', async () => {
     await until('the replica to have the data', async () =>
-      (await ask(ports.replica, 'EXISTS', 'lxcq:container:sen1')) === 1 ? true : undefined,
+      (await ask(ports.replica, ['EXISTS', 'lxcq:container:sen1'])) === 1 ? true : undefined,
     );
     const exited = new Promise((r) => master.once('exit', r));
     master.kill('SIGKILL');
@@ -174,7 +146,11 @@ describe('Redis Sentinel (LXCQ_REDIS_URL=redis-sentinel://...)', () => {
     await until(
       'the sentinel to promote the replica',
       async () => {
-        const addr = (await ask(ports.sentinel, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'lxcqm')) as string[];
+        const addr = (await ask(ports.sentinel, [
+          'SENTINEL',
+          'GET-MASTER-ADDR-BY-NAME',
+          'lxcqm',
+        ])) as string[];
         return addr[1] === String(ports.replica) ? true : undefined;
       },
       60_000,
@@ -182,14 +158,14 @@ describe('Redis Sentinel (LXCQ_REDIS_URL=redis-sentinel://...)', () => {
     const job = await until(
       'a job through the new master',
       async () => {
-        const r = await http<Job>('POST', '/v1/containers/sen1/start?wait=60');
+        const r = await http<Job>(base, 'POST', '/v1/containers/sen1/start?wait=60');
         return r.status === 200 && r.body.state === 'completed' ? r.body : undefined;
       },
       90_000,
     );
     expect(job.result).toMatchObject({ state: 'RUNNING' });
-    expect(await ask(ports.replica, 'EXISTS', `lxcq:job:${job.id}`)).toBe(1);
-    const stopped = await http<Job>('POST', '/v1/containers/sen1/stop?wait=60');
+    expect(await ask(ports.replica, ['EXISTS', `lxcq:job:${job.id}`])).toBe(1);
+    const stopped = await http<Job>(base, 'POST', '/v1/containers/sen1/stop?wait=60');
     expect(stopped.body.state).toBe('completed');
   });
 });
