@@ -21,6 +21,8 @@ export interface RawContainerInfo {
   /** No user namespace: the config has no lxc.idmap (set when the container is defined). */
   privileged?: boolean;
   migrationBlockers?: MigrationBlocker[];
+  pool?: string;
+  disk?: { usedBytes: number; limitBytes: number | null };
 }
 
 /** What exec answers: liblxc's attach result, exit code and captured output. */
@@ -39,6 +41,10 @@ export type LxcRequest =
       /** lxcq's own keys (idmap, includes), set before the template runs (idmap.ts). */
       security: [string, string][];
       config: [string, string][];
+      /** A btrfs pool's containers directory: the container is made there (see btrfs.ts). */
+      poolDir?: string;
+      /** A disk quota in bytes (btrfs pools). */
+      diskBytes?: number;
       reply?: RawContainerInfo;
     })
   | (Base<'imageBase'> & {
@@ -54,6 +60,8 @@ export type LxcRequest =
       imagesLxcpath: string;
       baseName: string;
       config: [string, string][];
+      poolDir?: string;
+      diskBytes?: number;
       reply?: RawContainerInfo;
     })
   | (On<'start'> & { reply?: RawContainerInfo })
@@ -86,7 +94,8 @@ export type LxcRequest =
   | (On<'config'> & { set: [string, string][]; clear: string[]; reply?: Record<string, string> })
   | (On<'limits'> & {
       limits: PayloadOf<'limits.set'>;
-      reply?: { applied: boolean; items: Record<string, string> };
+      diskBytes?: number;
+      reply?: { applied: boolean; items: Record<string, string>; disk?: number };
     })
   /** What a convert needs to know before it touches anything (see handlers/convert.ts). */
   | (On<'convertInspect'> & {

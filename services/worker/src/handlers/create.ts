@@ -7,6 +7,7 @@ import {
   assertConfigAllowed,
   assertStoredConfig,
   assertTemplateArgs,
+  parseDiskSize,
   type PayloadOf,
 } from '@lxcq/shared';
 import { on, type Handler, type HandlerContext } from './context.ts';
@@ -103,6 +104,17 @@ export const create: Handler<'create'> = async (ctx, p) => {
   assertTemplateArgs(p, ctx.policy);
   assertConfigAllowed(config, ctx.policy, ctx.who);
   const { template, args } = templateFor(ctx, p);
+  // An unknown or unmounted pool, or a quota on the dir pool, is refused before anything is made.
+  const poolDir = ctx.pools.containersDir(p.pool);
+  if (p.disk !== undefined && poolDir === null)
+    throw new LxcqError(
+      'LXCQ_QUOTA_UNSUPPORTED',
+      'A disk quota needs a btrfs pool (qgroups); the dir pool `default` has none. Create the container with pool set to a btrfs pool, or leave disk out.',
+    );
+  const inPool = {
+    ...(poolDir !== null ? { poolDir } : {}),
+    ...(p.disk !== undefined ? { diskBytes: parseDiskSize(p.disk) } : {}),
+  };
   const security = securityConfig(p.privileged ?? false, hostIdRange(), ctx.host);
   const target = on(ctx);
   const info = await makeContainer(ctx, target.name, async () => {
@@ -133,10 +145,10 @@ export const create: Handler<'create'> = async (ctx, p) => {
       } finally {
         release();
       }
-      made = await ctx.lxc({ fn: 'createFromImage', ...target, imagesLxcpath, baseName, config });
+      made = await ctx.lxc({ fn: 'createFromImage', ...target, imagesLxcpath, baseName, config, ...inPool });
     } else {
       await ctx.progress(10, `creating the rootfs with the ${template} template`);
-      made = await ctx.lxc({ fn: 'create', ...target, template, args, security, config });
+      made = await ctx.lxc({ fn: 'create', ...target, template, args, security, config, ...inPool });
       // busybox's config is lxcq's own; download and oci append what their image carries.
       if (template !== 'busybox')
         assertImageConfig(ctx, join(ctx.lxcpath, target.name), `The config the ${template} image brought`);
