@@ -20,7 +20,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Stack, TEST_CONFIG, type Job } from './harness.ts';
+import { LxcqClient } from '../../../packages/client/src/index.ts';
+import { lxcq } from '../../../packages/client/test/helpers.ts';
+import { Stack, TEST_CONFIG, TOKEN, type Job } from './harness.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-pools-'));
 const tokensFile = join(dir, 'tokens.json');
@@ -352,5 +354,37 @@ describe('pools', () => {
     expect(existsSync(join(own.mnt, 'containers'))).toBe(false);
     execFileSync('umount', [own.mnt]);
     own.mounted = false;
+  });
+
+  it('the SDK and the lxcq CLI list, create and delete pools, and create onto a pool with a quota', async () => {
+    const env = { HOME: dir, LXCQ_URL: s.url, LXCQ_TOKEN: TOKEN };
+    let r = await lxcq(['pool', 'create', s.hostId, 'cli1', '--size', '300MiB'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/pool cli1 on h1: btrfs \(loop\)/);
+    r = await lxcq(['pool', 'create', s.hostId, 'z1', '--driver', 'zfs', '--size', '1GiB'], env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/LXCQ_POOL_DRIVER_UNAVAILABLE/);
+    r = await lxcq(['pool', 'list', s.hostId], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^NAME\s+DRIVER/);
+    expect(r.stdout).toMatch(/\ncli1\s+btrfs\s+loop\s/);
+    r = await lxcq(
+      ['create', 'c1', '--pool', 'cli1', '--disk', '64MiB', '--config', 'lxc.net.0.type=empty'],
+      env,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const sdk = new LxcqClient({ url: s.url, token: TOKEN });
+    const c1 = await sdk.containers.get('c1');
+    expect(c1).toMatchObject({ pool: 'cli1', disk: { limitBytes: 64 * 1024 ** 2 } });
+    expect((await sdk.pools.list(s.hostId)).map((p) => p.name)).toEqual(['default', 'cli1']);
+    r = await lxcq(['pool', 'delete', s.hostId, 'cli1'], env);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/LXCQ_POOL_IN_USE/);
+    expect(r.stderr).toMatch(/c1/);
+    r = await lxcq(['destroy', 'c1', '--yes'], env);
+    expect(r.code, r.stderr).toBe(0);
+    const gone = await sdk.pools.delete(s.hostId, 'cli1').wait();
+    expect(gone).toEqual({ existed: true });
+    expect((await sdk.pools.list(s.hostId)).map((p) => p.name)).toEqual(['default']);
   });
 });

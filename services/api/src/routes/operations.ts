@@ -235,7 +235,7 @@ export function operationRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (Object.keys(b).length === 0)
         throw new LxcqError(
           'LXCQ_VALIDATION',
-          'PUT limits needs at least one of memory, memorySwap, cpus, cpuset, cpuWeight, pids.',
+          'PUT limits needs at least one of memory, memorySwap, cpus, cpuset, cpuWeight, pids, disk.',
         );
       return { container: p.name, payload: b };
     },
