@@ -816,7 +816,12 @@ const impl: Impl = {
     if (!c.defined) {
       // Re-run after a crash: the rename already happened.
       using n = Container.open(r.newName, r.lxcpath);
-      if (n.defined) return describe(n);
+      if (n.defined) {
+        // A pool container's old symlink, left dangling when the worker died before removing it.
+        if (poolDirOf(r.lxcpath, r.name) !== null && !existsSync(join(r.lxcpath, r.name)))
+          unlinkSync(join(r.lxcpath, r.name));
+        return describe(n);
+      }
       notFound(r.name);
     }
     const s = c.state;
@@ -837,7 +842,13 @@ const impl: Impl = {
       // A pool container is renamed in place: its directory (subvolumes and snapshots with it)
       // moves on the pool's filesystem, and the paths in its configs follow. liblxc would copy it.
       const newDir = join(dirname(poolDir), r.newName);
-      if (existsSync(newDir) || existsSync(join(r.lxcpath, r.newName)))
+      const newEntry = join(r.lxcpath, r.newName);
+      // A symlink to newDir is this rename's own, made by an attempt that died before moving the directory.
+      if (
+        existsSync(newDir) ||
+        (poolDirOf(r.lxcpath, r.newName) ?? newDir) !== newDir ||
+        existsSync(newEntry)
+      )
         throw Object.assign(new Error(`${newDir} exists already; pick another name.`), {
           code: 'LXCQ_CONTAINER_EXISTS',
         });
@@ -849,8 +860,9 @@ const impl: Impl = {
         if (existsSync(f))
           writeFileSync(f, renamedConfig(readFileSync(f, 'utf8'), r.lxcpath, r.name, r.newName, false));
       }
+      // Each step can be re-run: the configs rewritten (again), the new entry, the move, the old entry.
+      if (poolDirOf(r.lxcpath, r.newName) === null) symlinkSync(newDir, newEntry);
       renameSync(poolDir, newDir);
-      symlinkSync(newDir, join(r.lxcpath, r.newName));
       unlinkSync(join(r.lxcpath, r.name));
       using n = Container.open(r.newName, r.lxcpath);
       return describe(n);

@@ -111,9 +111,12 @@ export const create: Handler<'create'> = async (ctx, p) => {
       'LXCQ_QUOTA_UNSUPPORTED',
       'A disk quota needs a btrfs pool (qgroups); the dir pool `default` has none. Create the container with pool set to a btrfs pool, or leave disk out.',
     );
+  const diskBytes = p.disk !== undefined ? parseDiskSize(p.disk) : undefined;
+  if (diskBytes !== undefined && !Number.isSafeInteger(diskBytes))
+    throw new LxcqError('LXCQ_VALIDATION', `disk ${String(p.disk)} is too large a size.`);
   const inPool = {
     ...(poolDir !== null ? { poolDir } : {}),
-    ...(p.disk !== undefined ? { diskBytes: parseDiskSize(p.disk) } : {}),
+    ...(diskBytes !== undefined ? { diskBytes } : {}),
   };
   const security = securityConfig(p.privileged ?? false, hostIdRange(), ctx.host);
   const target = on(ctx);
