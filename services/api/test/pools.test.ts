@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LxcqClient } from '../../../packages/client/src/index.ts';
 import { lxcq } from '../../../packages/client/test/helpers.ts';
 import { Stack, TEST_CONFIG, TOKEN, type Job } from './harness.ts';
+import { buildLocalImage, removeLocalImage, type LocalImage } from './local-image.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-pools-'));
 const tokensFile = join(dir, 'tokens.json');
@@ -36,11 +37,14 @@ writeFileSync(
 const own = { image: join(dir, 'own.img'), mnt: join(dir, 'own-mnt'), mounted: false };
 
 let s: Stack;
+let image: LocalImage;
 beforeAll(async () => {
-  s = await Stack.start({ tokensFile, workerEnv: { LXCQ_LOCK_MS: '3000' } });
+  image = buildLocalImage();
+  s = await Stack.start({ tokensFile, workerEnv: { LXCQ_LOCK_MS: '3000', LXCQ_IMAGES_DIR: image.dir } });
 }, 120_000);
 afterAll(async () => {
   await s?.close();
+  if (image) removeLocalImage(image);
   if (own.mounted) execFileSync('umount', [own.mnt]);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -280,6 +284,36 @@ describe('pools', () => {
     ok(await s.run('DELETE', '/v1/containers/q1?force=true'));
   });
 
+  it('unpacks an image once into a read-only base subvolume on the pool; each create snapshots it', async () => {
+    const local = { rootfs: image.rootfs, metadata: image.metadata };
+    const body = (name: string) => ({ name, template: 'local', local, config: TEST_CONFIG, pool: 'p1' });
+    ok(await s.run('POST', '/v1/containers', body('i1')));
+    const images = join(poolPath(), 'images');
+    const bases = execFileSync('ls', [images], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    expect(bases).toHaveLength(1);
+    const baseRootfs = join(images, bases[0] as string, 'rootfs');
+    expect(isSubvolume(baseRootfs)).toBe(true);
+    expect(
+      execFileSync('btrfs', ['property', 'get', '-ts', baseRootfs, 'ro'], { encoding: 'utf8' }).trim(),
+    ).toBe('ro=true');
+    const uuid = (p: string, field: string) =>
+      new RegExp(`^\\s*${field}:\\s*(\\S+)`, 'm').exec(
+        execFileSync('btrfs', ['subvolume', 'show', p], { encoding: 'utf8' }),
+      )?.[1];
+    const baseUuid = uuid(baseRootfs, 'UUID');
+    ok(await s.run('POST', '/v1/containers', body('i2')));
+    for (const n of ['i1', 'i2']) {
+      const rootfs = join(poolPath(), 'containers', n, 'rootfs');
+      expect(isSubvolume(rootfs)).toBe(true);
+      // A snapshot of the base: no file was copied.
+      expect(uuid(rootfs, 'Parent UUID')).toBe(baseUuid);
+    }
+    ok(await s.run('POST', '/v1/containers/i2/start'));
+    expect((await exec('i2', 'echo mine > /x; cat /x')).stdout).toBe('mine\n');
+    expect(existsSync(join(baseRootfs, 'x'))).toBe(false);
+    for (const n of ['i1', 'i2']) ok(await s.run('DELETE', `/v1/containers/${n}?force=true`));
+  });
+
   it('refuses to remove a pool that holds containers, with the list', async () => {
     const r = await s.http<Err>('DELETE', `/v1/hosts/${s.hostId}/pools/p1`);
     expect(r.status).toBe(409);
@@ -309,7 +343,13 @@ describe('pools', () => {
     execFileSync('btrfs', ['subvolume', 'create', join(poolPath(), 'containers', 'b2', 'rootfs', 'nested')]);
     for (const n of ['b1', 'b2', 'b4'])
       ok(await s.run('DELETE', `/v1/containers/${n}?force=true&withSnapshots=true`));
-    expect(execFileSync('btrfs', ['subvolume', 'list', poolPath()], { encoding: 'utf8' }).trim()).toBe('');
+    // Only the image base is left (it belongs to the pool, not to any container).
+    expect(
+      execFileSync('btrfs', ['subvolume', 'list', poolPath()], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.replace(/^.* path /, '').replace(/img-[0-9a-f]+/, 'img')),
+    ).toEqual(['images/img/rootfs']);
     expect(s.lxcLs()).toEqual(['d1']);
     const image = `${poolPath()}.img`;
     ok(await s.run('DELETE', `/v1/hosts/${s.hostId}/pools/p1`));

@@ -25,7 +25,7 @@ import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { LxcqError, type PayloadOf, type PoolDriver, type PoolInfo, parseDiskSize } from '@lxcq/shared';
-import { POOL_MARKER, isBtrfs } from './btrfs.ts';
+import { POOL_MARKER, isBtrfs, removeTree } from './btrfs.ts';
 import { letContainerRootsThrough } from './idmap.ts';
 import { mountsUnder } from './thread.ts';
 
@@ -384,6 +384,8 @@ export class PoolManager {
       );
     if (p.source === 'loop') await this.removeLoop(p.path, p.image as string);
     else {
+      // The image bases (read-only subvolumes no container depends on: each is a snapshot of its own).
+      removeTree(join(p.path, 'images'));
       if (existsSync(join(p.path, 'containers'))) rmdirSync(join(p.path, 'containers'));
       rmSync(join(p.path, POOL_MARKER), { force: true });
     }

@@ -54,6 +54,8 @@ export type LxcRequest =
       rootfs: string;
       metadata: string;
       security: [string, string][];
+      /** Unpack it into a btrfs subvolume (imagesLxcpath is on a btrfs pool), made read-only. */
+      btrfs?: boolean;
       reply?: { created: boolean };
     })
   | (On<'createFromImage'> & {

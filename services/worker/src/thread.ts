@@ -39,6 +39,7 @@ import { CAP_DROP, COMMON_CONF, USERNS_CONF, isPrivilegedConfig, letContainerRoo
 import { replayJournal, scanPaths, shiftBatch, type ShiftMap } from './shift.ts';
 import { checkpointDir } from './paths.ts';
 import {
+  run as runTool,
   poolDirOf,
   poolNameOf,
   quotaOf,
@@ -633,9 +634,20 @@ const impl: Impl = {
     try {
       loadHostDefaults(base);
       for (const [k, v] of r.security) base.setConfigItem(k, v);
-      base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
+      if (r.btrfs) {
+        base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata], { bdevtype: 'btrfs' });
+        // Read-only: nothing changes a base its containers were snapshotted from.
+        runTool('btrfs', [
+          'property',
+          'set',
+          '-ts',
+          join(r.imagesLxcpath, r.baseName, 'rootfs'),
+          'ro',
+          'true',
+        ]);
+      } else base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
     } catch (err) {
-      rmSync(join(r.imagesLxcpath, r.baseName), { recursive: true, force: true });
+      removeTree(join(r.imagesLxcpath, r.baseName));
       throw err;
     }
     return { created: true };
@@ -652,7 +664,8 @@ const impl: Impl = {
     }
     if (r.poolDir !== undefined) {
       prepareInPool(r.lxcpath, r.name, r.poolDir);
-      lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r, { backing: 'btrfs' });
+      // The base is a subvolume on the same pool: the new rootfs is a snapshot of it.
+      lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r, { snapshot: true, backing: 'btrfs' });
       if (r.diskBytes !== undefined) applyDisk(r.lxcpath, r.name, r.diskBytes);
     } else lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r);
     using made = Container.open(r.name, r.lxcpath);

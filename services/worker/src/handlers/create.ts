@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { RawContainerInfo } from '../protocol.ts';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { removeContainerDir } from '../btrfs.ts';
 import {
   LxcqError,
   assertConfigAllowed,
@@ -94,7 +95,8 @@ function assertImageConfig(ctx: HandlerContext, dir: string, what: string): void
       what,
     });
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
+    // A pool container's symlink and pool directory, or a base's (read-only) subvolume, with the rest.
+    removeContainerDir(dirname(dir), basename(dir));
     throw err;
   }
 }
@@ -126,7 +128,10 @@ export const create: Handler<'create'> = async (ctx, p) => {
       const [rootfs, metadata] = [args[1], args[3]] as [string, string];
       const baseName = imageKey(rootfs, metadata, security);
       await ctx.progress(10, `copying the cached image ${p.local?.rootfs ?? ''}`);
-      const imagesLxcpath = join(ctx.lxcpath, '.lxcq', 'images');
+      // On a btrfs pool the base lives on the pool (a subvolume each create snapshots), so a
+      // create costs no copy; on the dir pool in the lxcpath (each create copies it).
+      const imagesLxcpath =
+        poolDir !== null ? join(dirname(poolDir), 'images') : join(ctx.lxcpath, '.lxcq', 'images');
       // Only unpacking the base is serialised; copies of it are made in parallel.
       const release = await ctx.imageLocks.acquire([baseName]);
       try {
@@ -138,6 +143,7 @@ export const create: Handler<'create'> = async (ctx, p) => {
           rootfs,
           metadata,
           security,
+          ...(poolDir !== null ? { btrfs: true } : {}),
         });
         // Before any copy: lxc-copy would run the base's lxc.hook.clone.
         assertImageConfig(
