@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LxcqClient } from '../../../packages/client/src/index.ts';
 import { lxcq } from '../../../packages/client/test/helpers.ts';
-import { Stack, TEST_CONFIG, TOKEN, type Job } from './harness.ts';
+import { Stack, TEST_CONFIG, TOKEN, mountsBelow, type Job } from './harness.ts';
 import { buildLocalImage, removeLocalImage, type LocalImage } from './local-image.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-pools-'));
@@ -313,6 +313,63 @@ describe('pools', () => {
     expect(existsSync(join(baseRootfs, 'x'))).toBe(false);
     for (const n of ['i1', 'i2']) ok(await s.run('DELETE', `/v1/containers/${n}?force=true`));
   });
+
+  it('a worker killed mid-create, mid-clone and mid-snapshot on the pool: the re-run finishes, no orphaned subvolume', async () => {
+    const subvolumes = () =>
+      execFileSync('btrfs', ['subvolume', 'list', poolPath()], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.replace(/^.* path /, ''))
+        .filter((p) => p.startsWith('containers/k'))
+        .sort();
+    /** Submits with the worker set to kill itself at `point`, then starts a sound worker; the job's end. */
+    const killedAt = async (point: string, method: string, path: string, body: unknown) => {
+      await s.stopWorker();
+      await s.startWorker({ LXCQ_FAILPOINTS: point });
+      const died = new Promise((r) => s.worker?.once('exit', r));
+      const sub = await s.http<Job>(method, path, body);
+      expect(sub.status, JSON.stringify(sub.body)).toBe(202);
+      await died;
+      s.worker = null;
+      expect(s.workerLog).toContain(`lxcq failpoint ${point}`);
+      await s.startWorker();
+      return s.wait(sub.body.id);
+    };
+    let j = await killedAt('make.before-unmark', 'POST', '/v1/containers', {
+      name: 'k1',
+      template: 'busybox',
+      config: TEST_CONFIG,
+      pool: 'p1',
+    });
+    ok(j);
+    expect(j.attempts).toBe(2);
+    expect(subvolumes()).toEqual(['containers/k1/rootfs']);
+    j = await killedAt('make.before-unmark', 'POST', '/v1/containers/k1/clone', { newName: 'k2' });
+    ok(j);
+    expect(subvolumes()).toEqual(['containers/k1/rootfs', 'containers/k2/rootfs']);
+    ok(await s.run('POST', '/v1/containers/k1/start'));
+    j = await killedAt('pool.mid-snapshot', 'POST', '/v1/containers/k1/snapshots', { name: 'live' });
+    ok(j);
+    expect(subvolumes()).toEqual([
+      'containers/k1/rootfs',
+      'containers/k1/snaps/live/rootfs',
+      'containers/k2/rootfs',
+    ]);
+    const info = await s.http<{ snapshots: { name: string }[] }>('GET', '/v1/containers/k1');
+    expect(info.body.snapshots.map((x) => x.name)).toEqual(['live']);
+    j = await killedAt('pool.before-record', 'POST', `/v1/hosts/${s.hostId}/pools`, {
+      name: 'k',
+      driver: 'btrfs',
+      size: '300MiB',
+    });
+    ok(j);
+    expect((await pools()).find((p) => p.name === 'k')).toMatchObject({ available: true });
+    expect(mountsBelow(join(s.lxcpath, '.lxcq', 'pools', 'k'))).toHaveLength(1);
+    ok(await s.run('DELETE', `/v1/hosts/${s.hostId}/pools/k`));
+    for (const n of ['k1', 'k2'])
+      ok(await s.run('DELETE', `/v1/containers/${n}?force=true&withSnapshots=true`));
+    expect(subvolumes()).toEqual([]);
+  }, 300_000);
 
   it('refuses to remove a pool that holds containers, with the list', async () => {
     const r = await s.http<Err>('DELETE', `/v1/hosts/${s.hostId}/pools/p1`);

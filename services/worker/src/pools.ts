@@ -26,6 +26,7 @@ import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import { LxcqError, type PayloadOf, type PoolDriver, type PoolInfo, parseDiskSize } from '@lxcq/shared';
 import { POOL_MARKER, isBtrfs, removeTree } from './btrfs.ts';
+import { failpoint } from './failpoints.ts';
 import { letContainerRootsThrough } from './idmap.ts';
 import { mountsUnder } from './thread.ts';
 
@@ -258,6 +259,7 @@ export class PoolManager {
         ? await this.makeLoop(name, parseDiskSize(payload.size))
         : this.adoptPath(name, payload.path as string);
     if (rec.source === 'path') await this.initialise(rec);
+    failpoint('pool.before-record');
     this.pools.set(name, rec);
     this.save();
     return this.infoOf(name);

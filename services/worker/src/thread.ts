@@ -38,6 +38,7 @@ import { toolEnv, toolLogDir } from './leftovers.ts';
 import { CAP_DROP, COMMON_CONF, USERNS_CONF, isPrivilegedConfig, letContainerRootsThrough } from './idmap.ts';
 import { replayJournal, scanPaths, shiftBatch, type ShiftMap } from './shift.ts';
 import { checkpointDir } from './paths.ts';
+import { failpoint } from './failpoints.ts';
 import {
   run as runTool,
   poolDirOf,
@@ -571,6 +572,7 @@ function poolSnapshot(
     ['-n', r.name, '-P', r.lxcpath, '-N', name, '-p', snaps, '-s', '-K', '-M', '-a'],
     r.lxcpath,
   );
+  failpoint('pool.mid-snapshot');
   const createdAt = snapTimestamp();
   writeFileSync(join(snaps, name, 'ts'), createdAt);
   if (r.comment !== undefined) writeFileSync(join(snaps, name, 'comment'), r.comment);
