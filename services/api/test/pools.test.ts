@@ -11,6 +11,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readFileSync,
   readlinkSync,
   rmSync,
   statSync,
@@ -282,6 +283,31 @@ describe('pools', () => {
       /Disk quota exceeded|No space left/,
     );
     ok(await s.run('DELETE', '/v1/containers/q1?force=true'));
+  });
+
+  it('clones a dir container onto the pool and back (full copies), the clone on its new pool', async () => {
+    let j = await s.run('POST', '/v1/containers/d1/clone', { newName: 'd1b', pool: 'p1' });
+    ok(j);
+    expect(j.result).toMatchObject({ name: 'd1b', pool: 'p1' });
+    expect(isSubvolume(join(poolPath(), 'containers', 'd1b', 'rootfs'))).toBe(true);
+    j = await s.run('POST', '/v1/containers/d1b/clone', { newName: 'd1c', pool: 'default' });
+    ok(j);
+    expect(j.result).toMatchObject({ name: 'd1c', pool: 'default' });
+    expect(statSync(join(s.lxcpath, 'd1c')).isDirectory()).toBe(true);
+    expect(readFileSync(join(s.lxcpath, 'd1c', 'config'), 'utf8')).toMatch(
+      new RegExp(`^lxc.rootfs.path = (dir:)?${s.lxcpath}/d1c/rootfs$`, 'm'),
+    );
+    // Snapshots of the copy are subvolumes too.
+    ok(await s.run('POST', '/v1/containers/d1b/snapshots', {}));
+    expect(isSubvolume(join(poolPath(), 'containers', 'd1b', 'snaps', 'snap0', 'rootfs'))).toBe(true);
+    for (const n of ['d1b', 'd1c']) {
+      ok(await s.run('POST', `/v1/containers/${n}/start`));
+      expect((await exec(n, 'hostname')).stdout).toBe(`${n}\n`);
+      ok(await s.run('DELETE', `/v1/containers/${n}?force=true&withSnapshots=true`));
+    }
+    j = await s.run('POST', '/v1/containers/d1/clone', { newName: 'd1x', pool: 'nope' });
+    expect(j.error?.code).toBe('LXCQ_POOL_NOT_FOUND');
+    expect(existsSync(join(s.lxcpath, 'd1x'))).toBe(false);
   });
 
   it('unpacks an image once into a read-only base subvolume on the pool; each create snapshots it', async () => {

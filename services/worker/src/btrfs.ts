@@ -11,11 +11,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import {
+  chmodSync,
+  chownSync,
   existsSync,
   lstatSync,
   readFileSync,
   readdirSync,
   readlinkSync,
+  renameSync,
   rmSync,
   statSync,
   statfsSync,
@@ -137,6 +140,24 @@ export function isSubvolume(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Makes a directory on btrfs a subvolume with the same content: liblxc's copy into a btrfs store
+ * from another filesystem (a clone from the dir pool) rsyncs into a plain directory, which no
+ * subvolume snapshot or quota could then take. The content is reflinked (no data copied).
+ */
+export function toSubvolume(dir: string): void {
+  if (isSubvolume(dir)) return;
+  const tmp = `${dir}.lxcq-subvolume`;
+  removeTree(tmp);
+  run('btrfs', ['subvolume', 'create', tmp]);
+  run('cp', ['-a', '--reflink=auto', `${dir}/.`, `${tmp}/`]);
+  const st = statSync(dir);
+  chownSync(tmp, st.uid, st.gid);
+  chmodSync(tmp, st.mode & 0o7777);
+  rmSync(dir, { recursive: true, force: true });
+  renameSync(tmp, dir);
 }
 
 /** Sets (bytes) or removes (null) the qgroup limit of a subvolume. */

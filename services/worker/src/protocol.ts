@@ -75,7 +75,14 @@ export type LxcRequest =
   | (On<'destroy'> & { withSnapshots: boolean; force: boolean; reply?: { existed: boolean } })
   | (On<'purge'> & { reply?: { existed: boolean } })
   | (On<'rename'> & { newName: string; reply?: RawContainerInfo })
-  | (On<'clone'> & { newName: string; snapshot: boolean; keepName: boolean; reply?: RawContainerInfo })
+  | (On<'clone'> & {
+      newName: string;
+      snapshot: boolean;
+      keepName: boolean;
+      /** The target pool's containers directory (null: the dir pool); the source's pool when absent. */
+      poolDir?: string | null;
+      reply?: RawContainerInfo;
+    })
   | (On<'snapshotCreate'> & { snapName?: string; comment?: string; reply?: SnapshotInfo })
   | (On<'snapshotRestore'> & { snapshot: string; newName?: string; reply?: RawContainerInfo })
   | (On<'snapshotDestroy'> & { snapshot: string; reply?: { existed: boolean } })

@@ -48,6 +48,7 @@ import {
   removeTree,
   setQuota,
   snapshotSubvolume,
+  toSubvolume,
 } from './btrfs.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
@@ -330,12 +331,12 @@ export function limitItems(l: Limits, layout: 'v1' | 'v2'): [string, string][] {
 export function lxcCopy(
   from: { name: string; lxcpath: string },
   to: { name: string; lxcpath: string },
-  opts: { snapshot?: boolean; keepName?: boolean; backing?: 'btrfs' } = {},
+  opts: { snapshot?: boolean; keepName?: boolean; backing?: 'btrfs' | 'dir' } = {},
 ): void {
   const args = ['-n', from.name, '-P', from.lxcpath, '-N', to.name, '-p', to.lxcpath];
   // A btrfs rootfs snapshots as a btrfs subvolume (its own type); a directory as an overlayfs layer.
   if (opts.snapshot) args.push('-s', ...(opts.backing === 'btrfs' ? [] : ['-B', 'overlayfs']));
-  else if (opts.backing === 'btrfs') args.push('-B', 'btrfs');
+  else if (opts.backing !== undefined) args.push('-B', opts.backing);
   if (opts.keepName) args.push('-K');
   runLxcTool('lxc-copy', args, to.lxcpath);
 }
@@ -893,16 +894,23 @@ const impl: Impl = {
     const s = c.state;
     if (s !== 'STOPPED') invalidState(r.name, s, 'clone needs a stopped container');
     const poolDir = poolDirOf(r.lxcpath, r.name);
-    if (poolDir !== null) {
+    const from = poolDir !== null ? dirname(poolDir) : null;
+    const to = r.poolDir === undefined ? from : r.poolDir;
+    const copy = { name: r.newName, lxcpath: r.lxcpath };
+    if (to !== null && to === from) {
       // On the source's pool: a subvolume snapshot, snapshot or not (liblxc's btrfs store).
-      prepareInPool(r.lxcpath, r.newName, dirname(poolDir));
-      lxcCopy(
-        r,
-        { name: r.newName, lxcpath: r.lxcpath },
-        { snapshot: true, keepName: r.keepName, backing: 'btrfs' },
-      );
+      prepareInPool(r.lxcpath, r.newName, to);
+      lxcCopy(r, copy, { snapshot: true, keepName: r.keepName, backing: 'btrfs' });
       const disk = savedDisk(r.lxcpath, r.name);
       if (disk !== null) applyDisk(r.lxcpath, r.newName, disk);
+    } else if (to !== null) {
+      // Onto another pool (from the dir pool or another btrfs pool): a full copy into a new subvolume.
+      prepareInPool(r.lxcpath, r.newName, to);
+      lxcCopy(r, copy, { keepName: r.keepName, backing: 'btrfs' });
+      toSubvolume(join(r.lxcpath, r.newName, 'rootfs'));
+    } else if (from !== null) {
+      // From a btrfs pool onto the dir pool: a full copy into a plain directory.
+      lxcCopy(r, copy, { keepName: r.keepName, backing: 'dir' });
     } else
       lxcCopy(r, { name: r.newName, lxcpath: r.lxcpath }, { snapshot: r.snapshot, keepName: r.keepName });
     using n = Container.open(r.newName, r.lxcpath);
