@@ -496,6 +496,10 @@ describe('pools', () => {
       env,
     );
     expect(r.code, r.stderr).toBe(0);
+    r = await lxcq(['show', 'c1'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^pool:\s+cli1$/m);
+    expect(r.stdout).toMatch(/^disk:\s+\S+ used of a 64M quota$/m);
     const sdk = new LxcqClient({ url: s.url, token: TOKEN });
     const c1 = await sdk.containers.get('c1');
     expect(c1).toMatchObject({ pool: 'cli1', disk: { limitBytes: 64 * 1024 ** 2 } });
