@@ -28,6 +28,10 @@ const BENCHES: Record<string, { file: string; what: string }> = {
     file: 'convert.ts',
     what: 'converting a privileged container to unprivileged, per 10,000 files',
   },
+  pools: {
+    file: 'pools.ts',
+    what: 'create, clone, snapshot and destroy on a dir pool next to a btrfs pool; CPU per create',
+  },
   trace: { file: 'trace.ts', what: "where a lifecycle's time goes inside the worker" },
   'lxc-ffi': {
     file: 'lxc-ffi/lifecycle.ts',

@@ -102,6 +102,7 @@ PACKAGES=(
   "iptables               criu runs ip6tables-restore/iptables-restore during dump and restore"
   "uidmap                 newuidmap/newgidmap for containers with lxc.idmap (unprivileged containers)"
   "rsync                  liblxc copies directory-backed rootfs with rsync (clone, snapshot)"
+  "btrfs-progs            mkfs.btrfs/btrfs for btrfs storage pools (subvolumes, snapshots, qgroup quotas)"
   "xz-utils               the local/download templates unpack .tar.xz images"
   "iproute2               ip(8): the bridge set-up below and LXC's veth networking"
   "ca-certificates        TLS roots for npm (pnpm install)"

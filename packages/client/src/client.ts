@@ -6,6 +6,7 @@ import type {
   JobState,
   OperationName,
   PayloadOf,
+  PoolInfo,
   SnapshotInfo,
 } from '@lxcq/shared';
 import { LxcqConnectionError, LxcqError, httpError, networkReason } from './errors.ts';
@@ -401,6 +402,29 @@ export class JobsApi {
   }
 }
 
+/** A host's storage pools (docs/storage.md); creating and removing one needs an admin token. */
+export class PoolsApi {
+  constructor(
+    private readonly t: Transport,
+    private readonly c: LxcqClient,
+  ) {}
+
+  /** `GET /v1/hosts/:id/pools`: the dir pool `default` first, with capacity, used and free bytes. */
+  list(host: string): Promise<PoolInfo[]> {
+    return this.t.request('GET', `/v1/hosts/${seg(host)}/pools`);
+  }
+
+  /** `POST /v1/hosts/:id/pools` (a pool.create job): btrfs on a loop file (`size`) or a mount (`path`). */
+  create(host: string, p: PayloadOf<'pool.create'>, opts?: SubmitOptions): JobHandle<'pool.create'> {
+    return this.t.submit(this.c, 'POST', `/v1/hosts/${seg(host)}/pools`, p, opts);
+  }
+
+  /** `DELETE /v1/hosts/:id/pools/:pool` (a pool.delete job); refused while the pool holds containers. */
+  delete(host: string, name: string, opts?: SubmitOptions): JobHandle<'pool.delete'> {
+    return this.t.submit(this.c, 'DELETE', `/v1/hosts/${seg(host)}/pools/${seg(name)}`, undefined, opts);
+  }
+}
+
 export class HostsApi {
   constructor(private readonly t: Transport) {}
 
@@ -446,6 +470,7 @@ export class LxcqClient {
   readonly snapshots: SnapshotsApi;
   readonly jobs: JobsApi;
   readonly hosts: HostsApi;
+  readonly pools: PoolsApi;
   private readonly t: Transport;
   private wsImpl: Promise<WebSocketConstructor> | null = null;
 
@@ -455,6 +480,7 @@ export class LxcqClient {
     this.snapshots = new SnapshotsApi(this.t, this);
     this.jobs = new JobsApi(this.t, this);
     this.hosts = new HostsApi(this.t);
+    this.pools = new PoolsApi(this.t, this);
   }
 
   /** The API's base URL (without a trailing slash). */

@@ -112,6 +112,37 @@ export const ERROR_CODES = {
     meaning:
       "A convert to unprivileged found ids the container's id map cannot hold (owners, POSIX ACL entries or file capabilities with ids of 65536 and up); nothing was changed. details.examples names some files; give them ids below 65536 first.",
   },
+  LXCQ_POOL_NOT_FOUND: {
+    status: 404,
+    meaning:
+      'The host has no storage pool of that name (GET /v1/hosts/:id/pools lists them; `default` is the dir pool).',
+  },
+  LXCQ_POOL_EXISTS: { status: 409, meaning: 'The host already has a storage pool of that name.' },
+  LXCQ_POOL_IN_USE: {
+    status: 409,
+    meaning:
+      'The pool still holds containers (details.containers names them): destroy or move them first. Nothing was changed.',
+  },
+  LXCQ_POOL_DRIVER_UNAVAILABLE: {
+    status: 422,
+    meaning:
+      'The host cannot run that pool driver (zfs needs the zfs kernel module, lvm thin pools need device-mapper; btrfs needs btrfs-progs): refused before any work; the message names what the host lacks.',
+  },
+  LXCQ_POOL_SOURCE_INVALID: {
+    status: 422,
+    meaning:
+      "A pool's size or path is refused: a loop pool's size must fit the worker's data directory, and an existing path must be a mounted btrfs filesystem that is not the host's root or another pool. Nothing was made.",
+  },
+  LXCQ_POOL_UNAVAILABLE: {
+    status: 503,
+    meaning:
+      "The pool's filesystem is not mounted (a loop file that could not be mounted again, a path that is gone): the message says why; fix the host, then restart the worker.",
+  },
+  LXCQ_QUOTA_UNSUPPORTED: {
+    status: 422,
+    meaning:
+      'A disk quota needs the container on a btrfs pool (qgroups); a container on the dir pool cannot have one. Create or clone it onto a btrfs pool.',
+  },
   LXCQ_LXC_ERROR: {
     status: 500,
     meaning: "liblxc reported a failure; the message carries liblxc's own error string.",

@@ -34,6 +34,8 @@ export function keys(prefix = 'lxcq') {
     nameClaim: (name: string) => `${prefix}:claim:${name}`,
     /** Hash: a host's registration (JSON in `info`), heartbeat in `lastSeen`. */
     host: (id: string) => `${prefix}:host:${id}`,
+    /** Hash: a host's storage pools (field: pool name, value: PoolInfo JSON), written by its worker. */
+    pools: (host: string) => `${prefix}:pools:${host}`,
     /** Set of every host id that ever registered. */
     hosts: `${prefix}:hosts`,
     /** Stream of every event. */

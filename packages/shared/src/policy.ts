@@ -470,7 +470,8 @@ const BUSYBOX_BINDS: readonly string[] = [
 function managedItem(key: string, value: string, rootfsDirs: readonly string[]): boolean {
   switch (key) {
     case 'lxc.rootfs.path':
-      return rootfsDirs.includes(value.replace(/^dir:/, ''));
+      // btrfs: a rootfs subvolume on a btrfs pool (docs/storage.md)
+      return rootfsDirs.includes(value.replace(/^(dir|btrfs):/, ''));
     case 'lxc.include':
       return LXC_SHIPPED_INCLUDE.test(value);
     case 'lxc.idmap': {

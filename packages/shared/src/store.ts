@@ -2,7 +2,7 @@ import type { RedisConnection as Redis } from './redis.ts';
 import type { EventDataMap, EventType, LxcqEvent } from './events.ts';
 import { FINAL_JOB_STATES, type Job, type JobState } from './job.ts';
 import type { Keys } from './keys.ts';
-import type { ContainerInfo } from './operations/index.ts';
+import type { ContainerInfo, PoolInfo } from './operations/index.ts';
 
 /** Job fields stored one per hash field (JSON-encoded), so updates touch only what changed. */
 export const JOB_FIELDS = [
@@ -62,6 +62,8 @@ export interface HostInfo {
     /** The worker's main-thread event-loop delay since it started: p99 and max, in ms. */
     eventLoopDelayP99Ms?: number;
     eventLoopDelayMaxMs?: number;
+    /** Which storage pool drivers the host can run: a missing one maps to the reason it cannot. */
+    poolDrivers?: { [driver: string]: { available: boolean; reason?: string } };
   };
 }
 
@@ -242,6 +244,28 @@ export class Store {
   }
 
   // ---- hosts ----
+
+  /** A host's storage pools as its worker last wrote them (the implicit `default` dir pool included). */
+  async listPools(host: string): Promise<PoolInfo[]> {
+    const all = await this.redis.hgetall(this.keys.pools(host));
+    return Object.values(all)
+      .map((v) => JSON.parse(v) as PoolInfo)
+      .sort((a, b) => (a.name === 'default' ? -1 : b.name === 'default' ? 1 : a.name.localeCompare(b.name)));
+  }
+
+  async getPool(host: string, name: string): Promise<PoolInfo | null> {
+    const v = await this.redis.hget(this.keys.pools(host), name);
+    return v === null ? null : (JSON.parse(v) as PoolInfo);
+  }
+
+  /** Replaces a host's pool records with `pools` (the worker's own view of them). */
+  async setPools(host: string, pools: PoolInfo[]): Promise<void> {
+    const m = this.redis.multi();
+    m.del(this.keys.pools(host));
+    if (pools.length > 0)
+      m.hset(this.keys.pools(host), Object.fromEntries(pools.map((p) => [p.name, enc(p)])));
+    await m.exec();
+  }
 
   async putHost(info: HostInfo): Promise<void> {
     const m = this.redis.multi();

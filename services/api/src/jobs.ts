@@ -14,6 +14,7 @@ import {
   type Requester,
   type HostInfo,
   type Keys,
+  HOST_OPERATIONS,
   type Ledger,
   type NewJob,
   type OperationName,
@@ -140,6 +141,20 @@ export class JobService {
     return online.reduce((best, h) => (score(h) > score(best) ? h : best));
   }
 
+  /** A host asked for by id that has registered and is not offline (host operations run on it). */
+  async onlineHost(id: string | undefined): Promise<string> {
+    if (id === undefined) throw new LxcqError('LXCQ_VALIDATION', 'A host operation needs its host.');
+    const silence = await this.store.hostSilenceMs(id);
+    if (silence === Infinity) throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${id} has registered.`);
+    if (silence > this.opts.hostOfflineMs)
+      throw new LxcqError(
+        'LXCQ_HOST_OFFLINE',
+        `Host ${id} is offline (no heartbeat for ${Math.round(silence / 1000)} s). Retry once its worker is back.`,
+        { details: { host: id } },
+      );
+    return id;
+  }
+
   /** Validates, places, records and queues an operation, in an `enqueue <operation>` span. */
   async submit<N extends OperationName>(
     req: SubmitRequest<N>,
@@ -172,7 +187,9 @@ export class JobService {
     req: SubmitRequest<N>,
   ): Promise<{ job: StoredJob; existing: boolean }> {
     const def = OPERATIONS[req.operation];
-    assertName('container', req.container);
+    const hostLevel = HOST_OPERATIONS.has(req.operation);
+    // A host operation's target is `pool:<name>` (its pool name checked by the payload's schema).
+    if (!hostLevel) assertName('container', req.container);
     if (!def.implemented) {
       throw new LxcqError(
         'LXCQ_NOT_IMPLEMENTED',
@@ -186,9 +203,11 @@ export class JobService {
     }
     const id = randomUUID();
     const locks = locksOf(req.operation, req.container, req.payload);
-    const newNames = locks.filter((n) => n !== req.container);
+    const newNames = hostLevel ? [] : locks.filter((n) => n !== req.container);
     let host: string;
-    if (req.operation === 'create') {
+    if (hostLevel) {
+      host = await this.onlineHost(req.host);
+    } else if (req.operation === 'create') {
       host = (await this.place(req.host)).id;
       newNames.push(req.container);
     } else {

@@ -5,7 +5,7 @@
  * Redis key and directory it made.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, readdirSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -400,6 +400,18 @@ export async function stopChild(child: ChildProcess | null, signal: NodeJS.Signa
   await exited;
 }
 
+/** Mount points at or under `dir` (this process's mount namespace), deepest first. */
+export function mountsBelow(dir: string): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const field = line.split(' ')[4];
+    if (field === undefined) continue;
+    const point = field.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    if (point === dir || point.startsWith(`${dir}/`)) out.push(point);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
 /** Stops and destroys every container of a test lxcpath, then removes it. */
 export function removeLxcpath(lxcpath: string): void {
   if (!existsSync(lxcpath)) return;
@@ -416,6 +428,9 @@ export function removeLxcpath(lxcpath: string): void {
       // removed below with the directory
     }
   }
+  // A pool a test left mounted under the lxcpath is unmounted by its exact mount point (a loop
+  // pool's loop device is detached with it: autoclear); its loop file goes with the directory.
+  for (const point of mountsBelow(lxcpath)) execFileSync('umount', [point], { stdio: 'ignore' });
   rmSync(lxcpath, { recursive: true, force: true });
 }
 

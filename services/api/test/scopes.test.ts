@@ -19,6 +19,7 @@ const OTHER_ROUTES: Record<string, Scope | 'public'> = {
   'POST /v1/hosts/{id}/drain': 'admin',
   'POST /v1/hosts/{id}/undrain': 'admin',
   'DELETE /v1/hosts/{id}': 'admin',
+  'GET /v1/hosts/{id}/pools': 'read',
   'GET /v1/containers': 'read',
   'GET /v1/containers/{name}': 'read',
   'GET /v1/containers/{name}/snapshots': 'read',

@@ -9,7 +9,9 @@
  * make.before-unmark (a create, clone or restore-to-new made the container whole; its
  * creating-marker is not yet removed), convert.mid-shift (a convert has shifted some of the
  * rootfs and changed the owner of a setuid/setgid or capability-carrying file, whose mode and
- * capabilities the owner change cleared and which are not yet put back).
+ * capabilities the owner change cleared and which are not yet put back), pool.mid-snapshot (a
+ * snapshot of a btrfs pool container is a subvolume, its timestamp and job tag not yet written),
+ * pool.before-record (a loop pool is made and mounted, not yet in the worker's pool record).
  *
  * Damage points do not kill: migrate.break-checkpoint removes the live move's process tree image
  * (pstree.img) right after the dump, so the target's restore and the source's own restore both
@@ -30,6 +32,8 @@ export const FAILPOINTS = [
   'make.before-unmark',
   'convert.mid-shift',
   'migrate.break-checkpoint',
+  'pool.mid-snapshot',
+  'pool.before-record',
 ] as const;
 export type Failpoint = (typeof FAILPOINTS)[number];
 

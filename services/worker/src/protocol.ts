@@ -21,6 +21,8 @@ export interface RawContainerInfo {
   /** No user namespace: the config has no lxc.idmap (set when the container is defined). */
   privileged?: boolean;
   migrationBlockers?: MigrationBlocker[];
+  pool?: string;
+  disk?: { usedBytes: number; limitBytes: number | null };
 }
 
 /** What exec answers: liblxc's attach result, exit code and captured output. */
@@ -39,6 +41,10 @@ export type LxcRequest =
       /** lxcq's own keys (idmap, includes), set before the template runs (idmap.ts). */
       security: [string, string][];
       config: [string, string][];
+      /** A btrfs pool's containers directory: the container is made there (see btrfs.ts). */
+      poolDir?: string;
+      /** A disk quota in bytes (btrfs pools). */
+      diskBytes?: number;
       reply?: RawContainerInfo;
     })
   | (Base<'imageBase'> & {
@@ -48,12 +54,16 @@ export type LxcRequest =
       rootfs: string;
       metadata: string;
       security: [string, string][];
+      /** Unpack it into a btrfs subvolume (imagesLxcpath is on a btrfs pool), made read-only. */
+      btrfs?: boolean;
       reply?: { created: boolean };
     })
   | (On<'createFromImage'> & {
       imagesLxcpath: string;
       baseName: string;
       config: [string, string][];
+      poolDir?: string;
+      diskBytes?: number;
       reply?: RawContainerInfo;
     })
   | (On<'start'> & { reply?: RawContainerInfo })
@@ -65,7 +75,14 @@ export type LxcRequest =
   | (On<'destroy'> & { withSnapshots: boolean; force: boolean; reply?: { existed: boolean } })
   | (On<'purge'> & { reply?: { existed: boolean } })
   | (On<'rename'> & { newName: string; reply?: RawContainerInfo })
-  | (On<'clone'> & { newName: string; snapshot: boolean; keepName: boolean; reply?: RawContainerInfo })
+  | (On<'clone'> & {
+      newName: string;
+      snapshot: boolean;
+      keepName: boolean;
+      /** The target pool's containers directory (null: the dir pool); the source's pool when absent. */
+      poolDir?: string | null;
+      reply?: RawContainerInfo;
+    })
   | (On<'snapshotCreate'> & { snapName?: string; comment?: string; reply?: SnapshotInfo })
   | (On<'snapshotRestore'> & { snapshot: string; newName?: string; reply?: RawContainerInfo })
   | (On<'snapshotDestroy'> & { snapshot: string; reply?: { existed: boolean } })
@@ -86,7 +103,8 @@ export type LxcRequest =
   | (On<'config'> & { set: [string, string][]; clear: string[]; reply?: Record<string, string> })
   | (On<'limits'> & {
       limits: PayloadOf<'limits.set'>;
-      reply?: { applied: boolean; items: Record<string, string> };
+      diskBytes?: number;
+      reply?: { applied: boolean; items: Record<string, string>; disk?: number };
     })
   /** What a convert needs to know before it touches anything (see handlers/convert.ts). */
   | (On<'convertInspect'> & {

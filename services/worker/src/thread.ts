@@ -13,8 +13,11 @@ import {
   lchownSync,
   readdirSync,
   realpathSync,
+  renameSync,
   rmSync,
   statSync,
+  symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -35,6 +38,18 @@ import { toolEnv, toolLogDir } from './leftovers.ts';
 import { CAP_DROP, COMMON_CONF, USERNS_CONF, isPrivilegedConfig, letContainerRootsThrough } from './idmap.ts';
 import { replayJournal, scanPaths, shiftBatch, type ShiftMap } from './shift.ts';
 import { checkpointDir } from './paths.ts';
+import { failpoint } from './failpoints.ts';
+import {
+  run as runTool,
+  poolDirOf,
+  poolNameOf,
+  quotaOf,
+  removeContainerDir,
+  removeTree,
+  setQuota,
+  snapshotSubvolume,
+  toSubvolume,
+} from './btrfs.ts';
 import type { LxcReply, LxcRequest, RawContainerInfo, ReplyOf, RequestOf } from './protocol.ts';
 
 const LXC_TO_LXCQ: Partial<Record<string, ErrorCode>> = {
@@ -112,7 +127,7 @@ function destroyUnloadable(
       { code: 'LXCQ_INVALID_STATE' },
     );
   }
-  rmSync(dir, { recursive: true, force: true });
+  removeContainerDir(r.lxcpath, r.name);
   return { existed: true };
 }
 
@@ -162,6 +177,11 @@ function describe(c: Container, withConfig = false): RawContainerInfo {
   };
   const broken = brokenReason(c);
   if (broken) info.broken = broken;
+  info.pool = poolNameOf(c.lxcpath, c.name);
+  if (info.pool !== 'default') {
+    const q = quotaOf(join(c.lxcpath, c.name, 'rootfs'));
+    if (q) info.disk = { usedBytes: q.usedBytes, limitBytes: q.limitBytes };
+  }
   if (state !== 'STOPPED') {
     const pid = c.initPid;
     if (pid > 0) info.pid = pid;
@@ -311,10 +331,12 @@ export function limitItems(l: Limits, layout: 'v1' | 'v2'): [string, string][] {
 export function lxcCopy(
   from: { name: string; lxcpath: string },
   to: { name: string; lxcpath: string },
-  opts: { snapshot?: boolean; keepName?: boolean } = {},
+  opts: { snapshot?: boolean; keepName?: boolean; backing?: 'btrfs' | 'dir' } = {},
 ): void {
   const args = ['-n', from.name, '-P', from.lxcpath, '-N', to.name, '-p', to.lxcpath];
-  if (opts.snapshot) args.push('-s', '-B', 'overlayfs');
+  // A btrfs rootfs snapshots as a btrfs subvolume (its own type); a directory as an overlayfs layer.
+  if (opts.snapshot) args.push('-s', ...(opts.backing === 'btrfs' ? [] : ['-B', 'overlayfs']));
+  else if (opts.backing !== undefined) args.push('-B', opts.backing);
   if (opts.keepName) args.push('-K');
   runLxcTool('lxc-copy', args, to.lxcpath);
 }
@@ -463,7 +485,105 @@ export function convertKeys(configText: string, map: ShiftMap): [string, string]
   ];
 }
 
+/**
+ * Makes a pool container's place before liblxc makes the container: its directory in the pool and
+ * the lxcpath symlink to it (btrfs.ts says why). Whatever is there already is not overwritten.
+ */
+function prepareInPool(lxcpath: string, name: string, poolDir: string): void {
+  const dir = join(poolDir, name);
+  if (existsSync(join(lxcpath, name)) || existsSync(dir))
+    throw Object.assign(new Error(`${join(lxcpath, name)} or ${dir} exists already; pick another name.`), {
+      code: 'LXCQ_CONTAINER_EXISTS',
+    });
+  mkdirSync(dir, { mode: 0o755 });
+  symlinkSync(dir, join(lxcpath, name));
+}
+
+/** The file in a pool container's directory that keeps its disk quota (re-applied to a new rootfs). */
+function diskFile(lxcpath: string, name: string): string {
+  return join(lxcpath, name, 'lxcq-disk');
+}
+
+function applyDisk(lxcpath: string, name: string, bytes: number | null): void {
+  setQuota(join(lxcpath, name, 'rootfs'), bytes);
+  if (bytes === null) rmSync(diskFile(lxcpath, name), { force: true });
+  else writeFileSync(diskFile(lxcpath, name), String(bytes));
+}
+
+function savedDisk(lxcpath: string, name: string): number | null {
+  const v = Number(readSafe(diskFile(lxcpath, name)).trim());
+  return Number.isSafeInteger(v) && v > 0 ? v : null;
+}
+
+function noQuotaOnDir(name: string): never {
+  throw Object.assign(
+    new Error(
+      `Container ${name} is on the dir pool (default), which has no disk quotas: create or clone it onto a btrfs pool to limit its disk.`,
+    ),
+    { code: 'LXCQ_QUOTA_UNSUPPORTED' },
+  );
+}
+
+/** A config's lines that name `<lxcpath>/<from>/` rewritten to `<lxcpath>/<to>/`, its utsname too. */
+export function renamedConfig(text: string, lxcpath: string, from: string, to: string, uts = true): string {
+  return text
+    .split('\n')
+    .map((l) => {
+      if (uts && /^\s*lxc\.uts\.name\s*=/.test(l)) return `lxc.uts.name = ${to}`;
+      return l.split(`${lxcpath}/${from}/`).join(`${lxcpath}/${to}/`);
+    })
+    .join('\n');
+}
+
+/** `lxc.rootfs.path` of a config set to `value`. */
+function withRootfs(text: string, value: string): string {
+  return text
+    .split('\n')
+    .map((l) => (/^\s*lxc\.rootfs\.path\s*=/.test(l) ? `lxc.rootfs.path = ${value}` : l))
+    .join('\n');
+}
+
+/** liblxc's snapshot timestamp format (its `ts` file). */
+function snapTimestamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}:${p(d.getMonth() + 1)}:${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
 type Impl = { [F in LxcRequest['fn']]: (req: RequestOf<F>) => ReplyOf<F> };
+
+/**
+ * A snapshot of a pool container, running or not: liblxc's own clone into the container's snaps
+ * directory (as lxc-snapshot does), allowed while it runs (`lxc-copy -a`: a btrfs snapshot is
+ * atomic, so the copy is as consistent as after a power cut), named as asked at once.
+ */
+function poolSnapshot(
+  c: Container,
+  r: { name: string; lxcpath: string; snapName?: string; comment?: string },
+): { name: string; comment?: string; createdAt?: string } {
+  const snaps = join(r.lxcpath, r.name, 'snaps');
+  mkdirSync(snaps, { recursive: true, mode: 0o755 });
+  let name = r.snapName;
+  if (name === undefined) {
+    let i = 0;
+    while (existsSync(join(snaps, `snap${i}`))) i++;
+    name = `snap${i}`;
+  }
+  runLxcTool(
+    'lxc-copy',
+    ['-n', r.name, '-P', r.lxcpath, '-N', name, '-p', snaps, '-s', '-K', '-M', '-a'],
+    r.lxcpath,
+  );
+  failpoint('pool.mid-snapshot');
+  const createdAt = snapTimestamp();
+  writeFileSync(join(snaps, name, 'ts'), createdAt);
+  if (r.comment !== undefined) writeFileSync(join(snaps, name, 'comment'), r.comment);
+  const info = c.snapshots().find((s) => s.name === name);
+  return {
+    name,
+    ...(info?.comment ? { comment: info.comment } : r.comment ? { comment: r.comment } : {}),
+    createdAt: info?.timestamp ?? createdAt,
+  };
+}
 
 const impl: Impl = {
   list: (r) => listContainers(r.lxcpath, 'defined'),
@@ -485,7 +605,11 @@ const impl: Impl = {
       });
     loadHostDefaults(c);
     for (const [k, v] of r.security) c.setConfigItem(k, v);
-    c.create(r.template, r.args);
+    if (r.poolDir !== undefined) {
+      prepareInPool(r.lxcpath, r.name, r.poolDir);
+      c.create(r.template, r.args, { bdevtype: 'btrfs' });
+      if (r.diskBytes !== undefined) applyDisk(r.lxcpath, r.name, r.diskBytes);
+    } else c.create(r.template, r.args);
     if (r.template !== 'busybox') {
       applyMigratableDefaults(c);
       for (const [k, v] of r.config) c.setConfigItem(k, v);
@@ -513,9 +637,20 @@ const impl: Impl = {
     try {
       loadHostDefaults(base);
       for (const [k, v] of r.security) base.setConfigItem(k, v);
-      base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
+      if (r.btrfs) {
+        base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata], { bdevtype: 'btrfs' });
+        // Read-only: nothing changes a base its containers were snapshotted from.
+        runTool('btrfs', [
+          'property',
+          'set',
+          '-ts',
+          join(r.imagesLxcpath, r.baseName, 'rootfs'),
+          'ro',
+          'true',
+        ]);
+      } else base.create('local', ['--fstree', r.rootfs, '--metadata', r.metadata]);
     } catch (err) {
-      rmSync(join(r.imagesLxcpath, r.baseName), { recursive: true, force: true });
+      removeTree(join(r.imagesLxcpath, r.baseName));
       throw err;
     }
     return { created: true };
@@ -530,7 +665,12 @@ const impl: Impl = {
       using base = Container.open(r.baseName, r.imagesLxcpath);
       if (!base.defined) notFound(r.baseName);
     }
-    lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r);
+    if (r.poolDir !== undefined) {
+      prepareInPool(r.lxcpath, r.name, r.poolDir);
+      // The base is a subvolume on the same pool: the new rootfs is a snapshot of it.
+      lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r, { snapshot: true, backing: 'btrfs' });
+      if (r.diskBytes !== undefined) applyDisk(r.lxcpath, r.name, r.diskBytes);
+    } else lxcCopy({ name: r.baseName, lxcpath: r.imagesLxcpath }, r);
     using made = Container.open(r.name, r.lxcpath);
     applyMigratableDefaults(made);
     for (const [k, v] of r.config) made.setConfigItem(k, v);
@@ -657,6 +797,12 @@ const impl: Impl = {
         },
       );
     }
+    if (poolDirOf(r.lxcpath, r.name) !== null) {
+      // liblxc's destroy removes the subvolumes, then fails on the lxcpath entry (a symlink):
+      // lxcq removes the container's pool directory (nested subvolumes first) and the symlink.
+      removeContainerDir(r.lxcpath, r.name);
+      return { existed: true };
+    }
     // liblxc's destroy_with_snapshots fails (ENOENT) when there is no snapshot directory.
     c.destroy({ withSnapshots: r.withSnapshots && c.snapshots().length > 0 });
     return { existed: true };
@@ -664,19 +810,21 @@ const impl: Impl = {
   purge: (r) => {
     // Removes whatever a dead earlier attempt left under this name, whole or half-made.
     const dir = join(r.lxcpath, r.name);
+    const inPool = poolDirOf(r.lxcpath, r.name) !== null;
     {
       using c = open(r);
       if (c.defined) {
         if (c.state !== 'STOPPED') c.stop();
         try {
-          c.destroy({ withSnapshots: true });
+          // A pool container's subvolumes go with its pool directory below.
+          if (!inPool) c.destroy({ withSnapshots: true });
         } catch {
           // Half-made (no rootfs, a broken config): fall back to removing the directory.
         }
       }
     }
-    const existed = existsSync(dir);
-    rmSync(dir, { recursive: true, force: true });
+    const existed = inPool || existsSync(dir);
+    removeContainerDir(r.lxcpath, r.name);
     return { existed };
   },
   rename: (r) => {
@@ -684,7 +832,12 @@ const impl: Impl = {
     if (!c.defined) {
       // Re-run after a crash: the rename already happened.
       using n = Container.open(r.newName, r.lxcpath);
-      if (n.defined) return describe(n);
+      if (n.defined) {
+        // A pool container's old symlink, left dangling when the worker died before removing it.
+        if (poolDirOf(r.lxcpath, r.name) !== null && !existsSync(join(r.lxcpath, r.name)))
+          unlinkSync(join(r.lxcpath, r.name));
+        return describe(n);
+      }
       notFound(r.name);
     }
     const s = c.state;
@@ -700,6 +853,36 @@ const impl: Impl = {
         { code: 'LXCQ_UNSUPPORTED' },
       );
     }
+    const poolDir = poolDirOf(r.lxcpath, r.name);
+    if (poolDir !== null) {
+      // A pool container is renamed in place: its directory (subvolumes and snapshots with it)
+      // moves on the pool's filesystem, and the paths in its configs follow. liblxc would copy it.
+      const newDir = join(dirname(poolDir), r.newName);
+      const newEntry = join(r.lxcpath, r.newName);
+      // A symlink to newDir is this rename's own, made by an attempt that died before moving the directory.
+      if (
+        existsSync(newDir) ||
+        (poolDirOf(r.lxcpath, r.newName) ?? newDir) !== newDir ||
+        existsSync(newEntry)
+      )
+        throw Object.assign(new Error(`${newDir} exists already; pick another name.`), {
+          code: 'LXCQ_CONTAINER_EXISTS',
+        });
+      const cfg = join(poolDir, 'config');
+      writeFileSync(cfg, renamedConfig(readFileSync(cfg, 'utf8'), r.lxcpath, r.name, r.newName));
+      const snaps = join(poolDir, 'snaps');
+      for (const s of existsSync(snaps) ? readdirSync(snaps) : []) {
+        const f = join(snaps, s, 'config');
+        if (existsSync(f))
+          writeFileSync(f, renamedConfig(readFileSync(f, 'utf8'), r.lxcpath, r.name, r.newName, false));
+      }
+      // Each step can be re-run: the configs rewritten (again), the new entry, the move, the old entry.
+      if (poolDirOf(r.lxcpath, r.newName) === null) symlinkSync(newDir, newEntry);
+      renameSync(poolDir, newDir);
+      unlinkSync(join(r.lxcpath, r.name));
+      using n = Container.open(r.newName, r.lxcpath);
+      return describe(n);
+    }
     // liblxc renames by copying: done by lxc-copy in a process of its own (see lxcCopy).
     runLxcTool('lxc-copy', ['-n', r.name, '-P', r.lxcpath, '-N', r.newName, '-R'], r.lxcpath);
     using n = Container.open(r.newName, r.lxcpath);
@@ -710,13 +893,33 @@ const impl: Impl = {
     if (!c.defined) notFound(r.name);
     const s = c.state;
     if (s !== 'STOPPED') invalidState(r.name, s, 'clone needs a stopped container');
-    lxcCopy(r, { name: r.newName, lxcpath: r.lxcpath }, { snapshot: r.snapshot, keepName: r.keepName });
+    const poolDir = poolDirOf(r.lxcpath, r.name);
+    const from = poolDir !== null ? dirname(poolDir) : null;
+    const to = r.poolDir === undefined ? from : r.poolDir;
+    const copy = { name: r.newName, lxcpath: r.lxcpath };
+    if (to !== null && to === from) {
+      // On the source's pool: a subvolume snapshot, snapshot or not (liblxc's btrfs store).
+      prepareInPool(r.lxcpath, r.newName, to);
+      lxcCopy(r, copy, { snapshot: true, keepName: r.keepName, backing: 'btrfs' });
+      const disk = savedDisk(r.lxcpath, r.name);
+      if (disk !== null) applyDisk(r.lxcpath, r.newName, disk);
+    } else if (to !== null) {
+      // Onto another pool (from the dir pool or another btrfs pool): a full copy into a new subvolume.
+      prepareInPool(r.lxcpath, r.newName, to);
+      lxcCopy(r, copy, { keepName: r.keepName, backing: 'btrfs' });
+      toSubvolume(join(r.lxcpath, r.newName, 'rootfs'));
+    } else if (from !== null) {
+      // From a btrfs pool onto the dir pool: a full copy into a plain directory.
+      lxcCopy(r, copy, { keepName: r.keepName, backing: 'dir' });
+    } else
+      lxcCopy(r, { name: r.newName, lxcpath: r.lxcpath }, { snapshot: r.snapshot, keepName: r.keepName });
     using n = Container.open(r.newName, r.lxcpath);
     return describe(n);
   },
   snapshotCreate: (r) => {
     using c = open(r);
     if (!c.defined) notFound(r.name);
+    if (poolDirOf(r.lxcpath, r.name) !== null) return poolSnapshot(c, r);
     // liblxc snapshots a directory-backed rootfs by copying it, which it refuses while the
     // container runs (lxc-snapshot then exits 1 and says nothing without a log).
     if (
@@ -776,6 +979,25 @@ const impl: Impl = {
     const target = r.newName ?? r.name;
     if (target === r.name && c.state !== 'STOPPED')
       invalidState(r.name, c.state, 'restoring over a container needs it stopped');
+    const poolDir = poolDirOf(r.lxcpath, r.name);
+    if (poolDir !== null && target === r.name) {
+      // liblxc restores in place by destroying the container, which fails on its lxcpath symlink:
+      // the rootfs subvolume is replaced by a snapshot of the snapshot's, and its config put back.
+      const snap = join(poolDir, 'snaps', r.snapshot);
+      const rootfs = join(poolDir, 'rootfs');
+      const disk = savedDisk(r.lxcpath, r.name);
+      const config = withRootfs(
+        renamedConfig(readFileSync(join(snap, 'config'), 'utf8'), r.lxcpath, r.name, r.name),
+        `btrfs:${join(r.lxcpath, r.name, 'rootfs')}`,
+      );
+      removeTree(rootfs);
+      snapshotSubvolume(join(snap, 'rootfs'), rootfs);
+      writeFileSync(join(poolDir, 'config'), config);
+      if (disk !== null) applyDisk(r.lxcpath, r.name, disk);
+      using n = Container.open(r.name, r.lxcpath);
+      return describe(n);
+    }
+    if (poolDir !== null) prepareInPool(r.lxcpath, target, dirname(poolDir));
     // Restoring copies the snapshot's rootfs: done by lxc-snapshot in a process of its own.
     runLxcTool(
       'lxc-snapshot',
@@ -808,7 +1030,7 @@ const impl: Impl = {
           // half-made: removed with its directory below
         }
       }
-      rmSync(join(snaps, entry), { recursive: true, force: true });
+      removeTree(join(snaps, entry));
       removed.push(entry);
     }
     return { removed };
@@ -855,6 +1077,7 @@ const impl: Impl = {
   limits: (r) => {
     using c = open(r);
     if (!c.defined) notFound(r.name);
+    if (r.diskBytes !== undefined && poolDirOf(r.lxcpath, r.name) === null) noQuotaOnDir(r.name);
     const running = c.state !== 'STOPPED';
     const layout = cgroupLayout();
     const prefix = layout === 'v2' ? 'lxc.cgroup2.' : 'lxc.cgroup.';
@@ -863,11 +1086,18 @@ const impl: Impl = {
     assertConfigAllowed(items.map(([k, v]) => [prefix + k, v] as const));
     // Applied at once when running, and saved so the next start applies it too.
     if (running) for (const [k, v] of items) c.setCgroupItem(k, v);
-    saveReplacing(
-      c,
-      items.map(([k, v]) => [prefix + k, v] as const),
-    );
-    return { applied: running, items: Object.fromEntries(items.map(([k, v]) => [prefix + k, v])) };
+    if (items.length > 0)
+      saveReplacing(
+        c,
+        items.map(([k, v]) => [prefix + k, v] as const),
+      );
+    // A qgroup limit holds at once, running or not.
+    if (r.diskBytes !== undefined) applyDisk(r.lxcpath, r.name, r.diskBytes);
+    return {
+      applied: running || r.diskBytes !== undefined,
+      items: Object.fromEntries(items.map(([k, v]) => [prefix + k, v])),
+      ...(r.diskBytes !== undefined ? { disk: r.diskBytes } : {}),
+    };
   },
   convertInspect: (r) => {
     using c = open(r);

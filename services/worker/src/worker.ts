@@ -39,6 +39,7 @@ import type { HandlerContext } from './handlers/context.ts';
 import { removePartialCheckpoints } from './handlers/checkpoint.ts';
 import { HANDLERS } from './handlers/index.ts';
 import { NameLocks } from './locks.ts';
+import { PoolManager, driverSupport } from './pools.ts';
 import {
   hasConvertMarker,
   hasLeaving,
@@ -96,6 +97,7 @@ export class LxcqWorker {
   readonly ledger: Ledger;
   readonly pool: LxcPool;
   readonly locks = new NameLocks();
+  private pools!: PoolManager;
   private readonly imageLocks = new NameLocks();
   readonly loopDelay: IntervalHistogram;
   private bull?: BullWorker<QueuedJobData>;
@@ -165,6 +167,10 @@ export class LxcqWorker {
       this.log.warn({ pids: killed }, 'stopped helper processes a previous worker left running');
     rmSync(toolLogDir(this.config.lxcpath), { recursive: true, force: true });
     if (existsSync(this.config.lxcpath)) letContainerRootsThrough(this.config.lxcpath);
+    // Before the sweeps: a half-made container on a loop pool is removed from its mounted pool.
+    this.pools = new PoolManager({ host: this.config.hostId, lxcpath: this.config.lxcpath, log: this.log });
+    await this.pools.load();
+    await this.publishPools();
     await this.sweepMarkers();
     await this.settleMoves();
     await this.startTransferServer();
@@ -524,6 +530,10 @@ export class LxcqWorker {
     return this.identity;
   }
 
+  private async publishPools(): Promise<void> {
+    await this.store.setPools(this.config.hostId, this.pools.list());
+  }
+
   private async heartbeat(): Promise<void> {
     const containers = this.containerCount;
     const info: HostInfo = {
@@ -552,9 +562,12 @@ export class LxcqWorker {
         // ticks, so the interval itself is taken off to leave the delay.
         eventLoopDelayP99Ms: loopDelayMs(this.loopDelay.percentile(99)),
         eventLoopDelayMaxMs: loopDelayMs(this.loopDelay.max),
+        poolDrivers: driverSupport(),
       },
     };
     await this.store.putHost(info);
+    // The pools' space changes as containers write: refreshed with every heartbeat.
+    if (this.pools) await this.publishPools();
   }
 
   private runningCount = 0;
@@ -573,6 +586,8 @@ export class LxcqWorker {
     if (raw.checkpoints !== undefined) info.checkpoints = raw.checkpoints;
     if (raw.config !== undefined) info.config = raw.config;
     if (raw.broken !== undefined) info.broken = raw.broken;
+    if (raw.pool !== undefined) info.pool = raw.pool;
+    if (raw.disk !== undefined) info.disk = raw.disk;
     if (raw.privileged !== undefined) info.privileged = raw.privileged;
     if (raw.migrationBlockers !== undefined)
       info.liveMigration = { possible: raw.migrationBlockers.length === 0, blockers: raw.migrationBlockers };
@@ -861,6 +876,8 @@ export class LxcqWorker {
       log,
       touched,
       imageLocks: this.imageLocks,
+      pools: this.pools,
+      publishPools: () => this.publishPools(),
       toInfo: (raw) => this.toInfo(raw),
       progress: async (percent, stage) => {
         const progress = { percent: Math.max(0, Math.min(100, Math.round(percent))), stage };

@@ -7,6 +7,7 @@ import type {
   JobState,
   OperationName,
   PayloadOf,
+  PoolInfo,
   ResultOf,
 } from '@lxcq/shared';
 import { CONTAINER_STATES, JOB_STATES, compareCursors, isCursor } from '../shared-runtime.ts';
@@ -17,6 +18,7 @@ import { completionScript } from './completion.ts';
 import { UsageError, configPath, readConfig, writeConfig } from './config.ts';
 import { follow, type FollowMode, type Following } from './follow.ts';
 import {
+  bytes,
   containerDetails,
   containerRow,
   containerSummary,
@@ -71,6 +73,15 @@ function size(value: string): string {
   if (!/^\d{1,15}[KMGkmg]?$/.test(value))
     throw new InvalidArgumentError(
       `expected a size such as 256M, 1G or 1048576, got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
+
+/** A disk size: bytes, or a number with K/M/G/T (optionally KiB/MiB/GiB/TiB). */
+function diskSize(value: string): string {
+  if (!/^\d{1,15}([KMGT](iB)?)?$/.test(value))
+    throw new InvalidArgumentError(
+      `expected a size such as 512MiB, 2GiB or 1073741824, got ${JSON.stringify(value)}`,
     );
   return value;
 }
@@ -326,6 +337,8 @@ server, wrong token), exec: the command's own exit code.`,
     .option('--privileged', 'admin only: no user namespace (its root is root on the host)')
     .option('--config <key=value>', 'a config item (repeatable)', keyValue)
     .option('--host <host>', 'create it on this host (default: the one with the most room)')
+    .option('--pool <pool>', "the host's storage pool to create it on (default: the dir pool)")
+    .option('--disk <size>', 'disk quota (btrfs pools: 512MiB, 2GiB)', diskSize)
     .option('--dist <dist>', 'download template: distribution (debian, alpine, ...)')
     .option('--release <release>', 'download template: release')
     .option('--arch <arch>', 'download template: architecture', 'amd64')
@@ -342,6 +355,8 @@ server, wrong token), exec: the command's own exit code.`,
           privileged?: boolean;
           config?: Record<string, string>;
           host?: string;
+          pool?: string;
+          disk?: string;
           dist?: string;
           release?: string;
           arch: string;
@@ -356,6 +371,8 @@ server, wrong token), exec: the command's own exit code.`,
         if (o.privileged) req.privileged = true;
         if (o.config) req.config = o.config;
         if (o.host !== undefined) req.host = o.host;
+        if (o.pool !== undefined) req.pool = o.pool;
+        if (o.disk !== undefined) req.disk = o.disk;
         if (o.template === 'download') {
           if (!o.dist || !o.release) throw new UsageError('--template download needs --dist and --release');
           req.download = {
@@ -658,6 +675,7 @@ server, wrong token), exec: the command's own exit code.`,
     .option('--cpuset <list>', 'CPUs it may run on (0-3,6)')
     .option('--cpu-weight <n>', 'CPU weight 1-10000', integer)
     .option('--pids <n>', 'process count limit', integer)
+    .option('--disk <size>', 'disk quota (btrfs pools: 512MiB, 2GiB)', diskSize)
     .action(
       async (
         name: string,
@@ -668,6 +686,7 @@ server, wrong token), exec: the command's own exit code.`,
           cpuset?: string;
           cpuWeight?: number;
           pids?: number;
+          disk?: string;
         },
       ) => {
         const p: PayloadOf<'limits.set'> = {
@@ -677,10 +696,11 @@ server, wrong token), exec: the command's own exit code.`,
           ...(o.cpuset !== undefined ? { cpuset: o.cpuset } : {}),
           ...(o.cpuWeight !== undefined ? { cpuWeight: o.cpuWeight } : {}),
           ...(o.pids !== undefined ? { pids: o.pids } : {}),
+          ...(o.disk !== undefined ? { disk: o.disk } : {}),
         };
         if (Object.keys(p).length === 0)
           throw new UsageError(
-            'limits needs at least one of --memory, --memory-swap, --cpus, --cpuset, --cpu-weight, --pids',
+            'limits needs at least one of --memory, --memory-swap, --cpus, --cpuset, --cpu-weight, --pids, --disk',
           );
         await runJob(ctx, o, `limits ${name}`, ctx.client().containers.setLimits(name, p), (_r, job) =>
           renderResult(ctx.out(), job),
@@ -736,6 +756,71 @@ server, wrong token), exec: the command's own exit code.`,
           `${r.forgotten} forgotten${r.containers.length > 0 ? `, with the records of ${r.containers.join(', ')}` : ''}`,
         ),
       );
+    });
+
+  // ---- storage pools ----
+
+  const pool = program.command('pool').description("a host's storage pools: list, create, delete");
+  pool
+    .command('list')
+    .description("list a host's storage pools with their space")
+    .argument('<host>')
+    .action(async (host: string) => {
+      const pools = await ctx.client().pools.list(host);
+      const out = ctx.out();
+      out.print(pools, () =>
+        out.line(
+          table(
+            ['NAME', 'DRIVER', 'SOURCE', 'CAPACITY', 'USED', 'FREE', 'PATH'],
+            pools.map((p: PoolInfo) => [
+              p.name + (p.available ? '' : ' (unavailable)'),
+              p.driver,
+              p.source,
+              p.capacityBytes !== undefined ? bytes(p.capacityBytes) : '-',
+              p.usedBytes !== undefined ? bytes(p.usedBytes) : '-',
+              p.freeBytes !== undefined ? bytes(p.freeBytes) : '-',
+              p.path,
+            ]),
+          ),
+        ),
+      );
+    });
+  mutating(pool.command('create'))
+    .description('create a btrfs pool (admin): on a loop file of --size, or on the btrfs mount at --path')
+    .argument('<host>')
+    .argument('<pool>')
+    .addOption(
+      new Option('--driver <driver>', 'pool driver').choices(['btrfs', 'zfs', 'lvm']).default('btrfs'),
+    )
+    .option('--size <size>', 'a loop file of this size under the worker data directory (4GiB)', diskSize)
+    .option('--path <path>', 'an existing btrfs mount point')
+    .action(
+      async (
+        host: string,
+        name: string,
+        o: JobOpts & { driver: 'btrfs' | 'zfs' | 'lvm'; size?: string; path?: string },
+      ) => {
+        if ((o.size === undefined) === (o.path === undefined))
+          throw new UsageError('pool create needs exactly one of --size or --path');
+        const p: PayloadOf<'pool.create'> = {
+          name,
+          driver: o.driver,
+          ...(o.size !== undefined ? { size: o.size } : {}),
+          ...(o.path !== undefined ? { path: o.path } : {}),
+        };
+        await runJob(ctx, o, `pool create ${name}`, ctx.client().pools.create(host, p), (r) => {
+          ctx.out().line(`pool ${r.name} on ${r.host}: ${r.driver} (${r.source}) at ${r.path}`);
+        });
+      },
+    );
+  mutating(pool.command('delete'))
+    .description('remove an empty storage pool (admin)')
+    .argument('<host>')
+    .argument('<pool>')
+    .action(async (host: string, name: string, o: JobOpts) => {
+      await runJob(ctx, o, `pool delete ${name}`, ctx.client().pools.delete(host, name), (r) => {
+        ctx.out().line(r.existed ? `pool ${name} removed` : `pool ${name} did not exist`);
+      });
     });
 
   // ---- jobs ----

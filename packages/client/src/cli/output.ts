@@ -89,6 +89,13 @@ export function containerDetails(c: ContainerInfo): string {
           ? 'yes (no user namespace: its root is root on the host)'
           : 'no (user namespace)',
     ],
+    ['pool', c.pool ?? '-'],
+    [
+      'disk',
+      c.disk
+        ? `${bytes(c.disk.usedBytes)} used${c.disk.limitBytes !== null ? ` of a ${bytes(c.disk.limitBytes)} quota` : ', no quota'}`
+        : '-',
+    ],
     ['updated', c.updatedAt],
   ];
   return keyValues(pairs);

@@ -10,6 +10,8 @@ export const clone = defineOperation({
     host: Type.Optional(Name),
     snapshot: Type.Optional(Type.Boolean()),
     keepName: Type.Optional(Type.Boolean()),
+    /** The storage pool of the copy (same host): the source's when left out. */
+    pool: Type.Optional(Name),
   }),
   result: ContainerInfo,
   locks: (container, p) => [container, p.newName],

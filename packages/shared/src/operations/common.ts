@@ -38,6 +38,12 @@ export const ContainerInfo = Type.Object({
   /** Set when the container cannot be used, saying why and what to do (its config is unloadable or
    * names no rootfs); lxcq refuses to start it. */
   broken: Type.Optional(Type.String()),
+  /** The storage pool holding the container (`default`: the dir pool in the worker's lxcpath). */
+  pool: Type.Optional(Type.String()),
+  /** A btrfs pool container's disk: bytes its rootfs references, and its quota (null: none). */
+  disk: Type.Optional(
+    Type.Object({ usedBytes: Type.Integer(), limitBytes: Type.Union([Type.Integer(), Type.Null()]) }),
+  ),
   /** Whether the container runs without a user namespace (its config has no lxc.idmap). */
   privileged: Type.Optional(Type.Boolean()),
   /**

@@ -1,5 +1,6 @@
 import Type from 'typebox';
 import { ContainerInfo, Name, defineOperation, object } from './common.ts';
+import { DiskSize } from './pool.ts';
 
 /**
  * Images for the `download` template (images.linuxcontainers.org style: dist/release/arch). Each
@@ -37,6 +38,10 @@ export const create = defineOperation({
     oci: Type.Optional(object({ url: Type.String({ pattern: '^(docker|oci):[^\\s]{1,512}$' }) })),
     config: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }))),
     start: Type.Optional(Type.Boolean()),
+    /** The storage pool to create the container on (GET /v1/hosts/:id/pools); `default` (dir) if left out. */
+    pool: Type.Optional(Name),
+    /** A disk quota for the container's rootfs (btrfs pools only). */
+    disk: Type.Optional(DiskSize),
     /**
      * Admin only: a container without a user namespace (root inside is root on the host). By
      * default every container is unprivileged (lxc.idmap from the host's subordinate range).

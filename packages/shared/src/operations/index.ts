@@ -11,6 +11,7 @@ import { exec } from './exec.ts';
 import { freeze } from './freeze.ts';
 import { limitsSet } from './limits-set.ts';
 import { migrate } from './migrate.ts';
+import { poolCreate, poolDelete } from './pool.ts';
 import { reboot } from './reboot.ts';
 import { rename } from './rename.ts';
 import { restore } from './restore.ts';
@@ -45,6 +46,8 @@ export const OPERATIONS = {
   'config.clear': configClear,
   'limits.set': limitsSet,
   convert,
+  'pool.create': poolCreate,
+  'pool.delete': poolDelete,
 } as const;
 
 export type Operations = typeof OPERATIONS;
@@ -104,3 +107,4 @@ export function withholdConfidential<
 export * from './common.ts';
 export { Limits } from './limits-set.ts';
 export { DownloadImage, LocalImage } from './create.ts';
+export * from './pool.ts';

@@ -1,12 +1,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import Type, { type TSchema } from 'typebox';
-import { LxcqError, OPERATIONS, scopeSatisfies, type OperationName, type PayloadOf } from '@lxcq/shared';
+import {
+  LxcqError,
+  OPERATIONS,
+  PoolInfo,
+  poolTarget,
+  scopeSatisfies,
+  type OperationName,
+  type PayloadOf,
+} from '@lxcq/shared';
 import type { ApiContext } from '../context.ts';
-import { ErrorSchema, JobSchema, NameParams, SnapParams, WaitQuery } from '../schemas.ts';
+import { ErrorSchema, HostParams, JobSchema, NameParams, SnapParams, WaitQuery } from '../schemas.ts';
 
 const IDEMPOTENCY_RE = /^[\x21-\x7e]{1,128}$/;
 
-type Params = { name: string; snap?: string };
+type Params = { name: string; snap?: string; id?: string; pool?: string };
 
 /**
  * Declares one mutating route: the body schema, how the body and path map onto the operation's
@@ -27,6 +35,8 @@ function route<N extends OperationName>(
     summary?: string;
     /** Refuses what the route's scope allows but this body asks more of (an admin-only field). */
     authorizeBody?: (req: FastifyRequest, body: Record<string, unknown>) => void;
+    /** Checks against the records before anything is queued (a clear 4xx instead of a failed job). */
+    precheck?: (body: Record<string, unknown>, params: Params) => Promise<void>;
     toPayload: (
       body: Record<string, unknown>,
       params: Params,
@@ -64,6 +74,7 @@ function route<N extends OperationName>(
         throw new LxcqError('LXCQ_BAD_REQUEST', 'Idempotency-Key must be 1-128 printable ASCII characters.');
       }
       spec.authorizeBody?.(req, (req.body ?? {}) as Record<string, unknown>);
+      await spec.precheck?.((req.body ?? {}) as Record<string, unknown>, params);
       const { container, payload, host } = spec.toPayload(
         (req.body ?? {}) as Record<string, unknown>,
         params,
@@ -224,9 +235,106 @@ export function operationRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (Object.keys(b).length === 0)
         throw new LxcqError(
           'LXCQ_VALIDATION',
-          'PUT limits needs at least one of memory, memorySwap, cpus, cpuset, cpuWeight, pids.',
+          'PUT limits needs at least one of memory, memorySwap, cpus, cpuset, cpuWeight, pids, disk.',
         );
       return { container: p.name, payload: b };
+    },
+  });
+  poolRoutes(app, ctx);
+}
+
+const PoolParams = Type.Object(
+  { id: HostParams.properties.id, pool: NameParams.properties.name },
+  { additionalProperties: false },
+);
+
+/** Storage pools per host (docs/storage.md): listed from the worker's record, made and removed by jobs on its queue. */
+function poolRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const hostKnown = async (id: string) => {
+    if (!(await ctx.store.getHost(id, ctx.config.hostOfflineMs)))
+      throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${id} has registered.`);
+  };
+  app.get(
+    '/v1/hosts/:id/pools',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['pools'],
+        summary: "A host's storage pools with their driver, capacity, used and free space.",
+        params: HostParams,
+        response: { 200: Type.Array(PoolInfo), '4xx': ErrorSchema, '5xx': ErrorSchema },
+      },
+    },
+    async (req) => {
+      const { id } = req.params as { id: string };
+      await hostKnown(id);
+      return ctx.store.listPools(id);
+    },
+  );
+  route(app, ctx, {
+    method: 'POST',
+    url: '/v1/hosts/:id/pools',
+    operation: 'pool.create',
+    params: HostParams,
+    body: OPERATIONS['pool.create'].payload,
+    toPayload: (b, p) => ({
+      container: poolTarget((b as { name: string }).name),
+      payload: b as PayloadOf<'pool.create'>,
+      host: p.id,
+    }),
+    precheck: async (b, p) => {
+      const body = b as PayloadOf<'pool.create'>;
+      const id = p.id as string;
+      const host = await ctx.store.getHost(id, ctx.config.hostOfflineMs);
+      if (!host) throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${id} has registered.`);
+      // Refused before anything is queued when the host said it cannot run the driver.
+      const support = host.capabilities.poolDrivers?.[body.driver];
+      if (support && !support.available)
+        throw new LxcqError(
+          body.driver === 'dir' ? 'LXCQ_VALIDATION' : 'LXCQ_POOL_DRIVER_UNAVAILABLE',
+          `Host ${id} cannot make a ${body.driver} pool: ${support.reason ?? 'unavailable'}.`,
+          { details: { driver: body.driver, host: id } },
+        );
+      if ((body.size === undefined) === (body.path === undefined))
+        throw new LxcqError(
+          'LXCQ_VALIDATION',
+          'A btrfs pool needs exactly one of size (a loop file lxcq creates, e.g. "4GiB") or path (an existing btrfs mount).',
+        );
+      if (body.name === 'default' || (await ctx.store.getPool(id, body.name)))
+        throw new LxcqError('LXCQ_POOL_EXISTS', `Host ${id} already has a pool named ${body.name}.`);
+    },
+  });
+  route(app, ctx, {
+    method: 'DELETE',
+    url: '/v1/hosts/:id/pools/:pool',
+    operation: 'pool.delete',
+    params: PoolParams,
+    toPayload: (_b, p) => ({
+      container: poolTarget(p.pool as string),
+      payload: { name: p.pool as string },
+      host: p.id,
+    }),
+    precheck: async (_b, p) => {
+      const id = p.id as string;
+      await hostKnown(id);
+      if (p.pool === 'default')
+        throw new LxcqError('LXCQ_VALIDATION', 'The dir pool `default` (the lxcpath) cannot be removed.');
+      if (!(await ctx.store.getPool(id, p.pool as string)))
+        throw new LxcqError(
+          'LXCQ_POOL_NOT_FOUND',
+          `Host ${id} has no pool ${p.pool as string}. GET /v1/hosts/${id}/pools lists its pools.`,
+        );
+      // The worker checks again (the pool's directory is the truth); this answers with the list at once.
+      const held = (await ctx.store.listContainers())
+        .filter((c) => c.host === id && c.pool === p.pool)
+        .map((c) => c.name)
+        .sort();
+      if (held.length > 0)
+        throw new LxcqError(
+          'LXCQ_POOL_IN_USE',
+          `Pool ${p.pool as string} on host ${id} still holds ${held.length} container(s): ${held.join(', ')}. Destroy them first.`,
+          { details: { containers: held } },
+        );
     },
   });
 }

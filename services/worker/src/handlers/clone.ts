@@ -9,6 +9,11 @@ export const clone: Handler<'clone'> = async (ctx, p) => {
     // Cross-host: the same stream as a cold migration; the source stays, the target gets the new name.
     if (p.snapshot)
       throw new LxcqError('LXCQ_VALIDATION', 'A copy-on-write (snapshot) clone cannot span two hosts.');
+    if (p.pool !== undefined)
+      throw new LxcqError(
+        'LXCQ_VALIDATION',
+        "pool on a clone to another host is not supported yet: the copy lands on the target host's dir pool. Leave pool out, then clone it there onto a pool.",
+      );
     const info = await ctx.lxc({ fn: 'info', ...source });
     if (!info.defined)
       throw new LxcqError(
@@ -33,6 +38,8 @@ export const clone: Handler<'clone'> = async (ctx, p) => {
     }
     throw r.error;
   }
+  // An unknown or unmounted pool is refused before anything is made.
+  const poolDir = p.pool !== undefined ? ctx.pools.containersDir(p.pool) : undefined;
   const info = await makeContainer(ctx, p.newName, async () => {
     await ctx.progress(10, p.snapshot ? 'making an overlayfs copy-on-write clone' : 'copying the rootfs');
     return ctx.lxc({
@@ -41,6 +48,7 @@ export const clone: Handler<'clone'> = async (ctx, p) => {
       newName: p.newName,
       snapshot: p.snapshot ?? false,
       keepName: p.keepName ?? false,
+      ...(poolDir !== undefined ? { poolDir } : {}),
     });
   });
   return ctx.toInfo(info);

@@ -13,6 +13,7 @@ import type {
 } from '@lxcq/shared';
 import type { NameLocks } from '../locks.ts';
 import type { LxcPool } from '../pool.ts';
+import type { PoolManager } from '../pools.ts';
 import type { RawContainerInfo } from '../protocol.ts';
 import type { TransferIdentity } from '../tls-identity.ts';
 
@@ -45,6 +46,10 @@ export interface HandlerContext {
   toInfo(raw: RawContainerInfo): ContainerInfo;
   /** Serialises work on one cached image (its base container is made once). */
   imageLocks: NameLocks;
+  /** The host's storage pools. */
+  pools: PoolManager;
+  /** Writes the pools (with their space) to Redis. */
+  publishPools(): Promise<void>;
   /** Names whose inventory record must be refreshed (or removed) once the job ends. */
   touched: Set<string>;
 }

@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import type { RawContainerInfo } from '../protocol.ts';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { removeContainerDir } from '../btrfs.ts';
 import {
   LxcqError,
   assertConfigAllowed,
   assertStoredConfig,
   assertTemplateArgs,
+  parseDiskSize,
   type PayloadOf,
 } from '@lxcq/shared';
 import { on, type Handler, type HandlerContext } from './context.ts';
@@ -93,7 +95,8 @@ function assertImageConfig(ctx: HandlerContext, dir: string, what: string): void
       what,
     });
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
+    // A pool container's symlink and pool directory, or a base's (read-only) subvolume, with the rest.
+    removeContainerDir(dirname(dir), basename(dir));
     throw err;
   }
 }
@@ -103,6 +106,20 @@ export const create: Handler<'create'> = async (ctx, p) => {
   assertTemplateArgs(p, ctx.policy);
   assertConfigAllowed(config, ctx.policy, ctx.who);
   const { template, args } = templateFor(ctx, p);
+  // An unknown or unmounted pool, or a quota on the dir pool, is refused before anything is made.
+  const poolDir = ctx.pools.containersDir(p.pool);
+  if (p.disk !== undefined && poolDir === null)
+    throw new LxcqError(
+      'LXCQ_QUOTA_UNSUPPORTED',
+      'A disk quota needs a btrfs pool (qgroups); the dir pool `default` has none. Create the container with pool set to a btrfs pool, or leave disk out.',
+    );
+  const diskBytes = p.disk !== undefined ? parseDiskSize(p.disk) : undefined;
+  if (diskBytes !== undefined && !Number.isSafeInteger(diskBytes))
+    throw new LxcqError('LXCQ_VALIDATION', `disk ${String(p.disk)} is too large a size.`);
+  const inPool = {
+    ...(poolDir !== null ? { poolDir } : {}),
+    ...(diskBytes !== undefined ? { diskBytes } : {}),
+  };
   const security = securityConfig(p.privileged ?? false, hostIdRange(), ctx.host);
   const target = on(ctx);
   const info = await makeContainer(ctx, target.name, async () => {
@@ -111,7 +128,10 @@ export const create: Handler<'create'> = async (ctx, p) => {
       const [rootfs, metadata] = [args[1], args[3]] as [string, string];
       const baseName = imageKey(rootfs, metadata, security);
       await ctx.progress(10, `copying the cached image ${p.local?.rootfs ?? ''}`);
-      const imagesLxcpath = join(ctx.lxcpath, '.lxcq', 'images');
+      // On a btrfs pool the base lives on the pool (a subvolume each create snapshots), so a
+      // create costs no copy; on the dir pool in the lxcpath (each create copies it).
+      const imagesLxcpath =
+        poolDir !== null ? join(dirname(poolDir), 'images') : join(ctx.lxcpath, '.lxcq', 'images');
       // Only unpacking the base is serialised; copies of it are made in parallel.
       const release = await ctx.imageLocks.acquire([baseName]);
       try {
@@ -123,6 +143,7 @@ export const create: Handler<'create'> = async (ctx, p) => {
           rootfs,
           metadata,
           security,
+          ...(poolDir !== null ? { btrfs: true } : {}),
         });
         // Before any copy: lxc-copy would run the base's lxc.hook.clone.
         assertImageConfig(
@@ -133,10 +154,10 @@ export const create: Handler<'create'> = async (ctx, p) => {
       } finally {
         release();
       }
-      made = await ctx.lxc({ fn: 'createFromImage', ...target, imagesLxcpath, baseName, config });
+      made = await ctx.lxc({ fn: 'createFromImage', ...target, imagesLxcpath, baseName, config, ...inPool });
     } else {
       await ctx.progress(10, `creating the rootfs with the ${template} template`);
-      made = await ctx.lxc({ fn: 'create', ...target, template, args, security, config });
+      made = await ctx.lxc({ fn: 'create', ...target, template, args, security, config, ...inPool });
       // busybox's config is lxcq's own; download and oci append what their image carries.
       if (template !== 'busybox')
         assertImageConfig(ctx, join(ctx.lxcpath, target.name), `The config the ${template} image brought`);

@@ -11,6 +11,7 @@ import { exec } from './exec.ts';
 import { freeze } from './freeze.ts';
 import { limitsSet } from './limits-set.ts';
 import { migrate } from './migrate.ts';
+import { poolCreate, poolDelete } from './pools.ts';
 import { reboot } from './reboot.ts';
 import { rename } from './rename.ts';
 import { restore } from './restore.ts';
@@ -45,4 +46,6 @@ export const HANDLERS: { [N in OperationName]: Handler<N> } = {
   'config.clear': configClear,
   'limits.set': limitsSet,
   convert,
+  'pool.create': poolCreate,
+  'pool.delete': poolDelete,
 };
