@@ -102,17 +102,6 @@ function num(text: string | undefined): number | undefined {
   return Number.isFinite(n) ? n : undefined;
 }
 
-/** `key value` lines (memory.stat, cpu.stat) as a map. */
-export function keyValues(text: string | undefined): Map<string, number> {
-  const out = new Map<string, number>();
-  if (!text) return out;
-  for (const line of text.split('\n')) {
-    const sp = line.indexOf(' ');
-    if (sp > 0) out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
-  }
-  return out;
-}
-
 /** The number of CPUs in a cpuset list such as `0-3,6`. */
 export function cpusetSize(text: string | undefined): number | null {
   if (!text || !text.trim()) return null;
@@ -232,6 +221,10 @@ interface Tracked {
   open: OpenFiles;
   /** Seconds after boot the init started (from /proc/<pid>/stat), fixed for this pid. */
   startedAfterBoot: number;
+  /** The limits read last, the pass they were read at, and the config they were read under. */
+  limits?: Limits;
+  limitsPass: number;
+  limitsConfig?: Record<string, string> | undefined;
   /** The previous CPU reading: ns and hrtime ns. */
   prevCpuNs?: number;
   prevAt?: bigint;
@@ -266,6 +259,14 @@ function file(
   return undefined;
 }
 
+/** The limits in force on a container (read apart: they change only when someone sets them). */
+export interface Limits {
+  cores: number | null;
+  memoryBytes: number | null;
+  swapBytes: number | null;
+  pids: number | null;
+}
+
 export interface RunningReading {
   cpuNs: number;
   limitCores: number | null;
@@ -274,79 +275,129 @@ export interface RunningReading {
   network: Record<string, NicUsage>;
 }
 
-/** Reads one running container's cgroup files and network counters. */
+type Read = (path: string) => string | undefined;
+
+/** The value of `key` in a `key value` file (memory.stat, cpu.stat), without splitting it all. */
+export function statValue(text: string | undefined, key: string): number | undefined {
+  if (!text) return undefined;
+  let i = text.startsWith(`${key} `) ? 0 : text.indexOf(`\n${key} `);
+  if (i < 0) return undefined;
+  if (i > 0) i++;
+  const end = text.indexOf('\n', i);
+  const n = Number(text.slice(i + key.length + 1, end < 0 ? undefined : end));
+  return Number.isFinite(n) ? n : undefined;
+}
+
+/** Reads the CPU, memory, swap and pids limits of a container's cgroups. */
+export function readLimits(files: CgroupFiles, hostCores: number, read: Read = readSmallFile): Limits {
+  let quota: number | null = null;
+  const cpuDir = files.v1.get('cpu');
+  if (cpuDir) {
+    const q = limitValue(read(`${cpuDir}/cpu.cfs_quota_us`));
+    const p = num(read(`${cpuDir}/cpu.cfs_period_us`));
+    if (q !== null && p) quota = q / p;
+  } else if (files.v2) {
+    const [q, p] = (read(`${files.v2}/cpu.max`) ?? 'max').trim().split(' ');
+    if (q !== 'max' && p) quota = Number(q) / Number(p);
+  }
+  const setDir = files.v1.get('cpuset');
+  const cpuset = cpusetSize(
+    setDir ? read(`${setDir}/cpuset.cpus`) : files.v2 ? read(`${files.v2}/cpuset.cpus.effective`) : '',
+  );
+  const both = [quota, cpuset !== null && cpuset < hostCores ? cpuset : null].filter(
+    (x): x is number => x !== null,
+  );
+  const memDir = files.v1.get('memory');
+  const d = files.v2;
+  return {
+    cores: both.length ? Math.round(Math.min(...both) * 1000) / 1000 : null,
+    memoryBytes: limitValue(
+      memDir ? read(`${memDir}/memory.limit_in_bytes`) : d ? read(`${d}/memory.max`) : undefined,
+    ),
+    swapBytes: limitValue(
+      memDir ? read(`${memDir}/memory.memsw.limit_in_bytes`) : d ? read(`${d}/memory.swap.max`) : undefined,
+    ),
+    pids: limitValue(file(read, files, 'pids', 'pids.max', 'pids.max')),
+  };
+}
+
+/**
+ * Reads one running container's cgroup figures and network counters: 6 small files on a v1 host
+ * (cpuacct.usage, memory usage, peak and stat, pids.current, net/dev). `limits` are those read
+ * last by readLimits (read now when not given). Null when its cgroup is gone (it stopped).
+ */
 export function readRunning(
   pid: number,
   files: CgroupFiles,
   hostCores: number,
-  readSmall: (path: string) => string | undefined = readSmallFile,
+  read: Read = readSmallFile,
+  limits: Limits = readLimits(files, hostCores, read),
 ): RunningReading | null {
   let cpuNs: number | undefined;
-  let quota: number | null = null;
-  let cpuset: number | null = null;
   const acct = files.v1.get('cpuacct');
-  if (acct) cpuNs = num(readSmall(`${acct}/cpuacct.usage`));
+  if (acct) cpuNs = num(read(`${acct}/cpuacct.usage`));
   else if (files.v2) {
-    const usec = keyValues(readSmall(`${files.v2}/cpu.stat`)).get('usage_usec');
+    const usec = statValue(read(`${files.v2}/cpu.stat`), 'usage_usec');
     if (usec !== undefined) cpuNs = usec * 1000;
   }
   if (cpuNs === undefined) return null; // the cgroup is gone (the container stopped meanwhile)
-  const cpuDir = files.v1.get('cpu');
-  if (cpuDir) {
-    const q = limitValue(readSmall(`${cpuDir}/cpu.cfs_quota_us`));
-    const p = num(readSmall(`${cpuDir}/cpu.cfs_period_us`));
-    if (q !== null && p) quota = q / p;
-  } else if (files.v2) {
-    const [q, p] = (readSmall(`${files.v2}/cpu.max`) ?? 'max').trim().split(' ');
-    if (q !== 'max' && p) quota = Number(q) / Number(p);
-  }
-  const setDir = files.v1.get('cpuset');
-  cpuset = cpusetSize(
-    setDir ? readSmall(`${setDir}/cpuset.cpus`) : files.v2 ? readSmall(`${files.v2}/cpuset.cpus.effective`) : '',
-  );
-  const limits = [quota, cpuset !== null && cpuset < hostCores ? cpuset : null].filter(
-    (x): x is number => x !== null,
-  );
-  const limitCores = limits.length ? Math.round(Math.min(...limits) * 1000) / 1000 : null;
-
   let memory: RunningReading['memory'];
   const memDir = files.v1.get('memory');
   if (memDir) {
-    const stat = keyValues(readSmall(`${memDir}/memory.stat`));
-    const bytes = num(readSmall(`${memDir}/memory.usage_in_bytes`)) ?? 0;
-    const memsw = num(readSmall(`${memDir}/memory.memsw.usage_in_bytes`));
-    const swap = stat.get('total_swap') ?? (memsw !== undefined ? Math.max(0, memsw - bytes) : undefined);
+    const stat = read(`${memDir}/memory.stat`);
+    const bytes = num(read(`${memDir}/memory.usage_in_bytes`)) ?? 0;
+    // total_swap is there with swap accounting; without it memsw files are absent too
+    let swap = statValue(stat, 'total_swap');
+    if (swap === undefined) {
+      const memsw = num(read(`${memDir}/memory.memsw.usage_in_bytes`));
+      if (memsw !== undefined) swap = Math.max(0, memsw - bytes);
+    }
     memory = {
       bytes,
-      peakBytes: num(readSmall(`${memDir}/memory.max_usage_in_bytes`)) ?? null,
-      cacheBytes: stat.get('total_cache') ?? stat.get('cache') ?? 0,
+      peakBytes: num(read(`${memDir}/memory.max_usage_in_bytes`)) ?? null,
+      cacheBytes: statValue(stat, 'total_cache') ?? statValue(stat, 'cache') ?? 0,
       swapBytes: swap ?? null,
-      limitBytes: limitValue(readSmall(`${memDir}/memory.limit_in_bytes`)),
-      swapLimitBytes: limitValue(readSmall(`${memDir}/memory.memsw.limit_in_bytes`)),
+      limitBytes: limits.memoryBytes,
+      swapLimitBytes: limits.swapBytes,
     };
   } else if (files.v2) {
     const d = files.v2;
-    const stat = keyValues(readSmall(`${d}/memory.stat`));
     memory = {
-      bytes: num(readSmall(`${d}/memory.current`)) ?? 0,
-      peakBytes: num(readSmall(`${d}/memory.peak`)) ?? null,
-      cacheBytes: stat.get('file') ?? 0,
-      swapBytes: num(readSmall(`${d}/memory.swap.current`)) ?? null,
-      limitBytes: limitValue(readSmall(`${d}/memory.max`)),
-      swapLimitBytes: limitValue(readSmall(`${d}/memory.swap.max`)),
+      bytes: num(read(`${d}/memory.current`)) ?? 0,
+      peakBytes: num(read(`${d}/memory.peak`)) ?? null,
+      cacheBytes: statValue(read(`${d}/memory.stat`), 'file') ?? 0,
+      swapBytes: num(read(`${d}/memory.swap.current`)) ?? null,
+      limitBytes: limits.memoryBytes,
+      swapLimitBytes: limits.swapBytes,
     };
   } else {
-    memory = { bytes: 0, peakBytes: null, cacheBytes: 0, swapBytes: null, limitBytes: null, swapLimitBytes: null };
+    memory = {
+      bytes: 0,
+      peakBytes: null,
+      cacheBytes: 0,
+      swapBytes: null,
+      limitBytes: null,
+      swapLimitBytes: null,
+    };
   }
   const pids = {
-    current: num(file(readSmall, files, 'pids', 'pids.current', 'pids.current')) ?? 0,
-    limit: limitValue(file(readSmall, files, 'pids', 'pids.max', 'pids.max')),
+    current: num(file(read, files, 'pids', 'pids.current', 'pids.current')) ?? 0,
+    limit: limits.pids,
   };
-  return { cpuNs, limitCores, memory, pids, network: parseNetDev(readSmallFile(`/proc/${pid}/net/dev`)) };
+  return {
+    cpuNs,
+    limitCores: limits.cores,
+    memory,
+    pids,
+    network: parseNetDev(readSmallFile(`/proc/${pid}/net/dev`)),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // the collector
+
+/** Limits are read again at least every this many passes (changes made outside lxcq). */
+const LIMITS_EVERY = 12;
 
 /** A container of this host as the worker knows it. */
 export interface KnownContainer {
@@ -371,7 +422,11 @@ export interface UsageCollectorOptions {
 }
 
 /** A container's dir rootfs, or null when its storage is not a directory lxcq can du. */
-export function dirRootfs(config: Record<string, string> | undefined, lxcpath: string, name: string): string | null {
+export function dirRootfs(
+  config: Record<string, string> | undefined,
+  lxcpath: string,
+  name: string,
+): string | null {
   const value = config?.['lxc.rootfs.path'];
   if (value === undefined || value === '') return `${lxcpath}/${name}/rootfs`;
   const typed = /^([a-z]+):(.*)$/.exec(value);
@@ -388,6 +443,7 @@ export class UsageCollector {
   private readonly tracked = new Map<string, Tracked>();
   private readonly disk = new Map<string, { usedBytes: number; measuredAt: string; at: number }>();
   private readonly hostCores = cpus().length;
+  private passes = 0;
   private timer?: NodeJS.Timeout;
   private diskTimer?: NodeJS.Timeout;
   private running: Promise<void> | null = null;
@@ -395,7 +451,7 @@ export class UsageCollector {
   private stopped = false;
   /** The last pass: what /metrics serves. */
   last: { pass: UsagePass; containers: ContainerUsage[] } | null = null;
-  /** CPU time (ns, process.cpuUsage) each pass took, for the bench. */
+  /** CPU time (µs, process.cpuUsage) each of the last 100 passes took, for the bench. */
   readonly passCpuUs: number[] = [];
 
   constructor(private readonly opts: UsageCollectorOptions) {}
@@ -430,6 +486,7 @@ export class UsageCollector {
   }
 
   private async collect(): Promise<void> {
+    this.passes++;
     const cpu0 = process.cpuUsage();
     const now = new Date();
     const collectedAt = now.toISOString();
@@ -464,11 +521,25 @@ export class UsageCollector {
           continue;
         }
         this.untrack(c.name);
-        t = { pid: c.pid, files: cgroupFiles(this.mounts, procCgroup), open: new OpenFiles(), startedAfterBoot };
+        t = {
+          pid: c.pid,
+          files: cgroupFiles(this.mounts, procCgroup),
+          open: new OpenFiles(),
+          startedAfterBoot,
+          limitsPass: 0,
+        };
         this.tracked.set(c.name, t);
       }
       const open = t.open;
-      const r = readRunning(t.pid, t.files, this.hostCores, (path) => open.read(path));
+      const read = (path: string) => open.read(path);
+      // Limits change only when set: read again when the record's config changed (a limits job
+      // rewrote it), and every LIMITS_EVERY passes for changes made outside lxcq.
+      if (!t.limits || t.limitsConfig !== c.config || this.passes - t.limitsPass >= LIMITS_EVERY) {
+        t.limits = readLimits(t.files, this.hostCores, read);
+        t.limitsPass = this.passes;
+        t.limitsConfig = c.config;
+      }
+      const r = readRunning(t.pid, t.files, this.hostCores, read, t.limits);
       if (!r) {
         this.untrack(c.name);
         out.push(base);

@@ -181,13 +181,20 @@ export class LxcqWorker {
    */
   private async writeUsage(p: UsagePublished): Promise<void> {
     const key = this.keys.usage(this.config.hostId);
-    const fields: string[] = [USAGE_PASS_FIELD, JSON.stringify(p.pass)];
-    for (const c of p.containers) fields.push(c.name, JSON.stringify(c));
+    const pass = JSON.stringify(p.pass);
+    const fields: string[] = [USAGE_PASS_FIELD, pass];
+    const each: string[] = [];
+    for (const c of p.containers) {
+      const json = JSON.stringify(c);
+      fields.push(c.name, json);
+      each.push(json);
+    }
     const m = this.redis.multi();
     m.del(key);
     m.hset(key, ...fields);
     m.pexpire(key, this.config.usageIntervalMs * 3 + 10_000);
-    m.publish(this.keys.usageChannel, JSON.stringify(p));
+    // the UsagePublished JSON, from the pieces serialised once above
+    m.publish(this.keys.usageChannel, `{"pass":${pass},"containers":[${each.join(',')}]}`);
     await m.exec();
   }
 

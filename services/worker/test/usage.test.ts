@@ -140,3 +140,59 @@ describe('parsers', () => {
     expect(dirRootfs(undefined, '/l', 'c')).toBe('/l/c/rootfs');
   });
 });
+
+describe('the per-container series and the Grafana dashboard', () => {
+  it('every lxcq_* series the dashboard queries is one the worker exports, with name and host labels', async () => {
+    const { WorkerMetrics } = await import('../src/metrics.ts');
+    const { readFileSync } = await import('node:fs');
+    const m = new WorkerMetrics(
+      'h1',
+      {
+        jobsInFlight: () => 0,
+        waitingByContainer: () => new Map(),
+        pool: () => ({ threads: 1, busy: 0, queued: 0, utilization: 0 }),
+        containers: () => ({ total: 2, running: 1 }),
+      },
+      { topContainers: 5 },
+    );
+    const nic = { bytes: 10, packets: 1, errors: 0, drops: 0 };
+    m.containerUsage(() => ({
+      containers: [
+        {
+          name: 'c1',
+          state: 'RUNNING',
+          collectedAt: '2026-01-01T00:00:00.000Z',
+          uptimeSeconds: 5,
+          cpu: { seconds: 1.5, percent: 10, limitCores: 2 },
+          memory: {
+            bytes: 100,
+            peakBytes: 200,
+            cacheBytes: 50,
+            swapBytes: 0,
+            limitBytes: 1000,
+            swapLimitBytes: null,
+          },
+          pids: { current: 3, limit: 50 },
+          network: { eth0: { rx: nic, tx: nic } },
+          disk: { usedBytes: 4096, measuredAt: '2026-01-01T00:00:00.000Z', method: 'du' },
+        },
+        { name: 'c2', state: 'STOPPED', collectedAt: '2026-01-01T00:00:00.000Z', disk: null },
+      ],
+    }));
+    const text = await m.registry.metrics();
+    expect(text).toContain('lxcq_container_cpu_seconds_total{name="c1",host="h1"} 1.5');
+    expect(text).toContain('lxcq_container_running{name="c2",host="h1"} 0');
+    expect(text).toContain(
+      'lxcq_container_network_receive_bytes_total{name="c1",interface="eth0",host="h1"} 10',
+    );
+    expect(text).not.toContain('lxcq_container_memory_bytes{name="c2"');
+    const exported = new Set((await m.registry.getMetricsAsJSON()).map((x) => x.name));
+    const dash = readFileSync(
+      new URL('../../../deploy/grafana/lxcq-containers.json', import.meta.url),
+      'utf8',
+    );
+    const used = new Set([...dash.matchAll(/lxcq_[a-z_]*[a-z]\b/g)].map((x) => x[0]));
+    expect(used.size).toBeGreaterThan(8);
+    expect([...used].filter((n) => !exported.has(n))).toEqual([]);
+  });
+});

@@ -1,0 +1,185 @@
+/**
+ * bench:usage — the worker's cost of one usage collection pass, per running container, and the
+ * cost of a /metrics scrape served from it, at N running busybox containers (default 10 and 100;
+ * LXCQ_BENCH_N=10,100,300 for more).
+ *
+ * Real containers in a temporary lxcpath (privileged busybox, no network device: `lo` only, so
+ * nothing is added to any bridge), started with lxc-start, read by the very UsageCollector the
+ * worker runs. A pass's cost is the main thread's CPU time (process.cpuUsage) across the pass,
+ * including the JSON the worker writes to Redis (the Redis round trip itself is not included: it
+ * is one MULTI per pass whatever N). Also the longest the event loop was held during the passes
+ * (monitorEventLoopDelay max), and the scrape: WorkerMetrics.registry.metrics() from the last pass.
+ * Everything made is removed at the end, also on Ctrl-C.
+ *
+ *   pnpm --filter @lxcq/worker bench:usage
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { pino } from 'pino';
+import type { ContainerUsage, UsagePass } from '@lxcq/shared';
+import { WorkerMetrics } from '../src/metrics.ts';
+import { UsageCollector, type KnownContainer } from '../src/usage.ts';
+
+const SIZES = (process.env['LXCQ_BENCH_N'] ?? '10,100').split(',').map(Number);
+const PASSES = Number(process.env['LXCQ_BENCH_PASSES'] ?? 60);
+const lxcpath = mkdtempSync(join(tmpdir(), 'lxcq-bench-usage-'));
+const made: string[] = [];
+
+function sh(cmd: string, args: string[]): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function cleanup(): void {
+  for (const n of made) {
+    try {
+      sh('lxc-stop', ['-P', lxcpath, '-n', n, '-k']);
+    } catch {
+      // not running
+    }
+  }
+  rmSync(lxcpath, { recursive: true, force: true });
+}
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+/** One busybox container made by the template; the others are copies of its directory. */
+function makeBase(): void {
+  sh('lxc-create', ['-P', lxcpath, '-n', 'base', '-t', 'busybox']);
+  const cfg = join(lxcpath, 'base', 'config');
+  const text = readFileSync(cfg, 'utf8')
+    .split('\n')
+    .filter((l) => !/^\s*lxc\.net\./.test(l))
+    .join('\n');
+  writeFileSync(cfg, `${text}\nlxc.net.0.type = empty\n`);
+}
+
+function makeCopy(name: string): void {
+  const dir = join(lxcpath, name);
+  mkdirSync(dir);
+  cpSync(join(lxcpath, 'base', 'rootfs'), join(dir, 'rootfs'), { recursive: true, verbatimSymlinks: true });
+  const cfg = readFileSync(join(lxcpath, 'base', 'config'), 'utf8')
+    .replaceAll(join(lxcpath, 'base'), dir)
+    .replace(/^lxc\.uts\.name = .*$/m, `lxc.uts.name = ${name}`);
+  writeFileSync(join(dir, 'config'), cfg);
+  made.push(name);
+  sh('lxc-start', ['-P', lxcpath, '-n', name]);
+}
+
+const pidOf = (name: string) => Number(sh('lxc-info', ['-P', lxcpath, '-n', name, '-pH']).trim());
+
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN;
+  return {
+    mean: s.reduce((a, b) => a + b, 0) / s.length,
+    p50: q(0.5),
+    p95: q(0.95),
+    max: s[s.length - 1] ?? NaN,
+  };
+};
+
+async function measure(n: number): Promise<Record<string, number>> {
+  const known: KnownContainer[] = made
+    .slice(0, n)
+    .map((name) => ({ name, state: 'RUNNING', pid: pidOf(name) }));
+  const metrics = new WorkerMetrics(
+    'bench',
+    {
+      jobsInFlight: () => 0,
+      waitingByContainer: () => new Map(),
+      pool: () => ({ threads: 1, busy: 0, queued: 0, utilization: 0 }),
+      containers: () => ({ total: n, running: n }),
+    },
+    { topContainers: 20 },
+  );
+  let bytes = 0;
+  const collector = new UsageCollector({
+    hostId: 'bench',
+    lxcpath,
+    intervalMs: 1000,
+    diskIntervalMs: 3_600_000,
+    containers: () => known,
+    // what the worker's writeUsage serialises (the Redis round trip is not measured here)
+    write: (pass: UsagePass, containers: ContainerUsage[]) => {
+      const head = JSON.stringify(pass);
+      const each = containers.map((c) => JSON.stringify(c));
+      const published = `{"pass":${head},"containers":[${each.join(',')}]}`;
+      bytes = head.length + each.reduce((a, f) => a + f.length, 0) + published.length;
+      return Promise.resolve();
+    },
+    log: pino({ level: 'silent' }),
+  });
+  metrics.containerUsage(() => collector.last);
+  await collector.pass(); // opens each container's cgroup files (a start's cost, once per container)
+  const firstPass = collector.passCpuUs.at(-1) ?? NaN;
+  for (let i = 0; i < 10; i++) await collector.pass(); // warm-up (JIT), not counted
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
+  const wall: number[] = [];
+  for (let i = 0; i < PASSES; i++) {
+    const t0 = performance.now();
+    await collector.pass();
+    wall.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  loop.disable();
+  const cpu = collector.passCpuUs.slice(-PASSES);
+  const running = collector.last?.containers.filter((c) => c.cpu).length ?? 0;
+  if (running !== n) throw new Error(`only ${running} of ${n} containers were read as running`);
+  const scrape: number[] = [];
+  let scrapeBytes = 0;
+  for (let i = 0; i < 10; i++) {
+    const t0 = performance.now();
+    scrapeBytes = (await metrics.registry.metrics()).length;
+    scrape.push(performance.now() - t0);
+  }
+  await collector.stop();
+  const c = stats(cpu);
+  return {
+    containers: n,
+    passCpuUsPerContainer: Math.round((c.mean / n) * 10) / 10,
+    passCpuUsPerContainerP95: Math.round((c.p95 / n) * 10) / 10,
+    firstPassCpuUsPerContainer: Math.round((firstPass / n) * 10) / 10,
+    passWallMsMean: Math.round(stats(wall).mean * 100) / 100,
+    loopDelayMaxMs: Math.round((loop.max / 1e6) * 100) / 100,
+    writtenBytesPerPass: bytes,
+    scrapeMsMean: Math.round(stats(scrape).mean * 100) / 100,
+    scrapeMsMax: Math.round(stats(scrape).max * 100) / 100,
+    scrapeBytes,
+  };
+}
+
+async function main(): Promise<void> {
+  const results: Record<string, number>[] = [];
+  try {
+    makeBase();
+    for (const n of SIZES) {
+      while (made.length < n) makeCopy(`c${made.length + 1}`);
+      // let the starts settle (their inits' first work)
+      await new Promise((r) => setTimeout(r, 2000));
+      const r = await measure(n);
+      results.push(r);
+      console.log(JSON.stringify(r));
+    }
+  } finally {
+    cleanup();
+  }
+  console.table(results);
+  const out = join(import.meta.dirname, 'results');
+  mkdirSync(out, { recursive: true });
+  writeFileSync(
+    join(out, 'usage.json'),
+    `${JSON.stringify({ at: new Date().toISOString(), load: readFileSync('/proc/loadavg', 'utf8').trim(), passes: PASSES, results }, null, 2)}\n`,
+  );
+}
+
+void main().catch((err: unknown) => {
+  console.error(err);
+  cleanup();
+  process.exit(1);
+});
