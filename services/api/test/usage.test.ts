@@ -13,6 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ContainerStateReport, HostInfo } from '@lxcq/shared';
 import { Stack, TEST_CONFIG, type Job } from './harness.ts';
 import { Sub } from './ws-client.ts';
+import { lxcq } from '../../../packages/client/test/helpers.ts';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 const VIEWER = 'usage-viewer-token-0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'lxcq-usage-'));
@@ -331,6 +334,52 @@ describe('access and events', () => {
       expect((times[i] ?? 0) - (times[i - 1] ?? 0)).toBeGreaterThanOrEqual(1500);
     expect((evs[0]?.data as { state: string }).state).toBe('RUNNING');
     expect(every.events().some((e) => e.type === 'container.usage')).toBe(false);
+    await ok('POST', '/v1/containers/mem/stop');
+  });
+
+  it('lxcq show prints the usage (and --json the state report); lxcq top --json one table; lxcq top redraws live', async () => {
+    const env = { HOME: dir, LXCQ_URL: s.url, LXCQ_TOKEN: VIEWER };
+    await ok('POST', '/v1/containers/mem/start');
+    await stateUntil(
+      'mem',
+      'running figures',
+      (x) => x.cpu?.percent !== null && x.cpu?.percent !== undefined,
+    );
+    const show = await lxcq(['show', 'mem'], env);
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/^cpu:\s+.*% of one core \(limit 1\.5 cores\)/m);
+    expect(show.stdout).toMatch(/^memory:\s+.*\(limit 256M\)/m);
+    expect(show.stdout).toMatch(/^pids:\s+\d+ \(limit 100\)/m);
+    const shown = JSON.parse((await lxcq(['show', '--json', 'mem'], env)).stdout) as {
+      name: string;
+      usage: ContainerStateReport;
+    };
+    expect(shown.name).toBe('mem');
+    expect(shown.usage.memory?.limitBytes).toBe(256 * MiB);
+    const top = await lxcq(['top', '--json'], env);
+    expect(top.code, top.stderr).toBe(0);
+    const rows = JSON.parse(top.stdout) as (ContainerStateReport & { host: string })[];
+    expect(rows.map((r) => [r.name, r.host, r.state])).toEqual([['mem', s.hostId, 'RUNNING']]);
+    // live: two frames of the table, each listing mem, from container.usage events
+    const bin = fileURLToPath(new URL('../../../packages/client/bin/lxcq.mjs', import.meta.url));
+    const child = spawn(process.execPath, [bin, 'top', '--interval', '1', '--sort', 'memory'], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while ((out.match(/lxcq top/g) ?? []).length < 3 && Date.now() < deadline) await sleep(200);
+      const frames = out.split('\x1b[H\x1b[2J').filter(Boolean);
+      expect(frames.length, out).toBeGreaterThanOrEqual(3);
+      const last = frames[frames.length - 1] as string;
+      expect(last).toMatch(/sorted by memory/);
+      expect(last).toMatch(/^NAME\s+HOST\s+STATE\s+CPU\s+MEMORY\s+PIDS\s+RX\s+TX\s+DISK$/m);
+      expect(last).toMatch(new RegExp(`^mem\\s+${s.hostId}\\s+RUNNING\\s+\\S+%/150%\\s+\\S+/256M`, 'm'));
+    } finally {
+      child.kill('SIGTERM');
+    }
     await ok('POST', '/v1/containers/mem/stop');
   });
 });
