@@ -85,9 +85,7 @@ export const ContainerStateSchema = Type.Object({
   ),
   pids: Type.Optional(Type.Object({ current: Type.Integer(), limit: Nullable(Type.Integer()) })),
   network: Type.Optional(Type.Record(Type.String(), Type.Object({ rx: NicCounters, tx: NicCounters }))),
-  disk: Nullable(
-    Type.Object({ usedBytes: Type.Number(), measuredAt: Type.String(), method: Type.String() }),
-  ),
+  disk: Nullable(Type.Object({ usedBytes: Type.Number(), measuredAt: Type.String(), method: Type.String() })),
 });
 
 /** A host's totals: counts from the registry (current at every change), usage from its last pass. */

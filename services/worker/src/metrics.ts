@@ -200,10 +200,16 @@ export class WorkerMetrics {
           });
         },
       });
-    gauge('lxcq_container_running', 'Whether the container runs (1) or is stopped (0), at the last usage pass.', (c) =>
-      c.state === 'STOPPED' ? 0 : 1,
+    gauge(
+      'lxcq_container_running',
+      'Whether the container runs (1) or is stopped (0), at the last usage pass.',
+      (c) => (c.state === 'STOPPED' ? 0 : 1),
     );
-    gauge('lxcq_container_uptime_seconds', 'Seconds since the container init started.', (c) => c.uptimeSeconds);
+    gauge(
+      'lxcq_container_uptime_seconds',
+      'Seconds since the container init started.',
+      (c) => c.uptimeSeconds,
+    );
     counter(
       'lxcq_container_cpu_seconds_total',
       'CPU time the container used since it started (user + system), from its cgroup.',
@@ -219,12 +225,28 @@ export class WorkerMetrics {
       "The container cgroup's memory usage (anonymous memory and page cache, tmpfs included).",
       (c) => c.memory?.bytes,
     );
-    gauge('lxcq_container_memory_peak_bytes', 'The highest memory usage since the container started.', (c) => c.memory?.peakBytes);
-    gauge('lxcq_container_memory_cache_bytes', 'Page cache (files and tmpfs) within the memory usage.', (c) => c.memory?.cacheBytes);
+    gauge(
+      'lxcq_container_memory_peak_bytes',
+      'The highest memory usage since the container started.',
+      (c) => c.memory?.peakBytes,
+    );
+    gauge(
+      'lxcq_container_memory_cache_bytes',
+      'Page cache (files and tmpfs) within the memory usage.',
+      (c) => c.memory?.cacheBytes,
+    );
     gauge('lxcq_container_memory_swap_bytes', 'Swap used by the container.', (c) => c.memory?.swapBytes);
-    gauge('lxcq_container_memory_limit_bytes', 'The memory limit in force; absent when unlimited.', (c) => c.memory?.limitBytes);
+    gauge(
+      'lxcq_container_memory_limit_bytes',
+      'The memory limit in force; absent when unlimited.',
+      (c) => c.memory?.limitBytes,
+    );
     gauge('lxcq_container_pids', 'Processes and threads in the container.', (c) => c.pids?.current);
-    gauge('lxcq_container_pids_limit', 'The pids limit in force; absent when unlimited.', (c) => c.pids?.limit);
+    gauge(
+      'lxcq_container_pids_limit',
+      'The pids limit in force; absent when unlimited.',
+      (c) => c.pids?.limit,
+    );
     gauge(
       'lxcq_container_disk_used_bytes',
       'Disk used by the container rootfs (du of a dir rootfs, measured every LXCQ_USAGE_DISK_INTERVAL_MS).',
@@ -242,7 +264,7 @@ export class WorkerMetrics {
             this.reset();
             each((c) => {
               for (const [nic, u] of Object.entries(c.network ?? {}))
-                this.inc({ name: c.name, interface: nic }, (u[side])[what]);
+                this.inc({ name: c.name, interface: nic }, u[side][what]);
             });
           },
         });

@@ -325,7 +325,9 @@ server, wrong token), exec: the command's own exit code.`,
 
   program
     .command('top')
-    .description('what each container uses: a live table of CPU, memory, pids, network and disk (q or Ctrl-C ends it)')
+    .description(
+      'what each container uses: a live table of CPU, memory, pids, network and disk (q or Ctrl-C ends it)',
+    )
     .addOption(
       new Option('--sort <key>', 'sort by').choices(['cpu', 'memory', 'rx', 'tx', 'name']).default('cpu'),
     )
@@ -387,7 +389,8 @@ server, wrong token), exec: the command's own exit code.`,
           const u = item.data;
           rows.set(u.name, { ...u, host: item.host });
           // A container a host's pass no longer lists is gone from that host.
-          for (const [n, r] of rows) if (r.host === item.host && r.collectedAt < u.collectedAt) rows.delete(n);
+          for (const [n, r] of rows)
+            if (r.host === item.host && r.collectedAt < u.collectedAt) rows.delete(n);
           timer ??= setTimeout(() => {
             timer = null;
             draw();

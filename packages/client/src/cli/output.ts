@@ -258,7 +258,9 @@ export function usageLine(u: ContainerUsage): string {
 /** `lxcq show` with usage: the state report as key: value lines. */
 export function usageDetails(s: ContainerStateReport): string {
   if (s.collectedAt === null)
-    return keyValues([['usage', `none yet (host ${s.host} has no recent usage pass: is its worker running?)`]]);
+    return keyValues([
+      ['usage', `none yet (host ${s.host} has no recent usage pass: is its worker running?)`],
+    ]);
   const pairs: [string, string][] = [];
   if (s.cpu)
     pairs.push([
@@ -278,7 +280,10 @@ export function usageDetails(s: ContainerStateReport): string {
       `net ${nic}`,
       `rx ${bytes(c.rx.bytes)} ${c.rx.packets} pkts ${c.rx.errors} err ${c.rx.drops} drop, tx ${bytes(c.tx.bytes)} ${c.tx.packets} pkts ${c.tx.errors} err ${c.tx.drops} drop`,
     ]);
-  pairs.push(['disk', s.disk ? `${bytes(s.disk.usedBytes)} (measured ${s.disk.measuredAt})` : 'not measured yet']);
+  pairs.push([
+    'disk',
+    s.disk ? `${bytes(s.disk.usedBytes)} (measured ${s.disk.measuredAt})` : 'not measured yet',
+  ]);
   if (s.uptimeSeconds !== undefined) pairs.push(['uptime', `${Math.round(s.uptimeSeconds)} s`]);
   pairs.push(['collected', s.collectedAt]);
   return keyValues(pairs);

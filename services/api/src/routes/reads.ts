@@ -234,7 +234,8 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       config: { scope: 'read' },
       schema: {
         tags: ['containers'],
-        summary: 'What the container uses: CPU, memory, pids, network, disk, uptime, with the limits in force',
+        summary:
+          'What the container uses: CPU, memory, pids, network, disk, uptime, with the limits in force',
         description:
           "From its host's last usage pass (every LXCQ_USAGE_INTERVAL_MS). A stopped container has `disk` only; `collectedAt: null` when its host has no recent pass (worker down or just started).",
         params: NameParams,
