@@ -114,12 +114,18 @@ export function cpusetSize(text: string | undefined): number | null {
   return n;
 }
 
-/** /proc/net/dev: per interface, rx and tx bytes, packets, errors, drops. */
+/**
+ * At most this many interfaces of a container are reported: root inside a container can make
+ * thousands (dummy links), and each would be series on /metrics and bytes in every pass.
+ */
+export const MAX_NICS = 32;
+
+/** /proc/net/dev: per interface (the first MAX_NICS), rx and tx bytes, packets, errors, drops. */
 export function parseNetDev(text: string | undefined): Record<string, NicUsage> {
   const out: Record<string, NicUsage> = {};
   if (!text) return out;
   const lines = text.split('\n');
-  for (let i = 2; i < lines.length; i++) {
+  for (let i = 2, n = 0; i < lines.length && n < MAX_NICS; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
     if (colon < 0) continue;
@@ -129,6 +135,7 @@ export function parseNetDev(text: string | undefined): Record<string, NicUsage> 
       .split(/\s+/)
       .map(Number);
     if (f.length < 16) continue;
+    n++;
     out[line.slice(0, colon).trim()] = {
       rx: { bytes: f[0] as number, packets: f[1] as number, errors: f[2] as number, drops: f[3] as number },
       tx: { bytes: f[8] as number, packets: f[9] as number, errors: f[10] as number, drops: f[11] as number },

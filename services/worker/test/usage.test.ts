@@ -12,6 +12,7 @@ import {
   cpusetSize,
   dirRootfs,
   limitValue,
+  MAX_NICS,
   parseNetDev,
   readRunning,
 } from '../src/usage.ts';
@@ -125,6 +126,15 @@ describe('parsers', () => {
         tx: { bytes: 522000, packets: 300, errors: 3, drops: 4 },
       },
     });
+  });
+
+  it('/proc/net/dev of a container with thousands of links: the first MAX_NICS only', () => {
+    const head = 'Inter-|\n face |\n';
+    const line = (i: number) => `  d${i}: 1 1 0 0 0 0 0 0 2 2 0 0 0 0 0 0\n`;
+    const many = head + Array.from({ length: 2000 }, (_, i) => line(i)).join('');
+    const nics = parseNetDev(many);
+    expect(Object.keys(nics)).toHaveLength(MAX_NICS);
+    expect(nics.d0?.tx.bytes).toBe(2);
   });
 
   it('limits, cpusets and rootfs paths', () => {
