@@ -11,6 +11,12 @@
  * (monitorEventLoopDelay max), and the scrape: WorkerMetrics.registry.metrics() from the last pass.
  * Everything made is removed at the end, also on Ctrl-C.
  *
+ * With LXCQ_BENCH_LXD=<n> (e.g. 100), LXD 5.0 the same run as a reference: its own daemon (Debian's
+ * lxd, installed with apt when missing; see services/api/bench/lxd.ts), n running busybox
+ * instances with no NIC, then `GET /1.0/instances/<name>/state` of each (3 rounds) and
+ * `GET /1.0/metrics` (5 scrapes): wall time per call and the daemon's CPU (its own and its
+ * waited-for children's, from /proc/<pid>/stat) per container.
+ *
  *   pnpm --filter @lxcq/worker bench:usage
  */
 import { execFileSync } from 'node:child_process';
@@ -20,6 +26,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import type { ContainerUsage, UsagePass } from '@lxcq/shared';
+import { startLxd } from '../../api/bench/lxd.ts';
 import { WorkerMetrics } from '../src/metrics.ts';
 import { UsageCollector, type KnownContainer } from '../src/usage.ts';
 
@@ -42,10 +49,13 @@ function cleanup(): void {
   }
   rmSync(lxcpath, { recursive: true, force: true });
 }
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+/** LXD's tear-down while its part runs (a signal then stops it too). */
+let lxdStop: (() => Promise<void>) | null = null;
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    cleanup();
+    void (lxdStop?.() ?? Promise.resolve()).finally(() => process.exit(130));
+  });
 
 /** One busybox container made by the template; the others are copies of its directory. */
 function makeBase(): void {
@@ -154,8 +164,55 @@ async function measure(n: number): Promise<Record<string, number>> {
   };
 }
 
+/** CPU time (us) of a process and its waited-for children, from /proc/<pid>/stat. */
+function procCpuUs(pid: number): number {
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  // utime, stime, cutime, cstime: fields 14-17, i.e. 11-14 after the state (field 3)
+  return ((Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100) * 1e6;
+}
+
+async function measureLxd(n: number): Promise<Record<string, number | string>> {
+  const lxd = await startLxd({ storage: 'dir', privileged: true, log: (l) => console.error(l) });
+  lxdStop = () => lxd.stop();
+  try {
+    for (let i = 1; i <= n; i++) {
+      await lxd.client.create(`u${i}`, lxd.image);
+      await lxd.client.start(`u${i}`);
+    }
+    await new Promise((r) => setTimeout(r, 2000));
+    const rounds = 3;
+    const c0 = procCpuUs(lxd.pid);
+    const t0 = performance.now();
+    for (let r = 0; r < rounds; r++)
+      for (let i = 1; i <= n; i++) await lxd.client.request('GET', `/1.0/instances/u${i}/state`);
+    const stateWall = (performance.now() - t0) / (rounds * n);
+    const stateCpu = (procCpuUs(lxd.pid) - c0) / (rounds * n);
+    const scrapes = 5;
+    const c1 = procCpuUs(lxd.pid);
+    const t1 = performance.now();
+    let bytes = 0;
+    for (let i = 0; i < scrapes; i++) {
+      const r = await lxd.client.request('GET', '/1.0/metrics');
+      bytes = JSON.stringify(r.metadata ?? '').length;
+    }
+    return {
+      lxd: lxd.version,
+      containers: n,
+      stateMsPerCall: Math.round(stateWall * 100) / 100,
+      stateDaemonCpuUsPerCall: Math.round(stateCpu),
+      metricsMsPerScrape: Math.round(((performance.now() - t1) / scrapes) * 100) / 100,
+      metricsDaemonCpuUsPerContainer: Math.round((procCpuUs(lxd.pid) - c1) / scrapes / n),
+      metricsBytes: bytes,
+    };
+  } finally {
+    await lxd.stop();
+  }
+}
+
 async function main(): Promise<void> {
   const results: Record<string, number>[] = [];
+  let lxdResult: Record<string, number | string> | null = null;
   try {
     makeBase();
     for (const n of SIZES) {
@@ -169,12 +226,17 @@ async function main(): Promise<void> {
   } finally {
     cleanup();
   }
+  const lxdN = Number(process.env['LXCQ_BENCH_LXD'] ?? 0);
+  if (lxdN > 0) {
+    lxdResult = await measureLxd(lxdN);
+    console.log(JSON.stringify(lxdResult));
+  }
   console.table(results);
   const out = join(import.meta.dirname, 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(
     join(out, 'usage.json'),
-    `${JSON.stringify({ at: new Date().toISOString(), load: readFileSync('/proc/loadavg', 'utf8').trim(), passes: PASSES, results }, null, 2)}\n`,
+    `${JSON.stringify({ at: new Date().toISOString(), load: readFileSync('/proc/loadavg', 'utf8').trim(), passes: PASSES, results, lxd: lxdResult }, null, 2)}\n`,
   );
 }
 
