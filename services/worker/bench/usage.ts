@@ -21,6 +21,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -164,6 +165,24 @@ async function measure(n: number): Promise<Record<string, number>> {
   };
 }
 
+/** GET over a unix socket, the body as text (LXD's /1.0/metrics is Prometheus text, not JSON). */
+function rawGet(socketPath: string, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ socketPath, path, method: 'GET' }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        res.statusCode === 200
+          ? resolve(Buffer.concat(chunks).toString('utf8'))
+          : reject(new Error(`LXD GET ${path}: HTTP ${res.statusCode}`)),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** CPU time (us) of a process and its waited-for children, from /proc/<pid>/stat. */
 function procCpuUs(pid: number): number {
   const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -188,14 +207,14 @@ async function measureLxd(n: number): Promise<Record<string, number | string>> {
       for (let i = 1; i <= n; i++) await lxd.client.request('GET', `/1.0/instances/u${i}/state`);
     const stateWall = (performance.now() - t0) / (rounds * n);
     const stateCpu = (procCpuUs(lxd.pid) - c0) / (rounds * n);
+    console.log(
+      `lxd state: ${stateWall.toFixed(2)} ms and ${Math.round(stateCpu)} us of daemon CPU per call at ${n} instances`,
+    );
     const scrapes = 5;
     const c1 = procCpuUs(lxd.pid);
     const t1 = performance.now();
     let bytes = 0;
-    for (let i = 0; i < scrapes; i++) {
-      const r = await lxd.client.request('GET', '/1.0/metrics');
-      bytes = JSON.stringify(r.metadata ?? '').length;
-    }
+    for (let i = 0; i < scrapes; i++) bytes = (await rawGet(lxd.client.socketPath, '/1.0/metrics')).length;
     return {
       lxd: lxd.version,
       containers: n,
