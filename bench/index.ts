@@ -32,6 +32,10 @@ const BENCHES: Record<string, { file: string; what: string }> = {
     file: 'pools.ts',
     what: 'create, clone, snapshot and destroy on a dir pool next to a btrfs pool; CPU per create',
   },
+  usage: {
+    file: 'usage.ts',
+    what: "the worker's CPU per container per usage pass at 10/100/300 containers and the /metrics scrape, next to LXD 5.0's state and metrics",
+  },
   trace: { file: 'trace.ts', what: "where a lifecycle's time goes inside the worker" },
   'lxc-ffi': {
     file: 'lxc-ffi/lifecycle.ts',

@@ -1,4 +1,5 @@
 import type {
+  ContainerStateReport,
   ContainerInfo,
   ContainerState,
   HostInfo,
@@ -203,6 +204,11 @@ export class ContainersApi {
 
   get(name: string): Promise<ContainerInfo> {
     return this.t.request('GET', `/v1/containers/${seg(name)}`);
+  }
+
+  /** `GET /v1/containers/:name/state`: CPU, memory, pids, network, disk and uptime, with the limits. */
+  state(name: string): Promise<ContainerStateReport> {
+    return this.t.request('GET', `/v1/containers/${seg(name)}/state`);
   }
 
   create(req: CreateRequest, opts?: SubmitOptions): JobHandle<'create'> {

@@ -39,6 +39,8 @@ export interface EventsOptions<S extends EventSelector = EventSelector> {
   job?: string;
   /** Replay events after this cursor (an event id) first. */
   since?: string;
+  /** With `container.usage` in `types`: at most one update per host every this many seconds. */
+  interval?: number;
   /** First reconnect delay; doubles up to `maxBackoffMs` (with jitter). Default 250 ms. */
   minBackoffMs?: number;
   /** Default 10 s. */
@@ -100,6 +102,7 @@ export class EventStream<E extends { id: string } = EventOf> implements AsyncIte
     if (opts.host !== undefined) q.host = opts.host;
     if (opts.job !== undefined) q.job = opts.job;
     if (opts.since !== undefined) q.since = opts.since;
+    if (opts.interval !== undefined) q.interval = String(opts.interval);
     // The server's own parser: a bad filter fails here, not as a refused upgrade.
     parseEventFilter(q);
     delete q.since;
@@ -257,6 +260,11 @@ export class EventStream<E extends { id: string } = EventOf> implements AsyncIte
       const cursor = typeof msg.cursor === 'string' && isCursor(msg.cursor) ? msg.cursor : undefined;
       if (cursor !== undefined) this.lastCursor = cursor;
       this.push(cursor === undefined ? { type: 'resync-required' } : { type: 'resync-required', cursor });
+      return;
+    }
+    if (msg.type === 'container.usage') {
+      // Live only, not in the stream: no cursor to keep.
+      this.push(msg as unknown as E);
       return;
     }
     if (typeof msg.id !== 'string' || !isCursor(msg.id) || typeof msg.type !== 'string') return;

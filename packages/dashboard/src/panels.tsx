@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ago, bytes, clock, shortId } from './format.ts';
 import { describeEvent, type ContainerRow } from './state.ts';
 import type { Store, View } from './store.ts';
+import { UsageCells, UsagePanel } from './charts.tsx';
 
 export function HostsPanel({ view }: { view: View }) {
   return (
@@ -18,6 +19,9 @@ export function HostsPanel({ view }: { view: View }) {
               <th>Host</th>
               <th>Status</th>
               <th>Containers</th>
+              <th title="The running containers' CPU (percent of one core, summed) and memory, from the host's last usage pass">
+                Containers use
+              </th>
               <th title="Load average over 1, 5 and 15 minutes, against the host's cores">Load</th>
               <th>Memory used</th>
               <th>Cores</th>
@@ -38,6 +42,15 @@ export function HostsPanel({ view }: { view: View }) {
                   </td>
                   <td>
                     {c.running} running / {c.containers}
+                  </td>
+                  <td data-totals={h.id}>
+                    {h.totals && h.totals.cpuPercent !== null ? (
+                      <>
+                        {h.totals.cpuPercent.toFixed(0)}% CPU · {bytes(h.totals.memoryBytes ?? 0)}
+                      </>
+                    ) : (
+                      '–'
+                    )}
                   </td>
                   <td class="meter-cell">
                     {c.loadAverage && c.loadAverage.length > 0 ? (
@@ -75,6 +88,7 @@ const STOPPABLE: ContainerState[] = ['RUNNING', 'FROZEN', 'STARTING', 'THAWED', 
 
 export function ContainersPanel({ view, store }: { view: View; store: Store }) {
   const [confirm, setConfirm] = useState<ContainerRow | null>(null);
+  const [shown, setShown] = useState<string | null>(null);
   const rows = [...view.containers.values()];
   const c = store.client.containers;
   return (
@@ -89,6 +103,8 @@ export function ContainersPanel({ view, store }: { view: View; store: Store }) {
             <tr>
               <th>Name</th>
               <th>State</th>
+              <th title="Percent of one core, over the last collection interval (and its limit)">CPU</th>
+              <th title="Memory use (and its limit)">Memory</th>
               <th>Host</th>
               <th>PID</th>
               <th>Addresses</th>
@@ -102,7 +118,14 @@ export function ContainersPanel({ view, store }: { view: View; store: Store }) {
               return (
                 <tr key={r.name} data-container={r.name}>
                   <td class="name">
-                    {r.name}
+                    <button
+                      type="button"
+                      class="link"
+                      title="Graphs of its CPU, memory and network"
+                      onClick={() => setShown(shown === r.name ? null : r.name)}
+                    >
+                      {r.name}
+                    </button>
                     {r.privileged && (
                       <span
                         class="pill privileged"
@@ -124,6 +147,7 @@ export function ContainersPanel({ view, store }: { view: View; store: Store }) {
                     )}
                     {busy && <span class="busy"> {busy}…</span>}
                   </td>
+                  <UsageCells h={view.usage.get(r.name)} />
                   <td>{r.host}</td>
                   <td class="mono">{r.pid ?? '–'}</td>
                   <td class="mono">{r.ips && r.ips.length > 0 ? r.ips.join(', ') : '–'}</td>
@@ -160,6 +184,9 @@ export function ContainersPanel({ view, store }: { view: View; store: Store }) {
             })}
           </tbody>
         </table>
+      )}
+      {shown !== null && view.containers.has(shown) && (
+        <UsagePanel name={shown} h={view.usage.get(shown)} onClose={() => setShown(null)} />
       )}
       {confirm && (
         <ConfirmDestroy

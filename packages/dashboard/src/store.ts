@@ -17,6 +17,7 @@ import {
   type OperationName,
 } from '@lxcq/client';
 import { EMPTY, applyEvent, withContainer, withListing, type DashState } from './state.ts';
+import { addUsage, type UsageHistory } from './usage.ts';
 
 export type Connection = 'connecting' | 'live' | 'reconnecting' | 'closed';
 
@@ -37,6 +38,8 @@ export interface View extends DashState {
   health?: HealthInfo;
   /** Containers with a job submitted from this page and not ended yet: name -> operation. */
   pending: ReadonlyMap<string, string>;
+  /** What each container used over the last hour, from container.usage events. */
+  usage: ReadonlyMap<string, UsageHistory>;
 }
 
 /** Host load and health come with heartbeats (not events): read them this often. */
@@ -47,7 +50,13 @@ const HISTORY_MS = 10 * 60_000;
 const REFRESH_DELAY_MS = 250;
 
 export class Store {
-  private view: View = { ...EMPTY, connection: 'connecting', notices: [], pending: new Map() };
+  private view: View = {
+    ...EMPTY,
+    connection: 'connecting',
+    notices: [],
+    pending: new Map(),
+    usage: new Map(),
+  };
   private readonly listeners = new Set<() => void>();
   private stream: EventStream<LxcqEvent> | null = null;
   private hostsTimer: ReturnType<typeof setInterval> | null = null;
@@ -89,6 +98,8 @@ export class Store {
     if (this.stopped) return;
     let first = true;
     const stream = this.client.events({
+      // every durable event, and each host's usage passes (live only: they are never replayed)
+      types: ['*', 'container.usage'],
       ...(since !== undefined ? { since } : {}),
       onHello: () => {
         this.set({ connection: 'live' });
@@ -117,6 +128,7 @@ export class Store {
     try {
       for await (const item of stream) {
         if (isResync(item)) void this.resync();
+        else if (item.type === 'container.usage') this.addUsage(item as LxcqEvent<'container.usage'>);
         else if (this.held) this.held.push(item);
         else this.apply(item);
       }
@@ -127,10 +139,21 @@ export class Store {
     }
   }
 
+  private addUsage(ev: LxcqEvent<'container.usage'>): void {
+    const usage = new Map(this.view.usage);
+    usage.set(ev.data.name, addUsage(usage.get(ev.data.name), ev.data));
+    this.set({ usage });
+  }
+
   private apply(ev: LxcqEvent): void {
     const { state, refresh } = applyEvent(this.view, ev);
     const patch: Partial<View> = state;
     if (ev.type.startsWith('host.')) void this.refreshHosts();
+    if (ev.type === 'container.destroyed' && ev.container && this.view.usage.has(ev.container)) {
+      const usage = new Map(this.view.usage);
+      usage.delete(ev.container);
+      patch.usage = usage;
+    }
     if (
       (ev.type === 'job.completed' || ev.type === 'job.failed' || ev.type === 'job.cancelled') &&
       ev.container

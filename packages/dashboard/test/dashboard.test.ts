@@ -179,8 +179,9 @@ describe('dashboard served by the API', () => {
       expect(await sessionToken(page)).toBe(TOKEN);
       expect(await page.evaluate('localStorage.length')).toBe(0);
       expect(wsUrls).toHaveLength(1);
-      // One socket, resuming the log from ten minutes back by the API's clock.
-      expect(wsUrls[0]).toMatch(/\/v1\/events\?since=\d+-0$/);
+      // One socket, resuming the log from ten minutes back by the API's clock, with the hosts'
+      // usage passes (container.usage, live only) next to every durable event.
+      expect(wsUrls[0]).toMatch(/\/v1\/events\?types=\*%2Ccontainer\.usage&since=\d+-0$/);
       expect(wsUrls[0]).not.toContain(TOKEN);
 
       // Hosts with health and load.

@@ -11,7 +11,12 @@ export interface EventFilter {
   job?: string;
   /** Replay events after this stream id before going live. */
   since?: string;
+  /** With `container.usage` in `types`: at most one usage update per host every this many ms. */
+  usageIntervalMs?: number;
 }
+
+/** The event type a subscriber must name itself to get (see container.usage). */
+export const USAGE_EVENT = 'container.usage';
 
 const CURSOR_RE = /^\d{1,20}-\d{1,20}$/;
 const JOB_RE = /^[0-9a-f-]{36}$/;
@@ -26,8 +31,8 @@ export function parseEventFilter(q: Record<string, string | undefined>): EventFi
     throw new LxcqError('LXCQ_VALIDATION', `Invalid ${field}: ${why}.`, { details: { field } });
   };
   for (const k of Object.keys(q)) {
-    if (!['types', 'container', 'host', 'job', 'since'].includes(k))
-      bad(k, 'unknown query parameter (use types, container, host, job, since)');
+    if (!['types', 'container', 'host', 'job', 'since', 'interval'].includes(k))
+      bad(k, 'unknown query parameter (use types, container, host, job, since, interval)');
   }
   const filter: EventFilter = { types: { exact: new Set(), prefixes: [] } };
   if (q.types !== undefined && q.types !== '') {
@@ -57,6 +62,13 @@ export function parseEventFilter(q: Record<string, string | undefined>): EventFi
     if (!JOB_RE.test(q.job)) bad('job', 'not a job id');
     filter.job = q.job;
   }
+  if (q.interval !== undefined) {
+    if (!filter.types.exact.has(USAGE_EVENT))
+      bad('interval', `it applies to ${USAGE_EVENT} events only: add ${USAGE_EVENT} to types`);
+    if (!/^[0-9]{1,5}$/.test(q.interval) || Number(q.interval) < 1 || Number(q.interval) > 86400)
+      bad('interval', 'a whole number of seconds from 1 to 86400');
+    filter.usageIntervalMs = Number(q.interval) * 1000;
+  }
   if (q.since !== undefined) {
     if (!CURSOR_RE.test(q.since)) bad('since', 'not a cursor (an event id such as 1764374400000-0)');
     filter.since = q.since;
@@ -69,12 +81,18 @@ export function matchesFilter(
   e: Pick<LxcqEvent, 'type' | 'container' | 'host' | 'job'>,
 ): boolean {
   const t = f.types;
+  // Off by default: only a subscriber naming it gets it, never through `*` or `container.*`.
+  if (e.type === USAGE_EVENT) return t.exact.has(USAGE_EVENT) && matchesRefs(f, e);
   if (
     (t.exact.size > 0 || t.prefixes.length > 0) &&
     !t.exact.has(e.type) &&
     !t.prefixes.some((p) => e.type.startsWith(p))
   )
     return false;
+  return matchesRefs(f, e);
+}
+
+function matchesRefs(f: EventFilter, e: Pick<LxcqEvent, 'container' | 'host' | 'job'>): boolean {
   if (f.container !== undefined && e.container !== f.container) return false;
   if (f.host !== undefined && e.host !== f.host) return false;
   if (f.job !== undefined && e.job !== f.job) return false;

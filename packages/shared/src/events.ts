@@ -1,6 +1,7 @@
 import type { ContainerState } from './operations/index.ts';
 import type { ErrorBody } from './errors.ts';
 import type { JobProgress } from './job.ts';
+import type { ContainerUsage } from './usage.ts';
 
 /**
  * Every event type lxcq publishes, with its `data`. Shared by worker (publishes), API (fans out)
@@ -32,6 +33,13 @@ export interface EventDataMap {
    * the checkpoint was kept.
    */
   'container.cold-started': { checkpoint: string; reason: string };
+  /**
+   * What a container uses, from its host's last usage pass. Not in the durable stream (no cursor:
+   * `id` is empty, nothing replays it): sent live, only to subscribers that name this type in
+   * `types` (never through `*` or `container.*`), at most every `interval` seconds per host and
+   * never more often than the host collects.
+   */
+  'container.usage': ContainerUsage;
   /** A job was accepted and waits for its host. */
   'job.queued': { operation: string; queuePosition: number };
   /** A worker began the job. */
@@ -66,6 +74,7 @@ export const EVENT_TYPES = [
   'container.moved',
   'container.broken',
   'container.cold-started',
+  'container.usage',
   'job.queued',
   'job.active',
   'job.progress',
@@ -79,7 +88,7 @@ export const EVENT_TYPES = [
 ] as const satisfies readonly EventType[];
 
 export interface LxcqEvent<T extends EventType = EventType> {
-  /** The cursor: the event's id in the Redis stream. */
+  /** The cursor: the event's id in the Redis stream (empty on `container.usage`, which is not in it). */
   id: string;
   type: T;
   time: string;

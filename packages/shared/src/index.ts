@@ -13,3 +13,4 @@ export * from './env.ts';
 export * from './settings.ts';
 export * from './config-file.ts';
 export * from './redis.ts';
+export * from './usage.ts';

@@ -51,6 +51,13 @@ export function keys(prefix = 'lxcq') {
     transferOutcome: (id: string) => `${prefix}:xfer:outcome:${id}`,
     /** List: a job's log lines (state changes, progress stages, errors). */
     jobLog: (id: string) => `${prefix}:joblog:${id}`,
+    /**
+     * Hash with a TTL: the last usage collection of a host's worker, one field per container (JSON
+     * ContainerUsage) and `#pass` (JSON UsagePass); rewritten whole by every pass.
+     */
+    usage: (host: string) => `${prefix}:usage:${host}`,
+    /** Pub/sub channel: every usage pass of every host (JSON UsagePublished), for container.usage events. */
+    usageChannel: `${prefix}:usage`,
   };
 }
 

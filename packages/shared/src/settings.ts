@@ -445,6 +445,22 @@ export const SETTINGS = {
     parse: int(100),
     meaning: 'Period (ms) of the full inventory of the lxcpath (containers made or removed outside lxcq).',
   },
+  LXCQ_USAGE_INTERVAL_MS: {
+    group: 'worker',
+    usedBy: ['worker'],
+    default: 5000,
+    parse: int(500),
+    meaning:
+      "Period (ms) of the worker's usage collection: CPU, memory, pids and network of every running container, read from its cgroup files and its network namespace's /proc/net/dev (GET /v1/containers/:name/state, container.usage events, the lxcq_container_* metrics).",
+  },
+  LXCQ_USAGE_DISK_INTERVAL_MS: {
+    group: 'worker',
+    usedBy: ['worker'],
+    default: 300_000,
+    parse: int(1000),
+    meaning:
+      "How often (ms) a container's disk use is measured again (du of a dir rootfs, one container at a time, off the collection pass); between measurements the last figure is reported with its time.",
+  },
   LXCQ_LOCK_MS: {
     group: 'worker',
     usedBy: ['worker'],

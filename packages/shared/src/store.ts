@@ -3,6 +3,7 @@ import type { EventDataMap, EventType, LxcqEvent } from './events.ts';
 import { FINAL_JOB_STATES, type Job, type JobState } from './job.ts';
 import type { Keys } from './keys.ts';
 import type { ContainerInfo, PoolInfo } from './operations/index.ts';
+import { USAGE_PASS_FIELD, type ContainerUsage, type HostTotals, type UsagePass } from './usage.ts';
 
 /** Job fields stored one per hash field (JSON-encoded), so updates touch only what changed. */
 export const JOB_FIELDS = [
@@ -64,7 +65,11 @@ export interface HostInfo {
     eventLoopDelayMaxMs?: number;
     /** Which storage pool drivers the host can run: a missing one maps to the reason it cannot. */
     poolDrivers?: { [driver: string]: { available: boolean; reason?: string } };
+    /** The worker's usage collection period (LXCQ_USAGE_INTERVAL_MS): container.usage events come no oftener. */
+    usageIntervalMs?: number;
   };
+  /** Added by the API's host routes. */
+  totals?: HostTotals;
 }
 
 /**
@@ -241,6 +246,34 @@ export class Store {
     for (const n of names) m.hget(this.keys.container(n), 'info');
     const res = (await m.exec()) ?? [];
     return res.flatMap(([, v]) => (typeof v === 'string' ? [JSON.parse(v) as ContainerInfo] : []));
+  }
+
+  // ---- usage ----
+
+  /** A container's figures and its host's pass from the host's last usage pass (null: none recent). */
+  async containerUsage(
+    host: string,
+    name: string,
+  ): Promise<{ pass: UsagePass | null; usage: ContainerUsage | null }> {
+    const [p, u] = await this.redis.hmget(this.keys.usage(host), USAGE_PASS_FIELD, name);
+    return {
+      pass: p ? (JSON.parse(p) as UsagePass) : null,
+      usage: u ? (JSON.parse(u) as ContainerUsage) : null,
+    };
+  }
+
+  /** The last usage pass of each of `hosts` (null: none recent). */
+  async usagePasses(hosts: readonly string[]): Promise<Map<string, UsagePass | null>> {
+    const out = new Map<string, UsagePass | null>();
+    if (hosts.length === 0) return out;
+    const m = this.redis.multi();
+    for (const h of hosts) m.hget(this.keys.usage(h), USAGE_PASS_FIELD);
+    const res = (await m.exec()) ?? [];
+    hosts.forEach((h, i) => {
+      const v = res[i]?.[1];
+      out.set(h, typeof v === 'string' ? (JSON.parse(v) as UsagePass) : null);
+    });
+    return out;
   }
 
   // ---- hosts ----

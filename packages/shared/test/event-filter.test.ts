@@ -26,7 +26,22 @@ describe('event filters', () => {
     expect(matchesFilter(f, ev('job.queued', 'web1', 'h2', JOB))).toBe(false);
     expect(matchesFilter(f, ev('job.queued', 'web1', 'h1'))).toBe(false);
   });
+  it('container.usage only when named itself, with an interval in seconds', () => {
+    for (const types of ['*', 'container.*', '', 'container.state'])
+      expect(matchesFilter(parseEventFilter({ types }), ev('container.usage', 'c1', 'h1'))).toBe(false);
+    const f = parseEventFilter({ types: 'container.usage', interval: '10', container: 'c1' });
+    expect(f.usageIntervalMs).toBe(10_000);
+    expect(matchesFilter(f, ev('container.usage', 'c1', 'h1'))).toBe(true);
+    expect(matchesFilter(f, ev('container.usage', 'c2', 'h1'))).toBe(false);
+    expect(matchesFilter(f, ev('container.state', 'c1', 'h1'))).toBe(false);
+    expect(parseEventFilter({ types: 'container.usage,job.*' }).usageIntervalMs).toBeUndefined();
+  });
   it.each([
+    [{ interval: '5' }],
+    [{ types: 'job.*', interval: '5' }],
+    [{ types: 'container.usage', interval: '0' }],
+    [{ types: 'container.usage', interval: '1.5' }],
+    [{ types: 'container.usage', interval: '86401' }],
     [{ types: 'nope' }],
     [{ types: 'zz.*' }],
     [{ container: '../x' }],
@@ -72,7 +87,7 @@ describe('event filters', () => {
     [
       { bogus: '1' },
       'bogus',
-      'Invalid bogus: unknown query parameter (use types, container, host, job, since).',
+      'Invalid bogus: unknown query parameter (use types, container, host, job, since, interval).',
     ],
     [{ since: '12-' }, 'since', 'Invalid since: not a cursor (an event id such as 1764374400000-0).'],
     [{ job: 'nope' }, 'job', 'Invalid job: not a job id.'],

@@ -15,6 +15,8 @@ import {
   type EventFilter,
   type Keys,
   type LxcqEvent,
+  type UsagePublished,
+  USAGE_EVENT,
 } from '@lxcq/shared';
 import { logRedisConnection } from '@lxcq/telemetry';
 import type { Tokens } from './auth.ts';
@@ -44,6 +46,8 @@ interface Client {
   alive: boolean;
   /** Which of the PING_SLICES rounds of the ping period pings this client. */
   pingSlot: number;
+  /** Set when the client asked for container.usage: its interval, and when each host's last went out. */
+  usage: { intervalMs: number; sentAt: Map<string, number> } | null;
 }
 
 const PROTOCOL = 'lxcq.v1';
@@ -123,7 +127,11 @@ function outgoing(id: string, raw: LxcqEvent): Outgoing {
  */
 export class EventHub {
   private readonly reader: Redis;
+  /** Subscribed to the usage channel (container.usage events come from there, not the stream). */
+  private readonly usageSub: Redis;
   private readonly clients = new Set<Client>();
+  /** Clients that asked for container.usage. */
+  private usageClients = 0;
   private readonly wss = new WebSocketServer({
     noServer: true,
     maxPayload: 4096,
@@ -140,7 +148,7 @@ export class EventHub {
   private pingSlice = 0;
   private nextPingSlot = 0;
   /** Counters for metrics and tests. */
-  readonly stats = { delivered: 0, slowClosed: 0, deadDropped: 0 };
+  readonly stats = { delivered: 0, slowClosed: 0, deadDropped: 0, usageDelivered: 0 };
   /** When the reader last heard from Redis (a batch, or an empty blocking read), ms since epoch. */
   lastReadAt = Date.now();
   /** The reader's last read failure, cleared by the next good read (for GET /v1/health). */
@@ -155,6 +163,9 @@ export class EventHub {
   ) {
     this.reader = redisClient(redisUrl, { maxRetriesPerRequest: null });
     logRedisConnection(this.reader, 'event-reader', opts.log);
+    this.usageSub = redisClient(redisUrl, { maxRetriesPerRequest: null });
+    logRedisConnection(this.usageSub, 'usage-subscriber', opts.log);
+    this.usageSub.on('message', (_channel: string, message: string) => this.onUsage(message));
     // A broken handshake (no key, an unknown version, a malformed subprotocol list) gets an lxcq
     // error body like any other bad request, instead of ws's plain-text answer.
     this.wss.on('wsClientError', (err: Error, socket: Duplex) =>
@@ -169,6 +180,7 @@ export class EventHub {
   async start(): Promise<void> {
     const newest = await this.reader.xrevrange(this.keys.events, '+', '-', 'COUNT', 1);
     this.head = newest[0]?.[0] ?? '0-0';
+    await this.usageSub.subscribe(this.keys.usageChannel);
     this.running = true;
     this.loop = this.follow();
     this.pingTimer = setInterval(() => this.ping(), Math.max(1, Math.round(this.opts.pingMs / PING_SLICES)));
@@ -179,6 +191,7 @@ export class EventHub {
     if (this.pingTimer) clearInterval(this.pingTimer);
     for (const c of this.clients) c.ws.close(1001, 'server shutting down: reconnect with since=<last id>');
     this.reader.disconnect();
+    this.usageSub.disconnect();
     await this.loop?.catch(() => undefined);
     this.wss.close();
   }
@@ -211,6 +224,58 @@ export class EventHub {
           } else this.deliver(c, batch);
         }
       }
+    }
+  }
+
+  /**
+   * One usage pass of one host (published by its worker): container.usage events to the clients
+   * that asked for them, each at most once per its interval per host. Nothing is parsed while no
+   * client wants usage. A pass that comes within half a collection period of a client's interval
+   * counts as due, so an interval that is a multiple of the period is kept without drift.
+   */
+  private onUsage(message: string): void {
+    if (this.usageClients === 0) return;
+    let p: UsagePublished;
+    try {
+      p = JSON.parse(message) as UsagePublished;
+    } catch {
+      return;
+    }
+    const host = p.pass.host;
+    const now = Date.now();
+    const slack = p.pass.intervalMs / 2;
+    const frames = new Map<string, Buffer>();
+    const frameOf = (i: number): Buffer => {
+      const u = p.containers[i]!;
+      let f = frames.get(u.name);
+      if (!f) {
+        const ev = { id: '', type: USAGE_EVENT, time: u.collectedAt, host, container: u.name, data: u };
+        f = textFrame(JSON.stringify(ev));
+        frames.set(u.name, f);
+      }
+      return f;
+    };
+    for (const c of this.clients) {
+      if (!c.usage || c.pending || c.ws.readyState !== c.ws.OPEN) continue;
+      if (c.filter.host !== undefined && c.filter.host !== host) continue;
+      if (c.filter.job !== undefined) continue;
+      const last = c.usage.sentAt.get(host);
+      if (last !== undefined && now - last < c.usage.intervalMs - slack) continue;
+      const out: Buffer[] = [];
+      for (let i = 0; i < p.containers.length; i++) {
+        if (c.filter.container !== undefined && p.containers[i]!.name !== c.filter.container) continue;
+        out.push(frameOf(i));
+      }
+      c.usage.sentAt.set(host, now);
+      if (out.length === 0) continue;
+      if (c.ws.bufferedAmount > this.opts.maxBufferedBytes) {
+        this.stats.slowClosed++;
+        c.ws.close(4008, `too slow: resume with since=${c.floor}`);
+        this.clients.delete(c);
+        continue;
+      }
+      c.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+      this.stats.usageDelivered += out.length;
     }
   }
 
@@ -334,11 +399,21 @@ export class EventHub {
       floor: start,
       alive: true,
       pingSlot: this.nextPingSlot++ % PING_SLICES,
+      usage: filter.types.exact.has(USAGE_EVENT)
+        ? { intervalMs: filter.usageIntervalMs ?? 0, sentAt: new Map() }
+        : null,
     };
     this.clients.add(c);
+    if (c.usage) this.usageClients++;
+    let gone = false;
+    const drop = () => {
+      this.clients.delete(c);
+      if (c.usage && !gone) this.usageClients--;
+      gone = true;
+    };
     ws.on('pong', () => (c.alive = true));
-    ws.on('close', () => this.clients.delete(c));
-    ws.on('error', () => this.clients.delete(c));
+    ws.on('close', drop);
+    ws.on('error', drop);
     // Clients only listen; anything they send is ignored (maxPayload bounds it).
     ws.on('message', () => undefined);
     ws.send(JSON.stringify({ type: 'hello', cursor: start }));

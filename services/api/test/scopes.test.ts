@@ -24,6 +24,7 @@ const OTHER_ROUTES: Record<string, Scope | 'public'> = {
   'GET /v1/containers/{name}': 'read',
   'GET /v1/containers/{name}/snapshots': 'read',
   'GET /v1/containers/{name}/config': 'read',
+  'GET /v1/containers/{name}/state': 'read',
   'GET /v1/jobs': 'read',
   'GET /v1/jobs/{id}': 'read',
   'GET /v1/jobs/{id}/wait': 'read',

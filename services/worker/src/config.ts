@@ -27,6 +27,10 @@ export interface WorkerConfig {
   maxJobsInFlight: number;
   heartbeatMs: number;
   inventoryMs: number;
+  /** Period of the usage collection (usage.ts). */
+  usageIntervalMs: number;
+  /** How often a container's disk use is measured again. */
+  usageDiskIntervalMs: number;
   /** BullMQ lock: a job whose worker stops renewing it for this long is re-run (stalled). */
   lockMs: number;
   jobRetentionSec: number;
@@ -105,6 +109,8 @@ export function workerConfig(
     maxJobsInFlight: setting(env, 'LXCQ_MAX_JOBS_IN_FLIGHT'),
     heartbeatMs: setting(env, 'LXCQ_HEARTBEAT_MS'),
     inventoryMs: setting(env, 'LXCQ_INVENTORY_MS'),
+    usageIntervalMs: setting(env, 'LXCQ_USAGE_INTERVAL_MS'),
+    usageDiskIntervalMs: setting(env, 'LXCQ_USAGE_DISK_INTERVAL_MS'),
     lockMs: setting(env, 'LXCQ_LOCK_MS'),
     jobRetentionSec: setting(env, 'LXCQ_JOB_RETENTION_S'),
     maxExecOutputBytes: setting(env, 'LXCQ_EXEC_MAX_OUTPUT'),

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { OperationName } from '@lxcq/shared';
+import type { ContainerUsage, OperationName } from '@lxcq/shared';
 
 /** What the worker's gauges read at scrape time (the worker keeps these numbers anyway). */
 export interface WorkerGaugeSources {
@@ -160,6 +160,116 @@ export class WorkerMetrics {
         this.set(max);
       },
     });
+  }
+
+  /**
+   * Per-container usage series (labels `name` and `host`), served from the worker's last usage
+   * pass: a scrape reads no kernel file. Stopped containers have their disk series and
+   * `lxcq_container_running 0`; series of a container gone from the host go with it.
+   */
+  containerUsage(last: () => { containers: ContainerUsage[] } | null): void {
+    const registers = [this.registry];
+    const each = (fn: (c: ContainerUsage) => void) => {
+      for (const c of last()?.containers ?? []) fn(c);
+    };
+    const gauge = (name: string, help: string, value: (c: ContainerUsage) => number | null | undefined) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['name'],
+        registers,
+        collect() {
+          this.reset();
+          each((c) => {
+            const v = value(c);
+            if (v !== null && v !== undefined && Number.isFinite(v)) this.set({ name: c.name }, v);
+          });
+        },
+      });
+    const counter = (name: string, help: string, value: (c: ContainerUsage) => number | undefined) =>
+      new Counter({
+        name,
+        help,
+        labelNames: ['name'],
+        registers,
+        collect() {
+          this.reset();
+          each((c) => {
+            const v = value(c);
+            if (v !== undefined) this.inc({ name: c.name }, v);
+          });
+        },
+      });
+    gauge(
+      'lxcq_container_running',
+      'Whether the container runs (1) or is stopped (0), at the last usage pass.',
+      (c) => (c.state === 'STOPPED' ? 0 : 1),
+    );
+    gauge(
+      'lxcq_container_uptime_seconds',
+      'Seconds since the container init started.',
+      (c) => c.uptimeSeconds,
+    );
+    counter(
+      'lxcq_container_cpu_seconds_total',
+      'CPU time the container used since it started (user + system), from its cgroup.',
+      (c) => c.cpu?.seconds,
+    );
+    gauge(
+      'lxcq_container_cpu_limit_cores',
+      'The CPU limit in force, in cores (CFS quota / period, or the cpuset size); absent when unlimited.',
+      (c) => c.cpu?.limitCores,
+    );
+    gauge(
+      'lxcq_container_memory_bytes',
+      "The container cgroup's memory usage (anonymous memory and page cache, tmpfs included).",
+      (c) => c.memory?.bytes,
+    );
+    gauge(
+      'lxcq_container_memory_peak_bytes',
+      'The highest memory usage since the container started.',
+      (c) => c.memory?.peakBytes,
+    );
+    gauge(
+      'lxcq_container_memory_cache_bytes',
+      'Page cache (files and tmpfs) within the memory usage.',
+      (c) => c.memory?.cacheBytes,
+    );
+    gauge('lxcq_container_memory_swap_bytes', 'Swap used by the container.', (c) => c.memory?.swapBytes);
+    gauge(
+      'lxcq_container_memory_limit_bytes',
+      'The memory limit in force; absent when unlimited.',
+      (c) => c.memory?.limitBytes,
+    );
+    gauge('lxcq_container_pids', 'Processes and threads in the container.', (c) => c.pids?.current);
+    gauge(
+      'lxcq_container_pids_limit',
+      'The pids limit in force; absent when unlimited.',
+      (c) => c.pids?.limit,
+    );
+    gauge(
+      'lxcq_container_disk_used_bytes',
+      'Disk used by the container rootfs (du of a dir rootfs, measured every LXCQ_USAGE_DISK_INTERVAL_MS).',
+      (c) => c.disk?.usedBytes,
+    );
+    for (const dir of ['receive', 'transmit'] as const) {
+      for (const what of ['bytes', 'packets', 'errors', 'drops'] as const) {
+        const side = dir === 'receive' ? 'rx' : 'tx';
+        new Counter({
+          name: `lxcq_container_network_${dir}_${what}_total`,
+          help: `${what[0]?.toUpperCase()}${what.slice(1)} ${dir === 'receive' ? 'received' : 'sent'} by each interface of the container, as its network namespace counts them.`,
+          labelNames: ['name', 'interface'],
+          registers,
+          collect() {
+            this.reset();
+            each((c) => {
+              for (const [nic, u] of Object.entries(c.network ?? {}))
+                this.inc({ name: c.name, interface: nic }, u[side][what]);
+            });
+          },
+        });
+      }
+    }
   }
 
   jobEnded(operation: OperationName, outcome: 'completed' | 'failed', seconds: number, code?: string): void {

@@ -23,6 +23,8 @@ import {
   type PayloadOf,
   type QueuedJobData,
   type StoredJob,
+  type UsagePublished,
+  USAGE_PASS_FIELD,
 } from '@lxcq/shared';
 import { Compile } from 'typebox/compile';
 import {
@@ -58,6 +60,7 @@ import { letContainerRootsThrough } from './idmap.ts';
 import { killLeftoverTools, toolLogDir } from './leftovers.ts';
 import { checkpointDir } from './paths.ts';
 import { StateMonitor } from './monitor.ts';
+import { UsageCollector, type KnownContainer } from './usage.ts';
 import { WorkerMetrics } from './metrics.ts';
 import { LxcPool } from './pool.ts';
 import type { RawContainerInfo } from './protocol.ts';
@@ -130,6 +133,13 @@ export class LxcqWorker {
   metricsAddress?: string;
   /** Jobs taken from the queue and not ended (waiting for their container, or running). */
   private jobsInFlight = 0;
+  /**
+   * This host's containers as its registry records say, kept as the worker writes them: the
+   * usage collector's list, and the host's container and running counts, which so follow every
+   * change at once instead of the next inventory.
+   */
+  private readonly known = new Map<string, KnownContainer>();
+  readonly usage: UsageCollector;
 
   constructor(deps: WorkerDeps) {
     this.config = deps.config;
@@ -155,6 +165,61 @@ export class LxcqWorker {
       { topContainers: this.config.metricsTopContainers },
     );
     this.pool.observer = (fn, wait, run) => this.metrics.lxcStep(fn, wait, run);
+    this.usage = new UsageCollector({
+      hostId: this.config.hostId,
+      lxcpath: this.config.lxcpath,
+      intervalMs: this.config.usageIntervalMs,
+      diskIntervalMs: this.config.usageDiskIntervalMs,
+      containers: () => this.known.values(),
+      write: (pass, containers) => this.writeUsage({ pass, containers }),
+      log: this.log,
+    });
+    this.metrics.containerUsage(() => this.usage.last);
+  }
+
+  /**
+   * Stores a usage pass: the host's usage hash rewritten whole (it expires when passes stop,
+   * so a dead worker's figures are not served as current), then published for container.usage.
+   */
+  private async writeUsage(p: UsagePublished): Promise<void> {
+    const key = this.keys.usage(this.config.hostId);
+    const pass = JSON.stringify(p.pass);
+    const fields: string[] = [USAGE_PASS_FIELD, pass];
+    const each: string[] = [];
+    for (const c of p.containers) {
+      const json = JSON.stringify(c);
+      fields.push(c.name, json);
+      each.push(json);
+    }
+    const m = this.redis.multi();
+    m.del(key);
+    m.hset(key, ...fields);
+    m.pexpire(key, this.config.usageIntervalMs * 3 + 10_000);
+    // the UsagePublished JSON, from the pieces serialised once above
+    m.publish(this.keys.usageChannel, `{"pass":${pass},"containers":[${each.join(',')}]}`);
+    await m.exec();
+  }
+
+  /** Records that the registry now holds `info` for this host (see `known`). */
+  private remember(info: ContainerInfo): void {
+    this.known.set(info.name, {
+      name: info.name,
+      state: info.state,
+      ...(info.pid !== undefined ? { pid: info.pid } : {}),
+      ...(info.config ? { config: info.config } : {}),
+    });
+    this.recount();
+  }
+
+  private forget(name: string): void {
+    if (this.known.delete(name)) this.recount();
+  }
+
+  private recount(): void {
+    let running = 0;
+    for (const c of this.known.values()) if (c.state !== 'STOPPED') running++;
+    this.containerCount = this.known.size;
+    this.runningCount = running;
   }
 
   async start(): Promise<void> {
@@ -183,6 +248,7 @@ export class LxcqWorker {
       { host: this.config.hostId },
     );
     await this.inventory();
+    this.usage.start();
     const connection = redisClient(this.config.redisUrl, { maxRetriesPerRequest: null });
     logRedisConnection(connection, 'worker-queue', this.log);
     this.queue = new Queue(this.keys.queue(this.config.hostId), {
@@ -399,6 +465,7 @@ export class LxcqWorker {
     const info = this.toInfo(raw);
     this.announced.set(grant.newName, info.state);
     await this.store.putContainer(info);
+    this.remember(info);
     const refs = { host: this.config.hostId, container: grant.newName, job: grant.job };
     if (grant.mode === 'clone') await this.store.addEvent('container.created', { source: 'api' }, refs);
     else await this.store.addEvent('container.moved', { from: grant.from, to: grant.to }, refs);
@@ -476,6 +543,7 @@ export class LxcqWorker {
     if (this.closing) return;
     this.closing = true;
     for (const t of this.timers) clearInterval(t);
+    await this.usage.stop();
     await this.closeQueueWorker();
     // Each step that needs Redis gets a bound: with the connection reconnecting it could wait for
     // ever, and once no job runs a stop must end.
@@ -557,6 +625,7 @@ export class LxcqWorker {
         freeMemoryBytes: freemem(),
         containers,
         running: this.runningCount,
+        usageIntervalMs: this.config.usageIntervalMs,
         loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
         // Cumulative since start(). The histogram records the time between its 10 ms timer's
         // ticks, so the interval itself is taken off to leave the delay.
@@ -624,6 +693,7 @@ export class LxcqWorker {
     if (before && before.host !== this.config.hostId && raw.defined) {
       // Names are global: a container of this name lives on another host, and its record is that
       // host's. Never take it over (a stale copy here must not steal a moved container back).
+      this.forget(name);
       if (!this.conflicts.has(name)) {
         this.conflicts.add(name);
         this.log.warn(
@@ -635,6 +705,7 @@ export class LxcqWorker {
     }
     this.conflicts.delete(name);
     if (!raw.defined || readMarker(this.config.lxcpath, name) !== null) {
+      this.forget(name);
       if (before && before.host === this.config.hostId) {
         await this.store.deleteContainer(name);
         await this.store.addEvent('container.destroyed', { source }, refs);
@@ -643,6 +714,7 @@ export class LxcqWorker {
     }
     const info = this.toInfo(raw);
     await this.store.putContainer(info);
+    this.remember(info);
     if (!before || before.host !== this.config.hostId)
       await this.store.addEvent('container.created', { source }, refs);
     if (info.broken && info.broken !== before?.broken) {
@@ -671,7 +743,6 @@ export class LxcqWorker {
         const startedAt = Date.now();
         const names = await this.pool.call({ fn: 'list', lxcpath: this.config.lxcpath });
         const mine = new Set(names);
-        let running = 0;
         for (const name of names) {
           // A container a job is working on is refreshed by that job when it ends; holding its
           // lock meanwhile keeps a job from starting on it before this refresh is written.
@@ -682,11 +753,7 @@ export class LxcqWorker {
           } finally {
             release();
           }
-          const c = await this.store.getContainer(name);
-          if (c && c.state !== 'STOPPED') running++;
         }
-        this.runningCount = running;
-        this.containerCount = names.length;
         for (const c of await this.store.listContainers()) {
           if (c.host !== this.config.hostId || mine.has(c.name)) continue;
           const release = this.locks.tryAcquire([c.name]);
@@ -701,6 +768,7 @@ export class LxcqWorker {
             const cur = await this.store.getContainer(c.name);
             if (!cur || Date.parse(cur.updatedAt) >= startedAt) continue;
             await this.store.deleteContainer(c.name);
+            this.forget(c.name);
             await this.store.addEvent(
               'container.destroyed',
               { source: 'external' },

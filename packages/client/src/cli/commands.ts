@@ -3,6 +3,7 @@ import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import type {
   ContainerInfo,
   ContainerState,
+  ContainerUsage,
   Job,
   JobState,
   OperationName,
@@ -26,8 +27,12 @@ import {
   hostRow,
   jobDetails,
   jobRow,
+  sortUsage,
   table,
+  topTable,
+  usageDetails,
   type Output,
+  type TopSort,
 } from './output.ts';
 
 /** What every command needs: output, a client (built on first use), and where to put the exit code. */
@@ -320,9 +325,97 @@ server, wrong token), exec: the command's own exit code.`,
     .description('show one container')
     .argument('<name>')
     .action(async (name: string) => {
-      const c = await ctx.client().containers.get(name);
+      const client = ctx.client();
+      const [c, usage] = await Promise.all([client.containers.get(name), client.containers.state(name)]);
       const out = ctx.out();
-      out.print(c, () => out.line(containerDetails(c)));
+      out.print({ ...c, usage }, () => {
+        out.line(containerDetails(c));
+        out.line(usageDetails(usage));
+      });
+    });
+
+  program
+    .command('top')
+    .description(
+      'what each container uses: a live table of CPU, memory, pids, network and disk (q or Ctrl-C ends it)',
+    )
+    .addOption(
+      new Option('--sort <key>', 'sort by').choices(['cpu', 'memory', 'rx', 'tx', 'name']).default('cpu'),
+    )
+    .option('--host <host>', 'only containers on this host')
+    .option('--interval <seconds>', 'seconds between updates (never oftener than the hosts collect)', '5')
+    .option('--once', 'print the table once and end (implied by --json)')
+    .action(async (o: { sort: TopSort; host?: string; interval: string; once?: boolean }) => {
+      const interval = Number(o.interval);
+      if (!Number.isInteger(interval) || interval < 1 || interval > 86400)
+        throw new UsageError('--interval: a whole number of seconds from 1 to 86400');
+      const client = ctx.client();
+      const out = ctx.out();
+      const rows = new Map<string, ContainerUsage & { host: string }>();
+      const list = await client.containers.list(o.host !== undefined ? { host: o.host } : {});
+      const queue = [...list];
+      await Promise.all(
+        Array.from({ length: Math.min(8, queue.length) }, async () => {
+          for (let c = queue.shift(); c; c = queue.shift()) {
+            const s = await client.containers.state(c.name).catch(() => null);
+            if (s) rows.set(c.name, { ...s, collectedAt: s.collectedAt ?? '' });
+          }
+        }),
+      );
+      const sorted = () => sortUsage([...rows.values()], o.sort);
+      if (out.json || o.once) {
+        out.print(sorted(), () => out.line(topTable(sorted(), (u) => u.host)));
+        return;
+      }
+      const draw = () => {
+        const now = new Date().toISOString().slice(11, 19);
+        out.stdout.write(
+          `\x1b[H\x1b[2J lxcq top  ${now}  ${rows.size} containers  sorted by ${o.sort}  (q to quit)\n\n${topTable(sorted(), (u) => u.host)}\n`,
+        );
+      };
+      draw();
+      const stream = client.events({
+        types: ['container.usage'],
+        interval,
+        ...(o.host !== undefined ? { host: o.host } : {}),
+      });
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const stdin = process.stdin;
+      const onKey = (b: Buffer) => {
+        const k = b.toString();
+        if (k === 'q' || k === '\u0003') stream.close();
+        const keys: Record<string, TopSort> = { c: 'cpu', m: 'memory', r: 'rx', t: 'tx', n: 'name' };
+        if (keys[k]) {
+          o.sort = keys[k];
+          draw();
+        }
+      };
+      if (stdin.isTTY) {
+        stdin.setRawMode(true);
+        stdin.on('data', onKey);
+      }
+      try {
+        for await (const item of stream) {
+          if (isResync(item) || item.type !== 'container.usage' || !item.host) continue;
+          const u = item.data;
+          rows.set(u.name, { ...u, host: item.host });
+          // A container a host's pass no longer lists is gone from that host.
+          for (const [n, r] of rows)
+            if (r.host === item.host && r.collectedAt < u.collectedAt) rows.delete(n);
+          timer ??= setTimeout(() => {
+            timer = null;
+            draw();
+          }, 100);
+        }
+      } finally {
+        if (timer) clearTimeout(timer);
+        if (stdin.isTTY) {
+          stdin.off('data', onKey);
+          stdin.setRawMode(false);
+          stdin.pause();
+        }
+        stream.close();
+      }
     });
 
   mutating(program.command('create'))

@@ -1,4 +1,4 @@
-import type { ContainerInfo, HostInfo, Job } from '@lxcq/shared';
+import type { ContainerInfo, ContainerStateReport, ContainerUsage, HostInfo, Job } from '@lxcq/shared';
 import type { EventOf } from '../events.ts';
 
 /** Where the CLI writes: stdout for results, stderr for progress and errors. */
@@ -208,6 +208,9 @@ export function eventLine(e: EventOf): string {
     case 'job.cancelled':
       what = e.data.operation;
       break;
+    case 'container.usage':
+      what = usageLine(e.data);
+      break;
     case 'host.online':
       what = 'online';
       break;
@@ -223,4 +226,107 @@ export function eventLine(e: EventOf): string {
   }
   const job = e.job ? `  job ${e.job}` : '';
   return `${e.time}  ${e.type.padEnd(19)}  ${where}  ${what}${job}`;
+}
+
+// ---- usage ----
+
+/** `42%` of one core, with the limit when there is one: `42%/200%`. */
+export function cpuText(cpu: ContainerUsage['cpu']): string {
+  if (!cpu) return '-';
+  const pct = cpu.percent === null ? '-' : `${cpu.percent.toFixed(cpu.percent < 10 ? 1 : 0)}%`;
+  return cpu.limitCores !== null ? `${pct}/${Math.round(cpu.limitCores * 100)}%` : pct;
+}
+
+/** Memory use with the limit next to it, and `!` at 90% of the limit or more. */
+export function memoryText(m: ContainerUsage['memory']): string {
+  if (!m) return '-';
+  if (m.limitBytes === null) return bytes(m.bytes);
+  return `${bytes(m.bytes)}/${bytes(m.limitBytes)}${m.bytes >= m.limitBytes * 0.9 ? ' !' : ''}`;
+}
+
+/** Bytes received and sent over every interface but `lo`. */
+export function networkTotals(u: Pick<ContainerUsage, 'network'>): { rx: number; tx: number } {
+  let rx = 0;
+  let tx = 0;
+  for (const [nic, c] of Object.entries(u.network ?? {})) {
+    if (nic === 'lo') continue;
+    rx += c.rx.bytes;
+    tx += c.tx.bytes;
+  }
+  return { rx, tx };
+}
+
+export function usageLine(u: ContainerUsage): string {
+  if (u.state === 'STOPPED') return `stopped, disk ${u.disk ? bytes(u.disk.usedBytes) : '-'}`;
+  const n = networkTotals(u);
+  return `cpu ${cpuText(u.cpu)}  mem ${memoryText(u.memory)}  pids ${u.pids?.current ?? '-'}  rx ${bytes(n.rx)} tx ${bytes(n.tx)}`;
+}
+
+/** `lxcq show` with usage: the state report as key: value lines. */
+export function usageDetails(s: ContainerStateReport): string {
+  if (s.collectedAt === null)
+    return keyValues([
+      ['usage', `none yet (host ${s.host} has no recent usage pass: is its worker running?)`],
+    ]);
+  const pairs: [string, string][] = [];
+  if (s.cpu)
+    pairs.push([
+      'cpu',
+      `${cpuText(s.cpu)} of one core (limit ${s.cpu.limitCores === null ? 'none' : `${s.cpu.limitCores} cores`}), ${s.cpu.seconds.toFixed(1)} s in all`,
+    ]);
+  if (s.memory) {
+    const m = s.memory;
+    pairs.push([
+      'memory',
+      `${bytes(m.bytes)} (limit ${m.limitBytes === null ? 'none' : bytes(m.limitBytes)}), peak ${m.peakBytes === null ? '-' : bytes(m.peakBytes)}, cache ${bytes(m.cacheBytes)}, swap ${m.swapBytes === null ? '-' : bytes(m.swapBytes)}`,
+    ]);
+  }
+  if (s.pids) pairs.push(['pids', `${s.pids.current} (limit ${s.pids.limit ?? 'none'})`]);
+  for (const [nic, c] of Object.entries(s.network ?? {}))
+    pairs.push([
+      `net ${nic}`,
+      `rx ${bytes(c.rx.bytes)} ${c.rx.packets} pkts ${c.rx.errors} err ${c.rx.drops} drop, tx ${bytes(c.tx.bytes)} ${c.tx.packets} pkts ${c.tx.errors} err ${c.tx.drops} drop`,
+    ]);
+  pairs.push([
+    'disk',
+    s.disk ? `${bytes(s.disk.usedBytes)} (measured ${s.disk.measuredAt})` : 'not measured yet',
+  ]);
+  if (s.uptimeSeconds !== undefined) pairs.push(['uptime', `${Math.round(s.uptimeSeconds)} s`]);
+  pairs.push(['collected', s.collectedAt]);
+  return keyValues(pairs);
+}
+
+export type TopSort = 'cpu' | 'memory' | 'rx' | 'tx' | 'name';
+
+/** Sorts rows for `lxcq top`: biggest first (by name: alphabetical). */
+export function sortUsage<T extends ContainerUsage>(rows: T[], by: TopSort): T[] {
+  const key = (u: ContainerUsage): number =>
+    by === 'cpu'
+      ? (u.cpu?.percent ?? -1)
+      : by === 'memory'
+        ? (u.memory?.bytes ?? -1)
+        : by === 'rx'
+          ? networkTotals(u).rx
+          : networkTotals(u).tx;
+  return [...rows].sort((a, b) => (by === 'name' ? 0 : key(b) - key(a)) || a.name.localeCompare(b.name));
+}
+
+export function topTable<T extends ContainerUsage>(rows: T[], hostOf: (u: T) => string): string {
+  return table(
+    ['NAME', 'HOST', 'STATE', 'CPU', 'MEMORY', 'PIDS', 'RX', 'TX', 'DISK'],
+    rows.map((u) => {
+      const n = networkTotals(u);
+      return [
+        u.name,
+        hostOf(u),
+        u.state,
+        cpuText(u.cpu),
+        memoryText(u.memory),
+        u.pids ? String(u.pids.current) : '-',
+        u.network ? bytes(n.rx) : '-',
+        u.network ? bytes(n.tx) : '-',
+        u.disk ? bytes(u.disk.usedBytes) : '-',
+      ];
+    }),
+  );
 }

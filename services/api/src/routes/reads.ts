@@ -1,11 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import Type from 'typebox';
-import { isFinal, LxcqError, type JobState } from '@lxcq/shared';
+import { isFinal, LxcqError, type HostInfo, type JobState } from '@lxcq/shared';
 import type { ApiContext } from '../context.ts';
 import { checkHealth } from '../health.ts';
 import {
   ContainerInfo,
+  ContainerStateSchema,
   ErrorSchema,
+  HostTotals,
   HostParams,
   IdParams,
   JobSchema,
@@ -24,6 +26,7 @@ const Host = Type.Object({
   /** Where the host's worker serves Prometheus metrics, when it does (LXCQ_METRICS_BIND). */
   metrics: Type.Optional(Type.String()),
   capabilities: Type.Record(Type.String(), Type.Unknown()),
+  totals: Type.Optional(HostTotals),
 });
 const HealthSchema = Type.Object({
   status: Type.Union([Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('unavailable')]),
@@ -66,10 +69,36 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
+  /**
+   * Hosts with their totals: container and running counts from the registry, which every worker
+   * rewrites as a container changes (so they are current at once, where the heartbeat's counts
+   * trail by up to a heartbeat), and CPU and memory from the host's last usage pass. The
+   * heartbeat's `capabilities.containers` and `running` are replaced by the registry's too.
+   */
+  const withTotals = async (hosts: HostInfo[]) => {
+    const containers = await ctx.store.listContainers();
+    const passes = await ctx.store.usagePasses(hosts.map((h) => h.id));
+    return hosts.map((h) => {
+      const mine = containers.filter((c) => c.host === h.id);
+      const running = mine.filter((c) => c.state !== 'STOPPED').length;
+      const pass = passes.get(h.id) ?? null;
+      return {
+        ...h,
+        capabilities: { ...h.capabilities, containers: mine.length, running },
+        totals: {
+          containers: mine.length,
+          running,
+          cpuPercent: pass?.cpuPercent ?? null,
+          memoryBytes: pass?.memoryBytes ?? null,
+          usageCollectedAt: pass?.at ?? null,
+        },
+      };
+    });
+  };
   app.get(
     '/v1/hosts',
     { config: { scope: 'read' }, schema: { tags: ['hosts'], response: { 200: Type.Array(Host), ...err } } },
-    async () => ctx.store.listHosts(ctx.config.hostOfflineMs),
+    async () => withTotals(await ctx.store.listHosts(ctx.config.hostOfflineMs)),
   );
   app.get(
     '/v1/hosts/:id',
@@ -81,7 +110,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const { id } = req.params as { id: string };
       const h = await ctx.store.getHost(id, ctx.config.hostOfflineMs);
       if (!h) throw new LxcqError('LXCQ_HOST_NOT_FOUND', `No host ${id} has registered.`);
-      return h;
+      return (await withTotals([h]))[0];
     },
   );
   for (const [action, draining] of [
@@ -198,6 +227,36 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: { tags: ['containers'], params: NameParams, response: { 200: ContainerInfo, ...err } },
     },
     async (req) => getContainer((req.params as { name: string }).name),
+  );
+  app.get(
+    '/v1/containers/:name/state',
+    {
+      config: { scope: 'read' },
+      schema: {
+        tags: ['containers'],
+        summary:
+          'What the container uses: CPU, memory, pids, network, disk, uptime, with the limits in force',
+        description:
+          "From its host's last usage pass (every LXCQ_USAGE_INTERVAL_MS). A stopped container has `disk` only; `collectedAt: null` when its host has no recent pass (worker down or just started).",
+        params: NameParams,
+        response: { 200: ContainerStateSchema, ...err },
+      },
+    },
+    async (req) => {
+      const c = await getContainer((req.params as { name: string }).name);
+      const { pass, usage } = await ctx.store.containerUsage(c.host, c.name);
+      // The registry's state is the current one; the figures are the pass's.
+      const running = c.state !== 'STOPPED';
+      return {
+        ...(usage && running ? usage : {}),
+        name: c.name,
+        host: c.host,
+        state: c.state,
+        collectedAt: usage?.collectedAt ?? null,
+        intervalMs: pass?.intervalMs ?? null,
+        disk: usage?.disk ?? null,
+      };
+    },
   );
   app.get(
     '/v1/containers/:name/snapshots',
