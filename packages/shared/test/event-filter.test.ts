@@ -115,6 +115,25 @@ describe('event filters', () => {
       `Invalid types: "nope" is not an event type (${EVENT_TYPES.join(', ')}).`,
     );
   });
+  it('lets an event through whatever it names when the filter does not ask for it', () => {
+    const any = parseEventFilter({});
+    expect(matchesFilter(any, ev('job.queued', 'web1', 'h1', JOB))).toBe(true);
+    const byHost = parseEventFilter({ host: 'h1' });
+    expect(matchesFilter(byHost, ev('job.queued', 'web9', 'h1', JOB))).toBe(true);
+    const byJob = parseEventFilter({ job: JOB });
+    expect(matchesFilter(byJob, ev('job.queued', 'web9', 'h9', JOB))).toBe(true);
+    const byContainer = parseEventFilter({ container: 'web1' });
+    expect(matchesFilter(byContainer, ev('job.queued', 'web1', 'h9', JOB))).toBe(true);
+  });
+  it('applies a list of exact types alone, and of prefixes alone, any of them matching', () => {
+    const exact = parseEventFilter({ types: 'job.queued' });
+    expect(matchesFilter(exact, ev('job.queued'))).toBe(true);
+    expect(matchesFilter(exact, ev('job.active'))).toBe(false);
+    const prefixes = parseEventFilter({ types: 'job.*,host.*' });
+    expect(matchesFilter(prefixes, ev('host.online'))).toBe(true);
+    expect(matchesFilter(prefixes, ev('job.active'))).toBe(true);
+    expect(matchesFilter(prefixes, ev('container.state'))).toBe(false);
+  });
   it('orders cursors numerically, not as strings', () => {
     expect(compareCursors('9-0', '10-0')).toBe(-1);
     expect(compareCursors('10-2', '10-10')).toBe(-1);
@@ -122,8 +141,15 @@ describe('event filters', () => {
     expect(compareCursors('1764374400001-0', '1764374400000-99')).toBe(1);
   });
   it('agrees with BigInt arithmetic on 20,000 random pairs (huge, zero-padded, without seq)', () => {
+    // mulberry32: 32-bit integer arithmetic throughout (an LCG in float arithmetic loses its low
+    // bits past 2^53 and had collapsed to 44 distinct ids)
     let seed = 42;
-    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const rnd = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
     const num = () =>
       rnd(4) === 0
         ? String(rnd(12))
@@ -135,10 +161,15 @@ describe('event filters', () => {
       const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
       return d === 0n ? 0 : d < 0n ? -1 : 1;
     };
+    const seen = new Set<string>();
     for (let i = 0; i < 20_000; i++) {
       const a = id();
       const b = rnd(5) === 0 ? a : id();
+      seen.add(a);
       expect([a, b, compareCursors(a, b)]).toEqual([a, b, ref(a, b)]);
     }
+    // the pairs are varied: thousands of ids, zero-padded ones among them
+    expect(seen.size).toBeGreaterThan(10_000);
+    expect([...seen].filter((x) => /(^|-)0\d/.test(x)).length).toBeGreaterThan(100);
   });
 });
