@@ -101,7 +101,7 @@ describe('API and worker settings', () => {
     const r = await run('services/api/src/server.ts', { LXCQ_CONFIG_FILE: file });
     expect(r.code).toBe(2);
     expect(r.out).toContain(
-      `LXCQ_REDIS_URL (value hidden) must be redis://[:password@]host:port[/db], rediss://... (TLS), redis-sentinel://host:port[,host:port...]/<master name> or the absolute path of a unix socket (set in ${file} line 2).`,
+      `LXCQ_REDIS_URL (value hidden) must be redis://[:password@]host:port[/db], rediss://... (TLS), redis-sentinel://host:port[,host:port...]/<master name>, redis-cluster://host:port[,host:port...] or the absolute path of a unix socket (set in ${file} line 2).`,
     );
     expect(r.out).not.toContain('p4ssw0rd');
   });
