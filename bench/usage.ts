@@ -12,7 +12,7 @@
  * Everything made is removed at the end, also on Ctrl-C.
  *
  * With LXCQ_BENCH_LXD=<n> (e.g. 100), LXD 5.0 the same run as a reference: its own daemon (Debian's
- * lxd, installed with apt when missing; see services/api/bench/lxd.ts), n running busybox
+ * lxd, installed with apt when missing; see bench/lxd.ts), n running busybox
  * instances with no NIC, then `GET /1.0/instances/<name>/state` of each (3 rounds) and
  * `GET /1.0/metrics` (5 scrapes): wall time per call and the daemon's CPU (its own and its
  * waited-for children's, from /proc/<pid>/stat) per container.
