@@ -70,8 +70,12 @@ async function ordinary(name: string, prepare?: () => Promise<void>): Promise<vo
   writeFileSync(join(rootfs, 'count-exec.sh'), COUNT_SH('/count-exec'));
   j = await s.run('POST', `/v1/containers/${name}/start`);
   expect(j.result, JSON.stringify(j.error)).toMatchObject({ state: 'RUNNING' });
-  // A process a user starts by hand: its own session, detached from the exec.
-  j = await s.run('POST', `/v1/containers/${name}/exec`, {
+  await startExecCounter(name);
+}
+
+/** A process a user starts by hand: its own session, detached from the exec; waits for both counters. */
+async function startExecCounter(name: string): Promise<void> {
+  const j = await s.run('POST', `/v1/containers/${name}/exec`, {
     argv: ['sh', '-c', 'setsid sh /count-exec.sh </dev/null >/dev/null 2>&1 &'],
   });
   expect(j.state, JSON.stringify(j.error)).toBe('completed');
@@ -136,55 +140,65 @@ describe('an ordinary container (busybox template, veth on lxcbr0, its own init)
     await s.run('DELETE', '/v1/containers/plainp');
   });
 
-  // The live move of this container worked every time on the machines of the last sessions
-  // (5 of 5 here), but once in CI CRIU's restore failed ("mnt: Can't bind-mount at
-  // .../dev/lxc/console: No such file or directory", the console LXC's common.conf puts under
-  // /dev/lxc). Both outcomes are checked: a move that works must keep both counters going, both
-  // ways, and checkpoint and restore it; a move that fails must leave the container RUNNING on its
-  // source with a documented code, and its cause is printed, so the failure stays visible.
-  it('moves live to h2 and back, both counters going on; checkpoint (stop and no stop) and restore; or, when CRIU cannot restore it, stays RUNNING on h1', async () => {
+  // The live move of this container works most times here, but CRIU's restore fails now and then
+  // on the console's pty: once "mnt: Can't bind-mount at .../dev/lxc/console: No such file or
+  // directory" (the first leg), once "mnt: Can't re-create deleted file /dev/pts/1: Permission
+  // denied" (the leg back, after a restore). Both outcomes are checked, on either leg: a move that
+  // works must keep both counters going, both ways, and checkpoint and restore it; a move that
+  // fails must leave the container RUNNING on the host it left, with a documented code and nothing
+  // on the target, and its cause is printed, so the failure stays visible (docs/live-migration.md).
+  it('moves live to h2 and back, both counters going on; checkpoint (stop and no stop) and restore; or, when CRIU cannot restore it, stays RUNNING where it was', async () => {
     await ordinary('o1');
-    let before = await counters('o1');
-    let j = await s.run('POST', '/v1/containers/o1/migrate', { targetHost: 'h2', live: true });
-    if (j.state === 'failed') {
-      console.warn(`LIVE MOVE OF AN ORDINARY CONTAINER FAILED HERE: ${JSON.stringify(j.error)}`);
-      expect(Object.keys(ERROR_CODES)).toContain(j.error?.code);
-      expect(j.error?.code).not.toBe('LXCQ_INTERNAL');
-      const back = await s.http<{ host: string; state: string }>('GET', '/v1/containers/o1');
-      expect(back.body).toMatchObject({ host: 'h1', state: 'RUNNING' });
-      expect(s.lxcState('o1')).toBe('RUNNING');
-      expect(ls(h2path)).not.toContain('o1');
-      await s.run('DELETE', '/v1/containers/o1?force=true');
-      return;
-    }
-    expect(j.state, JSON.stringify(j.error)).toBe('completed');
-    const m = (j.result as { migration: { ms: number; downtimeMs: number } }).migration;
-    console.log(`ordinary container live h1 -> h2: ${m.ms} ms, downtime ${m.downtimeMs} ms`);
-    expect(j.result).toMatchObject({ host: 'h2', state: 'RUNNING' });
-    expect(ls(s.lxcpath)).not.toContain('o1');
-    await countingOn('o1', before);
-
-    before = await counters('o1');
-    j = await s.run('POST', '/v1/containers/o1/migrate', { targetHost: 'h1', live: true });
-    expect(j.state, JSON.stringify(j.error)).toBe('completed');
-    expect(j.result).toMatchObject({ host: 'h1', state: 'RUNNING' });
-    expect(ls(h2path)).not.toContain('o1');
-    await countingOn('o1', before);
-
+    const paths: Record<string, string> = { h1: s.lxcpath, h2: h2path };
+    /** A live move from `from` to `to`: true when it moved; false when it rolled back as documented. */
+    const liveMove = async (from: 'h1' | 'h2', to: 'h1' | 'h2'): Promise<boolean> => {
+      const before = await counters('o1');
+      const j = await s.run('POST', '/v1/containers/o1/migrate', { targetHost: to, live: true });
+      if (j.state === 'failed') {
+        console.warn(
+          `LIVE MOVE ${from} -> ${to} OF AN ORDINARY CONTAINER FAILED HERE: ${JSON.stringify(j.error)}`,
+        );
+        expect(Object.keys(ERROR_CODES)).toContain(j.error?.code);
+        expect(j.error?.code).not.toBe('LXCQ_INTERNAL');
+        const back = await s.http<{ host: string; state: string }>('GET', '/v1/containers/o1');
+        expect(back.body).toMatchObject({ host: from, state: 'RUNNING' });
+        expect(ls(paths[to] as string)).not.toContain('o1');
+        expect(ls(paths[from] as string)).toContain('o1');
+        // A cold start began its processes anew: the one started by hand is gone, start it again.
+        if ((j.error?.details as { coldStarted?: boolean } | undefined)?.coldStarted)
+          await startExecCounter('o1');
+        return false;
+      }
+      expect(j.state, JSON.stringify(j.error)).toBe('completed');
+      const m = (j.result as { migration: { ms: number; downtimeMs: number } }).migration;
+      console.log(`ordinary container live ${from} -> ${to}: ${m.ms} ms, downtime ${m.downtimeMs} ms`);
+      expect(j.result).toMatchObject({ host: to, state: 'RUNNING' });
+      expect(ls(paths[from] as string)).not.toContain('o1');
+      await countingOn('o1', before);
+      return true;
+    };
+    if (await liveMove('h1', 'h2')) await liveMove('h2', 'h1');
+    // Checkpoint and restore it where it is now (h1, or h2 after a move back that rolled back).
+    const where = (await s.http<{ host: 'h1' | 'h2' }>('GET', '/v1/containers/o1')).body.host;
+    const state = () =>
+      execFileSync('lxc-info', ['-P', paths[where] as string, '-n', 'o1', '-sH'], {
+        encoding: 'utf8',
+      }).trim();
+    let j: Job;
     // A checkpoint that leaves it running, then one that stops it, and a restore of the latter.
     j = await s.run('POST', '/v1/containers/o1/checkpoint', { stop: false });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     expect(j.result).toMatchObject({ stopped: false });
-    expect(s.lxcState('o1')).toBe('RUNNING');
+    expect(state()).toBe('RUNNING');
     await sleep(1100); // checkpoint ids have a one-second resolution
-    before = await counters('o1');
+    const before = await counters('o1');
     j = await s.run('POST', '/v1/containers/o1/checkpoint', { stop: true });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
     const cp = (j.result as { checkpoint: string }).checkpoint;
-    expect(s.lxcState('o1')).toBe('STOPPED');
+    expect(state()).toBe('STOPPED');
     j = await s.run('POST', '/v1/containers/o1/restore', { checkpoint: cp });
     expect(j.state, JSON.stringify(j.error)).toBe('completed');
-    expect(s.lxcState('o1')).toBe('RUNNING');
+    expect(state()).toBe('RUNNING');
     await countingOn('o1', before);
     await s.run('DELETE', '/v1/containers/o1?force=true');
   }, 180_000);
