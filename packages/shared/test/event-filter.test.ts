@@ -134,6 +134,17 @@ describe('event filters', () => {
     expect(matchesFilter(prefixes, ev('job.active'))).toBe(true);
     expect(matchesFilter(prefixes, ev('container.state'))).toBe(false);
   });
+  it('takes an interval from 1 to 86400 seconds, and says why it refuses one', () => {
+    const interval = (v: string) =>
+      parseEventFilter({ types: 'container.usage', interval: v }).usageIntervalMs;
+    expect(interval('1')).toBe(1000);
+    expect(interval('86400')).toBe(86_400_000);
+    expect(() => interval('0')).toThrow('Invalid interval: a whole number of seconds from 1 to 86400.');
+    expect(() => interval('86401')).toThrow('Invalid interval: a whole number of seconds from 1 to 86400.');
+    expect(() => parseEventFilter({ types: 'job.*', interval: '5' })).toThrow(
+      'Invalid interval: it applies to container.usage events only: add container.usage to types.',
+    );
+  });
   it('orders cursors numerically, not as strings', () => {
     expect(compareCursors('9-0', '10-0')).toBe(-1);
     expect(compareCursors('10-2', '10-10')).toBe(-1);
