@@ -151,6 +151,8 @@ describe('usage in the dashboard', () => {
       const panel = page.locator('[data-usage-of="busy"]');
       await panel.waitFor({ timeout: 10_000 });
       expect(await panel.locator('[data-chart]').count()).toBe(3);
+      // uPlot makes its canvases after the panel is in the page: wait for the third
+      await panel.locator('canvas').nth(2).waitFor({ timeout: 15_000 });
       expect(await panel.locator('canvas').count()).toBe(3);
       expect(await panel.locator('.u-legend').first().textContent()).toMatch(/CPU/);
       await sleep(3000); // a few more points on the graphs
