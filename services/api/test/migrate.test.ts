@@ -225,8 +225,13 @@ const CRIU_CONFIG = {
 const COUNT_SH = 'i=0\nwhile true; do i=$((i+1)); echo $i > /count; sleep 0.1; done\n';
 
 async function counter(name: string): Promise<number> {
-  const j = await s.run('POST', `/v1/containers/${name}/exec`, { argv: ['cat', '/count'] });
-  return Number((j.result as { stdout: string }).stdout.trim());
+  // `echo $i > /count` truncates before it writes: a read can fall in between (empty), read again
+  for (let i = 0; ; i++) {
+    const j = await s.run('POST', `/v1/containers/${name}/exec`, { argv: ['cat', '/count'] });
+    const out = (j.result as { stdout: string }).stdout.trim();
+    if (out !== '' || i === 5) return Number(out);
+    await sleep(50);
+  }
 }
 
 async function makeCounter(name: string): Promise<void> {
